@@ -1,0 +1,50 @@
+# zksolvency: one entry point for installing, testing and running the demo.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP_PY   := $(VENV)/.installed
+STAMP_NODE := node_modules/.installed
+
+.PHONY: install test demo lint typecheck bench fuzz clean
+
+install: $(STAMP_PY) $(STAMP_NODE)
+
+$(STAMP_PY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# `npm ci` refuses this lock: the foundry packages list optional per-platform binaries that the
+# registry mirror does not carry, so the lock cannot name them. `npm install --no-save` installs
+# exactly the locked versions and leaves package-lock.json untouched.
+$(STAMP_NODE): package.json package-lock.json
+	npm install --no-save --no-audit --no-fund --loglevel=error
+	touch $@
+
+## make test: the whole pytest suite (slow and bench markers excluded).
+test: install
+	$(BIN)/pytest
+
+## make demo: build circuits and keys, prove a sample epoch, publish it on a local anvil, verify one user.
+demo: install
+	$(BIN)/zksolvency demo --workdir demo-out
+
+lint: install
+	$(BIN)/ruff check prover cli tests benchmarks
+	$(BIN)/ruff format --check prover cli tests benchmarks
+
+# mypy reads the installed layout (zksolvency.prover, zksolvency.cli), so check a plain copy of the wheel.
+typecheck: install
+	rm -rf build/typecheck
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --target build/typecheck .
+	cd build/typecheck && ../../$(BIN)/mypy -p zksolvency
+
+fuzz: install
+	$(BIN)/pytest -m slow
+
+bench: install
+	$(BIN)/python benchmarks/bench_epoch.py
+
+clean:
+	rm -rf build demo-out
