@@ -1,0 +1,295 @@
+"""Proving stage: snapshot in, epoch directory out (manifest, proofs, private user data).
+
+Layout of an epoch directory:
+  manifest.json                public: parameters, context, key hashes and vkeys, state chain,
+                               root, totals, reserves, and the list of proofs with their hashes
+  keys/{batch,solvency}.vkey.json
+  proofs/batch_NNNNNN.{proof,public}.json, proofs/solvency.{proof,public}.json
+  private/                     exchange only, never published: the epoch seed (salts and blinds
+                               derive from it), the accounts' leaf data for inclusion packages,
+                               and the run's fingerprint for resuming
+
+Every write is atomic. A rerun with the same inputs skips proofs already made and checked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .atomic import read_json, sha256_file, sha256_json, write_bytes, write_json
+from .keys import KeySet, compile_circuit, setup_keys
+from .params import EpochParams
+from .paths import js_script, repo_root
+from .progress import NullReporter, Reporter
+from .reserves import render_reserves
+from .snapshot import Snapshot, format_amount
+from .toolchain import ToolError
+from .witness import EpochPlan, plan_epoch
+
+FORMAT = "zksolvency-epoch/1"
+
+
+class EpochDirError(RuntimeError):
+    """The output directory belongs to another run, or holds files that fail their checks."""
+
+
+@dataclass(frozen=True)
+class Keys:
+    batch: KeySet
+    solvency: KeySet
+
+
+def build_keys(params: EpochParams, ptau: Path | None, reporter: Reporter) -> Keys:
+    """Compile both circuits of `params` and set up their keys (cached under build/)."""
+    batch = setup_keys(compile_circuit(params.batch_spec(), reporter), ptau, reporter)
+    solvency = setup_keys(compile_circuit(params.solvency_spec(), reporter), ptau, reporter)
+    return Keys(batch, solvency)
+
+
+def _seed(out: Path) -> bytes:
+    path = out / "private" / "seed"
+    if path.is_file():
+        return bytes.fromhex(path.read_text().strip())
+    seed = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    write_bytes(path, seed.hex().encode())
+    os.chmod(path, 0o600)
+    return seed
+
+
+def _fingerprint(snapshot: Snapshot, params: EpochParams, epoch: int, reserves: tuple[int, ...],
+                 keys: Keys) -> str:
+    return sha256_json(
+        {
+            "assets": [[a.symbol, a.decimals, a.price_e8] for a in snapshot.assets],
+            "accounts": [[a.id, list(a.equity), list(a.debt)] for a in snapshot.accounts],
+            "params": params.as_dict(),
+            "epoch": epoch,
+            "reserves": list(reserves),
+            "batch_zkey": keys.batch.zkey_sha256,
+            "solvency_zkey": keys.solvency.zkey_sha256,
+        }
+    )
+
+
+def _proof_paths(out: Path, name: str) -> tuple[Path, Path, Path]:
+    d = out / "proofs"
+    return d / f"{name}.proof.json", d / f"{name}.public.json", d / f"{name}.meta.json"
+
+
+def _done(out: Path, name: str, input_sha: str, expected_public: list[int]) -> bool:
+    """A proof counts as done if its meta matches this input and its files match their hashes."""
+    proof, public, meta = _proof_paths(out, name)
+    if not (proof.is_file() and public.is_file() and meta.is_file()):
+        return False
+    try:
+        m = read_json(meta)
+        pub = [int(x) for x in read_json(public)]
+    except (ValueError, json.JSONDecodeError):
+        return False
+    return (
+        m.get("input_sha256") == input_sha
+        and m.get("proof_sha256") == sha256_file(proof)
+        and m.get("public_sha256") == sha256_file(public)
+        and pub == expected_public
+    )
+
+
+def _run_jobs(jobs: list[dict[str, Any]], on_done: Any) -> None:
+    """Feed jobs to the Node driver; call on_done(index) as each finishes."""
+    cmd = ["node", str(js_script("groth16.mjs"))]
+    with subprocess.Popen(
+        cmd, cwd=repo_root(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write(json.dumps({"jobs": jobs}))
+        proc.stdin.close()
+        for line in proc.stdout:
+            res = json.loads(line)
+            if not res["ok"]:
+                job = jobs[res["i"]]
+                raise ToolError(cmd, 1, f"{job['kind']} {job.get('name', '')}: "
+                                f"{res.get('error', 'verification failed')}")
+            on_done(res["i"])
+        err = proc.stderr.read()
+        if proc.wait() != 0:
+            raise ToolError(cmd, proc.returncode, err)
+
+
+def prove_epoch(
+    snapshot: Snapshot,
+    reserves: tuple[int, ...],
+    out: Path,
+    *,
+    epoch: int,
+    params: EpochParams,
+    ptau: Path | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Prove an epoch into `out` and return its manifest. Resumes an interrupted run."""
+    rep = reporter or NullReporter()
+    keys = build_keys(params, ptau, rep)
+    out.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fingerprint(snapshot, params, epoch, reserves, keys)
+    fp_path = out / "private" / "run.json"
+    if fp_path.is_file() and read_json(fp_path).get("fingerprint") != fingerprint:
+        raise EpochDirError(
+            f"{out} holds a run with other inputs or keys; prove into a new directory"
+        )
+    seed = _seed(out)
+    rep.info(f"planning epoch {epoch}: {len(snapshot.accounts)} accounts")
+    plan = plan_epoch(snapshot, params, epoch, reserves, seed)
+    write_json(fp_path, {"fingerprint": fingerprint})
+    _write_private(out, plan)
+
+    inputs_dir = out / "private" / "inputs"
+    jobs: list[dict[str, Any]] = []
+    names = [f"batch_{k:06d}" for k in range(plan.n_batches)] + ["solvency"]
+    all_inputs = [*plan.batch_inputs, plan.solvency_input()]
+    publics = [plan.batch_public(k) for k in range(plan.n_batches)] + [plan.solvency_public()]
+    pending: list[tuple[str, str]] = []
+    for k, (name, inp, pub) in enumerate(zip(names, all_inputs, publics, strict=True)):
+        input_sha = sha256_json(inp)
+        if _done(out, name, input_sha, pub):
+            continue
+        ks = keys.solvency if name == "solvency" else keys.batch
+        ipath = inputs_dir / f"{name}.json"
+        write_json(ipath, inp)
+        proof, public, _meta = _proof_paths(out, name)
+        proof.parent.mkdir(parents=True, exist_ok=True)
+        jobs.append(
+            {
+                "kind": "prove", "name": name, "input": str(ipath), "wasm": str(ks.build.wasm),
+                "zkey": str(ks.zkey), "vkey": str(ks.build.dir / "keys" / "verification_key.json"),
+                "proof_out": str(proof), "public_out": str(public),
+            }
+        )
+        pending.append((name, input_sha))
+        del k
+    skipped = len(names) - len(jobs)
+    if skipped:
+        rep.info(f"resuming: {skipped} of {len(names)} proofs already done")
+    if jobs:
+        with rep.task("proving", len(jobs)) as advance:
+
+            def finished(i: int) -> None:
+                name, input_sha = pending[i]
+                _finish(out, name, input_sha, publics[names.index(name)])
+                os.unlink(jobs[i]["input"])  # private balances: keep no more copies than needed
+                advance(1)
+
+            _run_jobs(jobs, finished)
+
+    manifest = _manifest(plan, keys, out, names)
+    _write_keys(out, keys)
+    write_json(out / "manifest.json", manifest)
+    rep.info(f"epoch {epoch} proven: {plan.n_batches} batch proofs + 1 solvency proof in {out}")
+    return manifest
+
+
+def _finish(out: Path, name: str, input_sha: str, expected: list[int]) -> None:
+    proof, public, meta = _proof_paths(out, name)
+    got = [int(x) for x in read_json(public)]
+    if got != expected:
+        raise EpochDirError(f"{name}: public signals {got} differ from the mirror's {expected}")
+    write_json(
+        meta,
+        {
+            "input_sha256": input_sha,
+            "proof_sha256": sha256_file(proof),
+            "public_sha256": sha256_file(public),
+        },
+    )
+
+
+def _write_keys(out: Path, keys: Keys) -> None:
+    write_json(out / "keys" / "batch.vkey.json", keys.batch.vkey)
+    write_json(out / "keys" / "solvency.vkey.json", keys.solvency.vkey)
+
+
+def _write_private(out: Path, plan: EpochPlan) -> None:
+    """What inclusion packages need: per account its salt, balances and leaf index."""
+    rows = []
+    for i, (acc, salt) in enumerate(zip(plan.accounts, plan.salts, strict=True)):
+        rows.append(
+            json.dumps(
+                {"index": i, "id": acc.id, "salt": str(salt),
+                 "equity": [str(v) for v in acc.equity], "debt": [str(v) for v in acc.debt]},
+                separators=(",", ":"),
+            )
+        )
+    write_bytes(out / "private" / "accounts.jsonl", ("\n".join(rows) + "\n").encode())
+
+
+def context_json(plan: EpochPlan) -> dict[str, Any]:
+    c = plan.context
+    return {
+        "epoch": c.epoch,
+        "ctx_hash": str(c.ctx_hash),
+        "max_decimals": c.max_decimals,
+        "assets": [
+            {"symbol": a.symbol, "decimals": a.decimals,
+             "price_usd": format_amount(a.price_e8, 8), "price_e8": str(a.price_e8),
+             "weight": str(w)}
+            for a, w in zip(c.assets, c.weights, strict=False)
+        ],
+        "weights": [str(w) for w in c.weights],
+    }
+
+
+def _manifest(plan: EpochPlan, keys: Keys, out: Path, names: list[str]) -> dict[str, Any]:
+    c = plan.context
+    totals = plan.final_totals
+    proofs = []
+    for name in names:
+        proof, public, _ = _proof_paths(out, name)
+        proofs.append(
+            {
+                "name": name,
+                "proof": str(proof.relative_to(out)),
+                "public": str(public.relative_to(out)),
+                "proof_sha256": sha256_file(proof),
+                "public_signals": [str(x) for x in read_json(public)],
+            }
+        )
+    dev = keys.batch.development or keys.solvency.development
+    return {
+        "format": FORMAT,
+        "epoch": c.epoch,
+        "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "params": c.params.as_dict(),
+        "context": context_json(plan),
+        "accounts": len(plan.accounts),
+        "batches": plan.n_batches,
+        "root": str(plan.tree.root),
+        "state_chain": [str(s) for s in plan.states],
+        "totals_commit": str(plan.totals_commit()),
+        "totals": {
+            a.symbol: {
+                "equity": format_amount(totals[2 * i], a.decimals),
+                "debt": format_amount(totals[2 * i + 1], a.decimals),
+                "net": format_amount(max(0, totals[2 * i] - totals[2 * i + 1]), a.decimals),
+            }
+            for i, a in enumerate(c.assets)
+        },
+        "totals_raw": [str(t) for t in totals],
+        "reserves": render_reserves(c.assets, plan.reserves),
+        "reserves_raw": [str(r) for r in plan.solvency_public()[5:]],
+        "circuits": {
+            "batch": {**keys.batch.manifest_entry(), "vkey": "keys/batch.vkey.json",
+                      "vkey_json": keys.batch.vkey},
+            "solvency": {**keys.solvency.manifest_entry(), "vkey": "keys/solvency.vkey.json",
+                         "vkey_json": keys.solvency.vkey},
+        },
+        "development_setup": dev,
+        "proofs": {"batches": proofs[:-1], "solvency": proofs[-1]},
+    }

@@ -1,0 +1,68 @@
+// Batch driver for snarkjs: one Node process proves and verifies many jobs, so the curve and
+// worker threads start once rather than per batch.
+//
+// stdin:  {"jobs": [{"kind": "prove", "input": f, "wasm": f, "zkey": f, "vkey": f,
+//                    "proof_out": f, "public_out": f},
+//                   {"kind": "verify", "vkey": f, "proof": f, "public": f}]}
+// stdout: one JSON line per job: {"i": n, "ok": bool, "seconds": s, "error"?: msg}
+// Outputs are written to a temporary name and renamed, so a killed run leaves no half files.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createRequire } from "node:module";
+
+const require = createRequire(path.join(process.cwd(), "package.json"));
+const snarkjs = require("snarkjs");
+
+function readJson(f) {
+  return JSON.parse(fs.readFileSync(f, "utf8"));
+}
+
+function writeAtomic(target, text) {
+  const tmp = `${target}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, "w");
+  fs.writeSync(fd, text);
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  fs.renameSync(tmp, target);
+}
+
+async function prove(job) {
+  const input = readJson(job.input);
+  const wtns = path.join(os.tmpdir(), `zksolvency-${process.pid}-${Date.now()}.wtns`);
+  try {
+    await snarkjs.wtns.calculate(input, job.wasm, wtns);
+    const { proof, publicSignals } = await snarkjs.groth16.prove(job.zkey, wtns);
+    const ok = await snarkjs.groth16.verify(readJson(job.vkey), publicSignals, proof);
+    if (!ok) throw new Error("the fresh proof does not verify against its verification key");
+    writeAtomic(job.proof_out, JSON.stringify(proof, null, 1) + "\n");
+    writeAtomic(job.public_out, JSON.stringify(publicSignals, null, 1) + "\n");
+  } finally {
+    fs.rmSync(wtns, { force: true });
+  }
+  return true;
+}
+
+async function verify(job) {
+  return snarkjs.groth16.verify(readJson(job.vkey), readJson(job.public), readJson(job.proof));
+}
+
+const request = JSON.parse(fs.readFileSync(0, "utf8"));
+let failed = false;
+for (let i = 0; i < request.jobs.length; i++) {
+  const job = request.jobs[i];
+  const start = Date.now();
+  let line;
+  try {
+    const ok = job.kind === "prove" ? await prove(job) : await verify(job);
+    line = { i, ok, seconds: (Date.now() - start) / 1000 };
+    if (!ok) failed = true;
+  } catch (err) {
+    failed = true;
+    line = { i, ok: false, seconds: (Date.now() - start) / 1000, error: String(err && err.message || err) };
+  }
+  process.stdout.write(JSON.stringify(line) + "\n");
+  if (!line.ok && job.kind === "prove") break;
+}
+// snarkjs keeps worker threads alive; exit explicitly.
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,211 @@
+"""Setup stage: compile circuit instances with circom2 and make their Groth16 keys with snarkjs.
+
+Both steps are cached under build/ by a stamp of their inputs (circuit sources and toolchain
+versions; r1cs and ptau hashes), so re-running `setup` is free and a changed circuit rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .atomic import read_json, sha256_file, sha256_json, write_json, write_text
+from .params import CircuitSpec
+from .paths import build_dir, circuits_dir, node_bin, node_module, repo_root
+from .progress import NullReporter, Reporter
+from .ptau import PtauInfo, required_power, resolve_ptau
+from .toolchain import run
+
+
+@dataclass(frozen=True)
+class CircuitBuild:
+    spec: CircuitSpec
+    dir: Path
+    r1cs: Path
+    wasm: Path
+    sym: Path
+    n_constraints: int
+    n_public: int
+    r1cs_sha256: str
+
+
+@dataclass(frozen=True)
+class KeySet:
+    build: CircuitBuild
+    zkey: Path
+    zkey_sha256: str
+    vkey: dict[str, Any]
+    vkey_hash: str
+    verifier_sol: Path
+    ptau_sha256: str
+    ptau_power: int
+    development: bool
+
+    def manifest_entry(self) -> dict[str, Any]:
+        return {
+            "circuit": self.build.spec.name,
+            "template": self.build.spec.template,
+            "params": list(self.build.spec.params),
+            "constraints": self.build.n_constraints,
+            "r1cs_sha256": self.build.r1cs_sha256,
+            "zkey_sha256": self.zkey_sha256,
+            "vkey_sha256": self.vkey_hash,
+            "ptau_sha256": self.ptau_sha256,
+            "ptau_power": self.ptau_power,
+            "development_setup": self.development,
+        }
+
+
+def r1cs_header(path: Path) -> tuple[int, int]:
+    """(constraints, public signals) from an .r1cs header, without reading the constraints."""
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"r1cs":
+            raise ValueError(f"{path}: not an r1cs file")
+        _version, n_sections = struct.unpack("<II", fh.read(8))
+        for _ in range(n_sections):
+            sid, size = struct.unpack("<IQ", fh.read(12))
+            if sid == 1:
+                n8 = struct.unpack("<I", fh.read(4))[0]
+                fh.read(n8)  # prime
+                _wires, n_out, n_pub_in, _prv, _labels, n_constraints = struct.unpack(
+                    "<IIIIQI", fh.read(28)
+                )
+                return n_constraints, n_out + n_pub_in
+            fh.seek(size, 1)
+    raise ValueError(f"{path}: r1cs without a header section")
+
+
+def _tool_versions() -> dict[str, str]:
+    out = {}
+    for mod in ("circom2", "circomlib", "snarkjs"):
+        pkg = json.loads((node_module(mod) / "package.json").read_text())
+        out[mod] = str(pkg["version"])
+    return out
+
+
+def source_fingerprint(spec: CircuitSpec) -> str:
+    """Hash of everything a compile depends on: the main file, every .circom, tool versions."""
+    h = hashlib.sha256(spec.main_source().encode())
+    for f in sorted(circuits_dir().rglob("*.circom")):
+        h.update(str(f.relative_to(circuits_dir())).encode())
+        h.update(f.read_bytes())
+    h.update(json.dumps(_tool_versions(), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def compile_circuit(spec: CircuitSpec, reporter: Reporter | None = None) -> CircuitBuild:
+    rep = reporter or NullReporter()
+    out = build_dir() / "circuits" / spec.name
+    stamp_path = out / "compile.json"
+    fingerprint = source_fingerprint(spec)
+    r1cs = out / f"{spec.name}.r1cs"
+    wasm = out / f"{spec.name}_js" / f"{spec.name}.wasm"
+    sym = out / f"{spec.name}.sym"
+    if stamp_path.is_file() and r1cs.is_file() and wasm.is_file():
+        stamp = read_json(stamp_path)
+        if stamp.get("fingerprint") == fingerprint and stamp.get("r1cs_sha256") == sha256_file(
+            r1cs
+        ):
+            return _build(spec, out, r1cs, wasm, sym, stamp["r1cs_sha256"])
+    rep.info(f"compiling {spec.name} with circom (--O2)")
+    out.mkdir(parents=True, exist_ok=True)
+    main = out / f"{spec.name}.circom"
+    write_text(main, spec.main_source())
+    # circom2 is a WASI build: it sees paths relative to the working directory, so include
+    # folders are passed as -l options rather than absolute includes.
+    run(
+        [
+            node_bin("circom2"), main, "--r1cs", "--wasm", "--sym", "--O2",
+            "-l", circuits_dir(), "-l", repo_root() / "node_modules", "-o", out,
+        ]
+    )
+    digest = sha256_file(r1cs)
+    write_json(stamp_path, {"fingerprint": fingerprint, "r1cs_sha256": digest})
+    build = _build(spec, out, r1cs, wasm, sym, digest)
+    rep.info(f"  {spec.name}: {build.n_constraints} constraints")
+    return build
+
+
+def _build(
+    spec: CircuitSpec, out: Path, r1cs: Path, wasm: Path, sym: Path, digest: str
+) -> CircuitBuild:
+    n_constraints, n_public = r1cs_header(r1cs)
+    return CircuitBuild(spec, out, r1cs, wasm, sym, n_constraints, n_public, digest)
+
+
+def setup_keys(
+    build: CircuitBuild,
+    ptau: Path | None = None,
+    reporter: Reporter | None = None,
+) -> KeySet:
+    """Groth16 phase-2 setup for one circuit: zkey, one contribution, vkey, Solidity verifier."""
+    rep = reporter or NullReporter()
+    power = required_power(build.n_constraints, build.n_public)
+    out = build.dir / "keys"
+    stamp_path = out / "keys.json"
+    zkey = out / f"{build.spec.name}.zkey"
+    vkey_path = out / "verification_key.json"
+    sol = out / "verifier.sol"
+    if stamp_path.is_file() and zkey.is_file() and vkey_path.is_file() and sol.is_file():
+        stamp = read_json(stamp_path)
+        ceremony_ok = ptau is None or stamp.get("ptau_sha256") == sha256_file(ptau)
+        dev_ok = ptau is not None or stamp.get("development") is True
+        if (
+            stamp.get("r1cs_sha256") == build.r1cs_sha256
+            and stamp.get("zkey_sha256") == sha256_file(zkey)
+            and ceremony_ok
+            and dev_ok
+        ):
+            if stamp["development"]:
+                rep.warn(f"{build.spec.name}: keys come from an INSECURE development ptau")
+            return _keyset(build, zkey, vkey_path, sol, stamp)
+    info = resolve_ptau(power, ptau, rep)
+    rep.info(f"Groth16 setup for {build.spec.name} ({build.n_constraints} constraints, 2^{power})")
+    out.mkdir(parents=True, exist_ok=True)
+    snarkjs = node_bin("snarkjs")
+    z0 = out / "setup_0000.zkey"
+    run([snarkjs, "groth16", "setup", build.r1cs, info.path, z0])
+    # One contribution with fresh entropy. Production keys need more, from other parties:
+    # see docs/threat-model.md.
+    run(
+        [snarkjs, "zkey", "contribute", z0, zkey, "--name=zksolvency setup",
+         f"-e={secrets.token_hex(32)}"]
+    )
+    z0.unlink()
+    run([snarkjs, "zkey", "export", "verificationkey", zkey, vkey_path])
+    run([snarkjs, "zkey", "export", "solidityverifier", zkey, sol])
+    stamp = _stamp(build, zkey, info)
+    write_json(stamp_path, stamp)
+    return _keyset(build, zkey, vkey_path, sol, stamp)
+
+
+def _stamp(build: CircuitBuild, zkey: Path, info: PtauInfo) -> dict[str, Any]:
+    return {
+        "r1cs_sha256": build.r1cs_sha256,
+        "zkey_sha256": sha256_file(zkey),
+        "ptau_sha256": info.sha256,
+        "ptau_power": info.power,
+        "development": info.development,
+    }
+
+
+def _keyset(
+    build: CircuitBuild, zkey: Path, vkey_path: Path, sol: Path, stamp: dict[str, Any]
+) -> KeySet:
+    vkey = read_json(vkey_path)
+    return KeySet(
+        build=build,
+        zkey=zkey,
+        zkey_sha256=stamp["zkey_sha256"],
+        vkey=vkey,
+        vkey_hash=sha256_json(vkey),
+        verifier_sol=sol,
+        ptau_sha256=stamp["ptau_sha256"],
+        ptau_power=int(stamp["ptau_power"]),
+        development=bool(stamp["development"]),
+    )

@@ -1,0 +1,124 @@
+"""The account tree: a binary Poseidon Merkle tree filled one batch (subtree) at a time.
+
+Batch k occupies the k-th subtree of height batch_levels. Batches are inserted left to right,
+so when batch k goes in, every sibling on its upper path is either a finished left subtree or
+an empty right one; `insertion_siblings` gives exactly the path the batch circuit sees.
+Mirror of circuits/lib/merkle.circom and the tree part of circuits/batch.circom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .commitments import empty_nodes, leaf_hash
+from .params import EpochParams
+from .poseidon import poseidon
+
+
+def padding_leaf(n_assets: int) -> int:
+    """Leaf of an unused slot in the last batch: id commitment 0 and zero balances.
+
+    No real account can have id commitment 0 (it would be a Poseidon preimage of 0).
+    """
+    return leaf_hash(0, [0] * n_assets, [0] * n_assets)
+
+
+def subtree_levels(leaves: Sequence[int]) -> list[list[int]]:
+    """All levels of a complete tree, leaves first, root last."""
+    levels = [list(leaves)]
+    while len(levels[-1]) > 1:
+        cur = levels[-1]
+        levels.append([poseidon([cur[i], cur[i + 1]]) for i in range(0, len(cur), 2)])
+    return levels
+
+
+@dataclass
+class BatchedTree:
+    params: EpochParams
+    leaves: list[int]  # padded to whole batches
+    batch_levels_nodes: list[list[list[int]]]  # per batch: its subtree levels
+    upper: list[list[int]]  # upper[l][j]: node over batches, empty nodes implied past the end
+
+    @classmethod
+    def build(cls, params: EpochParams, leaves: Sequence[int]) -> BatchedTree:
+        if not leaves:
+            raise ValueError("an epoch needs at least one account")
+        if len(leaves) > params.max_accounts:
+            raise ValueError(
+                f"{len(leaves)} accounts do not fit a tree of depth {params.tree_depth} "
+                f"({params.max_accounts} leaves)"
+            )
+        b = params.batch_size
+        padded = list(leaves)
+        pad = padding_leaf(params.n_assets)
+        while len(padded) % b:
+            padded.append(pad)
+        per_batch = [subtree_levels(padded[i : i + b]) for i in range(0, len(padded), b)]
+        zeros = empty_nodes(params.tree_depth)
+        upper = [[lv[-1][0] for lv in per_batch]]
+        for level in range(params.tree_depth - params.batch_levels):
+            cur = upper[-1]
+            empty = zeros[params.batch_levels + level]
+            nxt = []
+            for i in range(0, len(cur), 2):
+                right = cur[i + 1] if i + 1 < len(cur) else empty
+                nxt.append(poseidon([cur[i], right]))
+            upper.append(nxt)
+        return cls(params, padded, per_batch, upper)
+
+    @property
+    def n_batches(self) -> int:
+        return len(self.batch_levels_nodes)
+
+    @property
+    def root(self) -> int:
+        return self.upper[-1][0]
+
+    def batch_root(self, k: int) -> int:
+        return self.batch_levels_nodes[k][-1][0]
+
+    def batch_leaves(self, k: int) -> list[int]:
+        return self.batch_levels_nodes[k][0]
+
+    def _upper_node(self, level: int, index: int) -> int:
+        row = self.upper[level]
+        if index < len(row):
+            return row[index]
+        return empty_nodes(self.params.tree_depth)[self.params.batch_levels + level]
+
+    def insertion_siblings(self, k: int) -> list[int]:
+        """Upper-path siblings of batch k at the moment it is inserted (right side still empty)."""
+        zeros = empty_nodes(self.params.tree_depth)
+        out = []
+        for level in range(self.params.tree_depth - self.params.batch_levels):
+            idx = k >> level
+            if idx & 1:
+                out.append(self._upper_node(level, idx - 1))
+            else:
+                out.append(zeros[self.params.batch_levels + level])
+        return out
+
+    def root_after(self, k: int) -> int:
+        """Tree root once batches 0..k-1 are in (k = 0: the empty tree)."""
+        if k == 0:
+            return empty_nodes(self.params.tree_depth)[self.params.tree_depth]
+        return climb(self.batch_root(k - 1), k - 1, self.insertion_siblings(k - 1))
+
+    def inclusion_path(self, leaf_index: int) -> list[int]:
+        """Siblings from the leaf to the final root (bits are the leaf index, LSB first)."""
+        k, pos = divmod(leaf_index, self.params.batch_size)
+        if k >= self.n_batches:
+            raise IndexError(f"leaf {leaf_index} is outside the tree")
+        levels = self.batch_levels_nodes[k]
+        path = [levels[lv][(pos >> lv) ^ 1] for lv in range(self.params.batch_levels)]
+        for level in range(self.params.tree_depth - self.params.batch_levels):
+            path.append(self._upper_node(level, (k >> level) ^ 1))
+        return path
+
+
+def climb(node: int, index: int, siblings: Sequence[int]) -> int:
+    """Hash a node up to the root along `siblings`; bit i of `index` = node is a right child."""
+    for level, sib in enumerate(siblings):
+        node = poseidon([sib, node]) if (index >> level) & 1 else poseidon([node, sib])
+    return node
