@@ -1,0 +1,178 @@
+"""Reading and checking a published epoch bundle (manifest + proofs) with no network.
+
+Everything is recomputed or re-verified: the context hash from the published prices, the state
+chain across batch proofs, each Groth16 proof in pure Python (py-ecc), and the solvency proof's
+public signals against the manifest. Verification keys are compared with trust anchors when the
+caller has them; a bundle's own keys alone prove nothing about which circuit was used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import read_json, sha256_file, sha256_json
+from .commitments import context_hash, totals_hash, weight
+from .epoch import FORMAT
+from .field import P
+from .groth16 import Proof, VerificationKey, verify
+from .progress import NullReporter, Reporter
+
+
+class BundleError(ValueError):
+    """The bundle is malformed, inconsistent or its proofs do not verify."""
+
+
+@dataclass(frozen=True)
+class TrustAnchors:
+    """Verification-key hashes a verifier accepts, e.g. pinned by the registry's deployer."""
+
+    batch_vkey_sha256: str
+    solvency_vkey_sha256: str
+
+    @classmethod
+    def load(cls, path: Path) -> TrustAnchors:
+        try:
+            d = json.loads(path.read_text())
+            return cls(str(d["batch_vkey_sha256"]), str(d["solvency_vkey_sha256"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BundleError(f"{path}: not a trust-anchor file ({exc})") from exc
+
+
+@dataclass
+class Bundle:
+    dir: Path
+    manifest: dict[str, Any]
+    sha256: str  # of manifest.json's bytes: the bundle hash registered on-chain
+
+    @property
+    def epoch(self) -> int:
+        return int(self.manifest["epoch"])
+
+    @property
+    def root(self) -> int:
+        return int(self.manifest["root"])
+
+    @property
+    def ctx_hash(self) -> int:
+        return int(self.manifest["context"]["ctx_hash"])
+
+    def proof(self, entry: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+        """Load one proof and its public signals, checking the recorded hash."""
+        path = self.dir / entry["proof"]
+        if not path.is_file():
+            raise BundleError(f"missing proof file {path}")
+        if sha256_file(path) != entry["proof_sha256"]:
+            raise BundleError(f"{path} does not match the hash recorded in the manifest")
+        public = [int(x) for x in entry["public_signals"]]
+        pub_path = self.dir / entry["public"]
+        if pub_path.is_file() and [int(x) for x in read_json(pub_path)] != public:
+            raise BundleError(f"{pub_path} disagrees with the manifest's public signals")
+        proof: dict[str, Any] = read_json(path)
+        return proof, public
+
+
+def load_bundle(directory: Path) -> Bundle:
+    path = directory / "manifest.json"
+    if not path.is_file():
+        raise BundleError(f"{directory}: no manifest.json (is this an epoch directory?)")
+    try:
+        manifest = read_json(path)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{path}: not a {FORMAT} manifest")
+    return Bundle(directory, manifest, sha256_file(path))
+
+
+def recompute_context(context: dict[str, Any], params: dict[str, Any]) -> int:
+    """The context hash from the published prices and decimals, as the circuits compute it."""
+    assets = context["assets"]
+    maxdec = max(int(a["decimals"]) for a in assets)
+    weights = [weight(int(a["price_e8"]), int(a["decimals"]), maxdec) for a in assets]
+    for a, w in zip(assets, weights, strict=True):
+        if int(a["weight"]) != w:
+            raise BundleError(f"asset {a['symbol']}: published weight disagrees with its price")
+    weights += [0] * (int(params["n_assets"]) - len(weights))
+    return context_hash(
+        int(context["epoch"]), int(params["tree_depth"]), int(params["batch_levels"]), weights
+    )
+
+
+@dataclass
+class BundleReport:
+    epoch: int
+    batches: int
+    proofs_verified: int
+    root: int
+    anchored: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+def _vkey(bundle: Bundle, kind: str, anchor: str | None) -> VerificationKey:
+    entry = bundle.manifest["circuits"][kind]
+    vkey_json = entry["vkey_json"]
+    digest = sha256_json(vkey_json)
+    if digest != entry["vkey_sha256"]:
+        raise BundleError(f"{kind} verification key does not match its recorded hash")
+    if anchor is not None and digest != anchor:
+        raise BundleError(
+            f"{kind} verification key {digest[:16]}... is not the trusted one {anchor[:16]}..."
+        )
+    return VerificationKey.from_snarkjs(vkey_json)
+
+
+def verify_bundle(
+    bundle: Bundle, trusted: TrustAnchors | None = None, reporter: Reporter | None = None
+) -> BundleReport:
+    """Check every proof and commitment of an epoch bundle; raise BundleError on any failure."""
+    rep = reporter or NullReporter()
+    m = bundle.manifest
+    report = BundleReport(bundle.epoch, int(m["batches"]), 0, bundle.root, trusted is not None)
+    if trusted is None:
+        report.warnings.append(
+            "verification keys were taken from the bundle itself; pass trust anchors "
+            "(or check against the registry) to pin them"
+        )
+    if m.get("development_setup"):
+        report.warnings.append("the keys come from an INSECURE development setup")
+    batch_vk = _vkey(bundle, "batch", trusted.batch_vkey_sha256 if trusted else None)
+    solv_vk = _vkey(bundle, "solvency", trusted.solvency_vkey_sha256 if trusted else None)
+
+    ctx = recompute_context(m["context"], m["params"])
+    if ctx != bundle.ctx_hash or int(m["context"]["epoch"]) != bundle.epoch:
+        raise BundleError("the context hash does not match the published prices and epoch")
+    chain = [int(s) for s in m["state_chain"]]
+    entries = m["proofs"]["batches"]
+    if len(entries) != report.batches or len(chain) != report.batches + 1 or chain[0] != ctx:
+        raise BundleError("the state chain does not start at the context or has the wrong length")
+    if any(not 0 <= s < P for s in chain):
+        raise BundleError("a state in the chain is not a field element")
+
+    with rep.task("verifying proofs", report.batches + 1) as advance:
+        for k, entry in enumerate(entries):
+            proof, public = bundle.proof(entry)
+            if public != [chain[k], chain[k + 1], ctx]:
+                raise BundleError(f"batch {k}: public signals do not continue the state chain")
+            if not verify(batch_vk, Proof.from_snarkjs(proof), public):
+                raise BundleError(f"batch {k}: the Groth16 proof does not verify")
+            report.proofs_verified += 1
+            advance(1)
+        totals = [int(t) for t in m["totals_raw"]]
+        commit = totals_hash(totals, int(m["params"]["tree_depth"]))
+        if commit != int(m["totals_commit"]):
+            raise BundleError("the published totals do not match the totals commitment")
+        expected = [
+            chain[-1], ctx, bundle.root, commit, report.batches,
+            *(int(r) for r in m["reserves_raw"]),
+        ]
+        proof, public = bundle.proof(m["proofs"]["solvency"])
+        if public != expected:
+            raise BundleError("solvency proof: public signals differ from the manifest")
+        if not verify(solv_vk, Proof.from_snarkjs(proof), public):
+            raise BundleError("solvency proof: the Groth16 proof does not verify")
+        report.proofs_verified += 1
+        advance(1)
+    return report

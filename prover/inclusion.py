@@ -1,0 +1,181 @@
+"""User inclusion packages: export one account's proof of membership, and verify it.
+
+A package holds the user's own data (id, salt, balances), the leaf's Merkle path and the epoch's
+public context. Verification recomputes the leaf and root, then checks the root is attested:
+offline by verifying the bundle's proofs, or on-chain by reading the registry's finalized epoch.
+It reveals nothing about other users: siblings are hashes of salted commitments.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import read_json, write_json
+from .bundle import Bundle, BundleError, TrustAnchors, load_bundle, recompute_context, verify_bundle
+from .commitments import id_commitment, leaf_hash
+from .field import P
+from .params import EpochParams
+from .progress import Reporter
+from .snapshot import format_amount, parse_amount
+from .tree import BatchedTree, climb
+
+FORMAT = "zksolvency-inclusion/1"
+
+
+class InclusionError(ValueError):
+    """The package is malformed, or the account is not included as claimed."""
+
+
+def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) -> dict[str, Any]:
+    """Build one account's package from the epoch's private data (exchange side)."""
+    bundle = load_bundle(epoch_dir)
+    m = bundle.manifest
+    params = EpochParams(**{k: int(v) for k, v in m["params"].items()})
+    rows = _private_rows(epoch_dir)
+    match = [r for r in rows if r["id"] == account_id]
+    if not match:
+        raise InclusionError(f"no account {account_id!r} in epoch {bundle.epoch}")
+    row = match[0]
+    tree = _rebuild_tree(params, rows, m)
+    assets = m["context"]["assets"]
+    n = params.n_assets
+    idx = int(row["index"])
+    pkg = {
+        "format": FORMAT,
+        "epoch": bundle.epoch,
+        "bundle_sha256": bundle.sha256,
+        "params": m["params"],
+        "context": m["context"],
+        "account": {
+            "id": row["id"],
+            "salt": row["salt"],
+            "equity": {a["symbol"]: format_amount(int(v), int(a["decimals"]))
+                       for a, v in zip(assets, row["equity"], strict=True)},
+            "debt": {a["symbol"]: format_amount(int(v), int(a["decimals"]))
+                     for a, v in zip(assets, row["debt"], strict=True)},
+        },
+        "leaf_index": idx,
+        "leaf": str(tree.leaves[idx]),
+        "siblings": [str(s) for s in tree.inclusion_path(idx)],
+        "root": str(tree.root),
+    }
+    del n
+    if out is not None:
+        write_json(out, pkg)
+    return pkg
+
+
+def _private_rows(epoch_dir: Path) -> list[dict[str, Any]]:
+    path = epoch_dir / "private" / "accounts.jsonl"
+    if not path.is_file():
+        raise InclusionError(f"{path} is missing: packages are exported by the exchange that "
+                             "proved the epoch")
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _rebuild_tree(params: EpochParams, rows: list[dict[str, Any]], m: dict[str, Any]) -> BatchedTree:
+    n = params.n_assets
+    leaves = []
+    for r in rows:
+        pad = [0] * (n - len(r["equity"]))
+        commit = id_commitment(r["id"], int(r["salt"]))
+        leaves.append(leaf_hash(commit, [*map(int, r["equity"]), *pad],
+                                [*map(int, r["debt"]), *pad]))
+    tree = BatchedTree.build(params, leaves)
+    if tree.root != int(m["root"]):
+        raise InclusionError("the private account data does not rebuild the published root")
+    return tree
+
+
+@dataclass
+class InclusionResult:
+    account_id: str
+    epoch: int
+    root: int
+    leaf_index: int
+    balances: dict[str, tuple[str, str]]  # symbol -> (equity, debt)
+    checked_against: str  # "bundle" or "chain"
+    warnings: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def load_package(path: Path) -> dict[str, Any]:
+    try:
+        pkg = read_json(path)
+    except OSError as exc:
+        raise InclusionError(f"{path}: cannot read ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise InclusionError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    if not isinstance(pkg, dict) or pkg.get("format") != FORMAT:
+        raise InclusionError(f"{path}: not a {FORMAT} package")
+    return pkg
+
+
+def check_package(pkg: dict[str, Any]) -> InclusionResult:
+    """Recompute the leaf and root from the user's data; no trust in the package's own hashes."""
+    try:
+        params = EpochParams(**{k: int(v) for k, v in pkg["params"].items()})
+        context = pkg["context"]
+        assets = context["assets"]
+        acc = pkg["account"]
+        salt = int(acc["salt"])
+        equity, debt, shown = [], [], {}
+        for a in assets:
+            sym, dec = a["symbol"], int(a["decimals"])
+            eq_s, debt_s = acc["equity"].get(sym, "0"), acc["debt"].get(sym, "0")
+            equity.append(parse_amount(eq_s, dec))
+            debt.append(parse_amount(debt_s, dec))
+            shown[sym] = (eq_s, debt_s)
+        extra = (set(acc["equity"]) | set(acc["debt"])) - {a["symbol"] for a in assets}
+        if extra:
+            raise InclusionError(f"balances for assets outside the epoch: {sorted(extra)}")
+        pad = [0] * (params.n_assets - len(assets))
+        leaf = leaf_hash(id_commitment(str(acc["id"]), salt), [*equity, *pad], [*debt, *pad])
+        idx = int(pkg["leaf_index"])
+        siblings = [int(s) for s in pkg["siblings"]]
+        root = int(pkg["root"])
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, InclusionError):
+            raise
+        raise InclusionError(f"malformed package: {exc}") from exc
+    if len(siblings) != params.tree_depth or not 0 <= idx < params.max_accounts:
+        raise InclusionError("the Merkle path does not fit the tree's depth")
+    if any(not 0 <= s < P for s in [*siblings, root]):
+        raise InclusionError("a path element is not a field element")
+    if climb(leaf, idx, siblings) != root:
+        raise InclusionError(
+            "your balances and id do not hash to the epoch root: the package was altered or "
+            "your account is not in the tree as shown"
+        )
+    if recompute_context(context, pkg["params"]) != int(context["ctx_hash"]):
+        raise InclusionError("the package's prices do not match its context hash")
+    return InclusionResult(str(acc["id"]), int(pkg["epoch"]), root, idx, shown, "")
+
+
+def verify_against_bundle(
+    pkg: dict[str, Any],
+    bundle_dir: Path,
+    trusted: TrustAnchors | None = None,
+    reporter: Reporter | None = None,
+) -> InclusionResult:
+    result = check_package(pkg)
+    bundle: Bundle = load_bundle(bundle_dir)
+    if bundle.epoch != result.epoch:
+        raise InclusionError(f"the bundle is epoch {bundle.epoch}, the package {result.epoch}")
+    if bundle.root != result.root:
+        raise InclusionError("the bundle's root is not the package's root")
+    if bundle.ctx_hash != int(pkg["context"]["ctx_hash"]):
+        raise InclusionError("the bundle's context (prices) differs from the package's")
+    if pkg.get("bundle_sha256") not in (None, bundle.sha256):
+        result.warnings.append("the bundle's manifest is not byte-identical to the exported one")
+    try:
+        report = verify_bundle(bundle, trusted, reporter)
+    except BundleError as exc:
+        raise InclusionError(f"the epoch bundle does not verify: {exc}") from exc
+    result.checked_against = "bundle"
+    result.warnings.extend(report.warnings)
+    result.details = {"proofs_verified": report.proofs_verified, "batches": report.batches}
+    return result
