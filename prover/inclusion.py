@@ -26,7 +26,11 @@ FORMAT = "zksolvency-inclusion/1"
 
 
 class InclusionError(ValueError):
-    """The package is malformed, or the account is not included as claimed."""
+    """The account is not included as the package claims (verification failed)."""
+
+
+class PackageFormatError(InclusionError):
+    """The package file cannot be read or is not an inclusion package (bad input)."""
 
 
 def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) -> dict[str, Any]:
@@ -106,11 +110,12 @@ def load_package(path: Path) -> dict[str, Any]:
     try:
         pkg = read_json(path)
     except OSError as exc:
-        raise InclusionError(f"{path}: cannot read ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise InclusionError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+        raise PackageFormatError(f"{path}: cannot read ({exc.strerror})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        line = getattr(exc, "lineno", None)
+        raise PackageFormatError(f"{path}:{line or 1}: invalid JSON ({exc})") from exc
     if not isinstance(pkg, dict) or pkg.get("format") != FORMAT:
-        raise InclusionError(f"{path}: not a {FORMAT} package")
+        raise PackageFormatError(f"{path}: not a {FORMAT} package")
     return pkg
 
 
@@ -178,4 +183,39 @@ def verify_against_bundle(
     result.checked_against = "bundle"
     result.warnings.extend(report.warnings)
     result.details = {"proofs_verified": report.proofs_verified, "batches": report.batches}
+    return result
+
+
+def verify_against_chain(pkg: dict[str, Any], rpc_url: str, registry: str) -> InclusionResult:
+    """Check the package's root and context against the registry's finalized epoch."""
+    from web3 import Web3
+    from web3.providers.rpc import HTTPProvider
+
+    from .chain import EpochStatus, read_epoch, registry_at
+    from .deployment import registry_abi
+
+    result = check_package(pkg)
+    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    if not w3.is_connected():
+        raise ConnectionError(f"cannot reach an Ethereum node at {rpc_url}")
+    if not Web3.is_address(registry) or not w3.eth.get_code(Web3.to_checksum_address(registry)):
+        raise InclusionError(f"no contract at {registry} on chain {w3.eth.chain_id}")
+    contract = registry_at(w3, registry, registry_abi())
+    rec = read_epoch(w3, contract, result.epoch)
+    if rec.status is not EpochStatus.FINALIZED:
+        raise InclusionError(f"epoch {result.epoch} is {rec.status.name.lower()} on the registry, "
+                             "not finalized")
+    if rec.root != result.root:
+        raise InclusionError("the registry's root for this epoch is not the package's root")
+    if rec.ctx_hash != int(pkg["context"]["ctx_hash"]):
+        raise InclusionError("the registry's context (prices) differs from the package's")
+    if pkg.get("bundle_sha256") and rec.bundle_hash.hex() != pkg["bundle_sha256"]:
+        result.warnings.append("the registry names another bundle hash than the package")
+    result.checked_against = "chain"
+    result.details = {
+        "chain_id": int(w3.eth.chain_id),
+        "registry": Web3.to_checksum_address(registry),
+        "finalized_at": rec.finalized_at,
+        "batches": rec.n_batches,
+    }
     return result

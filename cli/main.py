@@ -1,0 +1,381 @@
+"""zksolvency command line: exchange commands (setup, prove, deploy, publish, export) and user
+commands (verify), plus `demo`, which runs the whole journey on a local anvil."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from zksolvency.prover import __version__
+from zksolvency.prover.progress import Advance, StderrReporter
+
+from .options import chain_options, circuit_params, ptau_option
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ClickReporter:
+    """Progress on stderr: messages as lines, long steps as click progress bars."""
+
+    def info(self, msg: str) -> None:
+        click.echo(msg, err=True)
+
+    def warn(self, msg: str) -> None:
+        click.secho(f"WARNING: {msg}", fg="yellow", err=True)
+
+    @contextlib.contextmanager
+    def task(self, label: str, total: int) -> Iterator[Advance]:
+        if not sys.stderr.isatty():
+            # click draws nothing but the label off a terminal: print a line per step instead.
+            with StderrReporter().task(label, total) as advance:
+                yield advance
+            return
+        with click.progressbar(length=total, label=f"  {label}", file=sys.stderr,
+                               show_eta=True, show_pos=True) as bar:
+            yield bar.update
+
+
+def fail(msg: str, code: int) -> NoReturn:
+    click.secho(f"error: {msg}", fg="red", err=True)
+    sys.exit(code)
+
+
+def handle_errors(f: F) -> F:
+    """Map the prover's exceptions to exit codes: 2 for bad input, 1 for failed checks."""
+    from zksolvency.prover.bundle import BundleError
+    from zksolvency.prover.chain import ChainError
+    from zksolvency.prover.epoch import EpochDirError
+    from zksolvency.prover.inclusion import InclusionError, PackageFormatError
+    from zksolvency.prover.paths import ToolchainMissing
+    from zksolvency.prover.ptau import PtauError
+    from zksolvency.prover.snapshot import SnapshotError
+    from zksolvency.prover.toolchain import ToolError
+    from zksolvency.prover.witness import PlanError
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except (SnapshotError, PlanError, PtauError, PackageFormatError, EpochDirError) as exc:
+            fail(str(exc), EXIT_USAGE)
+        except (InclusionError, BundleError) as exc:
+            fail(f"verification FAILED: {exc}", EXIT_FAILED)
+        except (ToolError, ChainError, ToolchainMissing, ConnectionError) as exc:
+            fail(str(exc), EXIT_FAILED)
+        except OSError as exc:
+            fail(f"{exc.filename or ''}: {exc.strerror}", EXIT_USAGE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def resolve_params(batch_levels: int | None, tree_depth: int | None, n_assets: int | None) -> Any:
+    from zksolvency.prover.params import EpochParams
+
+    d = EpochParams.default()
+    try:
+        return EpochParams(
+            d.batch_levels if batch_levels is None else batch_levels,
+            d.tree_depth if tree_depth is None else tree_depth,
+            d.n_assets if n_assets is None else n_assets,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="zksolvency")
+def main() -> None:
+    """Zero-knowledge proof of solvency for crypto exchanges.
+
+    \b
+    Exchange:  setup -> prove -> deploy -> publish -> export (one package per user)
+    User:      verify PACKAGE --bundle DIR   (offline, pure Python)
+               verify PACKAGE --rpc URL --registry ADDR   (against the chain)
+    Both:      verify-bundle DIR, demo
+
+    Exit codes: 0 ok, 1 verification failed, 2 bad input or usage.
+    """
+
+
+@main.command()
+@circuit_params
+@ptau_option
+@handle_errors
+def setup(batch_levels: int | None, tree_depth: int | None, n_assets: int | None,
+          ptau: Path | None) -> None:
+    """Compile the circuits and make their Groth16 keys (cached under build/)."""
+    from zksolvency.prover.epoch import build_keys
+
+    params = resolve_params(batch_levels, tree_depth, n_assets)
+    keys = build_keys(params, ptau, ClickReporter())
+    for kind, ks in (("batch", keys.batch), ("solvency", keys.solvency)):
+        click.echo(f"{kind:9s} {ks.build.spec.name:16s} {ks.build.n_constraints:>8d} constraints"
+                   f"  vkey sha256 {ks.vkey_hash}")
+    click.echo(f"accounts per batch proof: {params.batch_size}; "
+               f"constraints per account: {keys.batch.build.n_constraints / params.batch_size:.0f}")
+
+
+@main.command("sample-snapshot")
+@click.option("--accounts", "n_accounts", type=click.IntRange(1, 10**7), default=100,
+              show_default=True, help="Number of accounts.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Snapshot file to write (.json, or .csv with a sibling assets file).")
+@click.option("--reserves-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write reserves covering net liabilities by --reserve-ratio.")
+@click.option("--reserve-ratio", type=float, default=1.2, show_default=True,
+              help="Reserves / net liabilities for --reserves-out (a demo convenience).")
+@handle_errors
+def sample_snapshot_cmd(n_accounts: int, seed: int, out: Path, reserves_out: Path | None,
+                        reserve_ratio: float) -> None:
+    """Write a deterministic sample snapshot (and reserves) for trying the tool."""
+    from zksolvency.prover import snapshot as snap
+
+    s = snap.sample_snapshot(n_accounts, seed)
+    if out.suffix.lower() == ".csv":
+        assets = out.with_name(out.stem + "_assets.csv")
+        snap.write_snapshot_csv(s, out, assets)
+        click.echo(f"wrote {out} and {assets}")
+    else:
+        snap.write_snapshot_json(s, out)
+        click.echo(f"wrote {out}")
+    if reserves_out is not None:
+        write_sample_reserves(s, reserves_out, reserve_ratio)
+        click.echo(f"wrote {reserves_out}")
+
+
+def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
+    from zksolvency.prover.atomic import write_json
+    from zksolvency.prover.snapshot import format_amount
+
+    num = round(ratio * 1000)
+    out = {}
+    for i, a in enumerate(s.assets):
+        net = sum(acc.equity[i] - acc.debt[i] for acc in s.accounts)
+        out[a.symbol] = format_amount(max(0, net) * num // 1000, a.decimals)
+    write_json(path, out)
+
+
+@main.command()
+@click.argument("snapshot", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--assets", "assets_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), default=None, help="Assets file, for a CSV snapshot.")
+@click.option("--reserves", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help='Reserves per asset: CSV "symbol,amount" or JSON {"BTC": "1.5"}.')
+@click.option("--epoch", type=click.IntRange(1, 2**64 - 1), required=True,
+              help="Epoch number (strictly increasing on the registry).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Epoch directory to write (re-run the same command to resume).")
+@circuit_params
+@ptau_option
+@handle_errors
+def prove(snapshot: Path, assets_file: Path | None, reserves: Path, epoch: int, out: Path,
+          batch_levels: int | None, tree_depth: int | None, n_assets: int | None,
+          ptau: Path | None) -> None:
+    """Prove an epoch: every account covered, liabilities within reserves.
+
+    Nothing is written to --out if the snapshot or reserves are invalid, or if any account
+    fails its check: those are listed first and the command exits with code 2.
+    """
+    from zksolvency.prover.epoch import prove_epoch
+    from zksolvency.prover.reserves import load_reserves
+    from zksolvency.prover.snapshot import load_snapshot
+    from zksolvency.prover.witness import plan_epoch
+
+    params = resolve_params(batch_levels, tree_depth, n_assets)
+    snap = load_snapshot(snapshot, assets_file)
+    res = load_reserves(reserves, snap.assets)
+    # A dry plan first (throwaway seed) so bad input stops before anything is written.
+    plan_epoch(snap, params, epoch, res, b"\0" * 32)
+    manifest = prove_epoch(snap, res, out, epoch=epoch, params=params, ptau=ptau,
+                           reporter=ClickReporter())
+    print_epoch_summary(manifest, out)
+
+
+def print_epoch_summary(m: dict[str, Any], out: Path) -> None:
+    click.echo(f"epoch {m['epoch']}: {m['accounts']} accounts in {m['batches']} batches, "
+               f"root {str(m['root'])[:20]}...")
+    click.echo(f"  {'asset':8s} {'net liabilities':>24s} {'reserves':>24s}")
+    for sym, t in m["totals"].items():
+        click.echo(f"  {sym:8s} {t['net']:>24s} {m['reserves'][sym]:>24s}")
+    click.echo(f"  bundle: {out}  (publish everything except {out / 'private'})")
+
+
+@main.command("verify-bundle")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--trusted-keys", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Deployment or trust-anchor JSON pinning the vkey hashes.")
+@handle_errors
+def verify_bundle_cmd(bundle: Path, trusted_keys: Path | None) -> None:
+    """Verify every proof of an epoch bundle offline (pure Python Groth16)."""
+    from zksolvency.prover.bundle import TrustAnchors, load_bundle, verify_bundle
+
+    anchors = TrustAnchors.load(trusted_keys) if trusted_keys else None
+    report = verify_bundle(load_bundle(bundle), anchors, ClickReporter())
+    for w in report.warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    click.secho(f"OK: epoch {report.epoch}, {report.proofs_verified} proofs verified, "
+                f"root {report.root}", fg="green")
+
+
+@main.command()
+@circuit_params
+@ptau_option
+@chain_options
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the deployment record (addresses, chain id, vkey hashes).")
+@handle_errors
+def deploy(batch_levels: int | None, tree_depth: int | None, n_assets: int | None,
+           ptau: Path | None, rpc: str, sender: str | None, out: Path) -> None:
+    """Deploy the two verifiers and the registry for these circuits' keys."""
+    from zksolvency.prover.deployment import deploy_registry
+    from zksolvency.prover.epoch import build_keys
+
+    params = resolve_params(batch_levels, tree_depth, n_assets)
+    keys = build_keys(params, ptau, ClickReporter())
+    w3 = connect(rpc)
+    record = deploy_registry(w3, sender or w3.eth.accounts[0], keys, params, out)
+    click.echo(f"registry {record['registry']} on chain {record['chain_id']}; "
+               f"record written to {out}")
+    for name, gas in record["gas_used"].items():
+        click.echo(f"  {name:18s} {gas:>9d} gas")
+
+
+def connect(rpc: str) -> Any:
+    from web3 import Web3
+    from web3.providers.rpc import HTTPProvider
+
+    w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": 60}))
+    if not w3.is_connected():
+        raise ConnectionError(f"cannot reach an Ethereum node at {rpc}")
+    return w3
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@chain_options
+@click.option("--registry", required=True, help="Registry address.")
+@handle_errors
+def publish(bundle: Path, rpc: str, sender: str | None, registry: str) -> None:
+    """Publish an epoch: open it, submit each batch proof, finalize (resumable)."""
+    report = publish_bundle(connect(rpc), sender, registry, bundle)
+    click.echo(f"epoch published: {len(report.batch_gas)} batches sent "
+               f"({report.batches_skipped} already there), total gas {report.total_gas}")
+
+
+def publish_bundle(w3: Any, sender: str | None, registry: str, bundle_dir: Path) -> Any:
+    from zksolvency.prover.bundle import load_bundle
+    from zksolvency.prover.chain import publish_epoch, registry_at
+    from zksolvency.prover.deployment import registry_abi
+
+    b = load_bundle(bundle_dir)
+    m = b.manifest
+    batches = [b.proof(e) for e in m["proofs"]["batches"]]
+    solvency = b.proof(m["proofs"]["solvency"])
+    contract = registry_at(w3, registry, registry_abi())
+    rep = ClickReporter()
+    with rep.task("publishing", len(batches) + 2) as advance:
+        return publish_epoch(w3, sender or w3.eth.accounts[0], contract, b.epoch, b.ctx_hash,
+                             bytes.fromhex(b.sha256), batches, solvency,
+                             progress=lambda ev: advance(1))
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--account", "account_id", required=True, help="Account id as in the snapshot.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Package file to write.")
+@handle_errors
+def export(bundle: Path, account_id: str, out: Path) -> None:
+    """Export one user's inclusion package (exchange side: needs the epoch's private data)."""
+    from zksolvency.prover.inclusion import export_package
+
+    pkg = export_package(bundle, account_id, out)
+    click.echo(f"wrote {out}: account {account_id}, epoch {pkg['epoch']}, leaf {pkg['leaf_index']}")
+
+
+@main.command()
+@click.argument("package", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Verify offline against this epoch bundle.")
+@click.option("--rpc", default=None, help="Verify against the chain: JSON-RPC URL.")
+@click.option("--registry", default=None, help="Verify against the chain: registry address.")
+@click.option("--trusted-keys", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Offline: deployment or trust-anchor JSON pinning vkey hashes.")
+@handle_errors
+def verify(package: Path, bundle: Path | None, rpc: str | None, registry: str | None,
+           trusted_keys: Path | None) -> None:
+    """Check that your account is in a proven epoch with exactly your balances.
+
+    Offline (--bundle DIR) every Groth16 proof is verified in pure Python; against the chain
+    (--rpc URL --registry ADDR) the registry's finalized root is used, whose proofs the
+    contract verified when they were published.
+    """
+    from zksolvency.prover.bundle import TrustAnchors
+    from zksolvency.prover.inclusion import (
+        load_package,
+        verify_against_bundle,
+        verify_against_chain,
+    )
+
+    if (bundle is None) == (rpc is None):
+        raise click.UsageError("give either --bundle DIR, or --rpc URL with --registry ADDR")
+    if rpc is not None and registry is None:
+        raise click.UsageError("--rpc needs --registry")
+    pkg = load_package(package)
+    if bundle is not None:
+        anchors = TrustAnchors.load(trusted_keys) if trusted_keys else None
+        result = verify_against_bundle(pkg, bundle, anchors, ClickReporter())
+    else:
+        assert rpc is not None and registry is not None
+        result = verify_against_chain(pkg, rpc, registry)
+    for w in result.warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    click.secho(f"OK: account {result.account_id} is included in epoch {result.epoch} "
+                f"(checked against the {result.checked_against})", fg="green")
+    for sym, (eq, debt) in result.balances.items():
+        click.echo(f"  {sym:8s} equity {eq:>22s}   debt {debt:>22s}")
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo-out"), show_default=True, help="Where to write everything.")
+@click.option("--accounts", "n_accounts", type=click.IntRange(1, 1024), default=100,
+              show_default=True, help="Accounts in the sample snapshot.")
+@ptau_option
+@handle_errors
+def demo(workdir: Path, n_accounts: int, ptau: Path | None) -> None:
+    """The whole journey on a local anvil: snapshot, proofs, registry, one user's check."""
+    from .demo import run_demo
+
+    run_demo(workdir, n_accounts, ptau, ClickReporter())
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=8545, show_default=True)
+def node(port: int) -> None:
+    """Run a local anvil on 127.0.0.1 until interrupted (for trying deploy/publish by hand)."""
+    import subprocess
+
+    from zksolvency.prover.paths import node_bin
+
+    click.echo(f"anvil on http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        subprocess.run([str(node_bin("anvil")), "--host", "127.0.0.1", "--port", str(port)],
+                       check=False)
+
+
+def json_dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2)
+
+
+if __name__ == "__main__":
+    main()

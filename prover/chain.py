@@ -1,0 +1,1040 @@
+"""On-chain side of zksolvency: compile, run a local anvil, deploy, publish an epoch, read it back.
+
+The registry (verifier_contract/src/SolvencyRegistry.sol) accepts an epoch in three steps:
+``openEpoch`` → ``submitBatch`` for every batch proof, strictly in index order → ``finalize`` with
+the solvency proof. :func:`publish_epoch` drives those steps idempotently: it checks every public
+signal against the registry's stored state before sending anything, resumes a half-published
+epoch, and turns a revert into :class:`RegistryRevert` carrying the decoded custom error.
+
+snarkjs verifiers return ``false`` instead of reverting, also when starved of gas, which makes
+``eth_estimateGas`` under-estimate proof-carrying calls. The registry turns ``false`` into a
+revert and refuses to call a verifier with too little gas left, and on top of that every
+proof-carrying transaction sent from here carries an explicit gas limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, cast
+
+import requests
+from eth_abi.abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError
+from web3.providers.rpc import HTTPProvider
+from web3.types import TxParams, TxReceipt
+
+log = logging.getLogger(__name__)
+
+SNARK_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+#: Public signals of the batch circuit: [prevState, nextState, ctxHash].
+BATCH_PUBLIC_INPUTS = 3
+#: Solvency signals before the reserves: [finalState, ctxHash, root, totalsCommit, batchCount].
+SOLVENCY_FIXED_INPUTS = 5
+#: Paris bytecode (no PUSH0) runs on every EVM chain and on anvil's default (latest) hardfork.
+DEFAULT_EVM_VERSION = "paris"
+#: A batch submit uses ~252k, and the registry refuses to call the verifier with less than
+#: ~236k left (a starved snarkjs verifier answers "false"), so limits need headroom.
+BATCH_GAS = 600_000
+#: Finalize uses ~453k with 4 assets; each asset adds ~30k (an ecMul, a new storage word, a
+#: log word), so the default limit grows past this for more than ~18 assets.
+FINALIZE_GAS = 1_000_000
+#: Contract names the registry deployment expects among the compiled artefacts.
+REGISTRY_NAME = "SolvencyRegistry"
+BATCH_VERIFIER_NAME = "BatchVerifier"
+SOLVENCY_VERIFIER_NAME = "SolvencyVerifier"
+
+_ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+_PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
+_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+class ChainError(RuntimeError):
+    """Base class of this module's errors."""
+
+
+class CompileError(ChainError):
+    """solc reported errors; the message holds solc's own formatted messages."""
+
+
+class AnvilError(ChainError):
+    """anvil failed to start or answer."""
+
+
+class PublishError(ChainError):
+    """Inputs disagree with each other or with the registry; nothing was sent for the step."""
+
+
+class RegistryRevert(ChainError):
+    """A registry call reverted (in preflight, or mined with status 0 if ``tx_hash`` is set)."""
+
+    def __init__(
+        self, function: str, error: str, args: tuple[Any, ...], tx_hash: str | None = None
+    ) -> None:
+        where = f"mined in {tx_hash}" if tx_hash else "in preflight eth_call, not sent"
+        rendered = ", ".join(str(a) for a in args)
+        super().__init__(f"{function} reverted with {error}({rendered}) [{where}]")
+        self.function = function
+        self.error = error
+        self.error_args = args
+        self.tx_hash = tx_hash
+
+
+# --------------------------------------------------------------------------------------------
+# Paths and tools
+
+
+def repo_root() -> Path:
+    """The checkout holding node_modules/ and verifier_contract/.
+
+    ``ZKSOLVENCY_ROOT`` wins; otherwise walk up from this file (editable install) and then from
+    the working directory (an installed wheel has no checkout around it).
+    """
+    env = os.environ.get("ZKSOLVENCY_ROOT")
+    if env:
+        return Path(env).resolve()
+    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for candidate in (start, *start.parents):
+            if (candidate / "verifier_contract").is_dir() and (
+                candidate / "package.json"
+            ).is_file():
+                return candidate
+    raise ChainError("cannot find the zksolvency checkout; set ZKSOLVENCY_ROOT")
+
+
+def node_bin(name: str) -> Path:
+    """Path of a pinned JS tool in node_modules/.bin (installed by ``make install``)."""
+    path = repo_root() / "node_modules" / ".bin" / name
+    if not path.exists():
+        raise ChainError(f"{path} is missing: run `make install` to install the JS toolchain")
+    return path
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise ChainError("`node` is not on PATH; the Solidity and snarkjs tooling needs Node.js")
+    return node
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write via a sibling temp file + os.replace so readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary shared build outputs
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Compilation
+
+
+@dataclass(frozen=True)
+class ContractArtifact:
+    """ABI and creation bytecode of one compiled contract (bytecode is 0x-prefixed hex)."""
+
+    name: str
+    abi: list[dict[str, Any]]
+    bytecode: str
+    deployed_bytecode: str = ""
+
+    @classmethod
+    def load(cls, path: Path) -> ContractArtifact:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            name=data.get("contractName", path.stem),
+            abi=data["abi"],
+            bytecode=data["bytecode"],
+            deployed_bytecode=data.get("deployedBytecode", ""),
+        )
+
+
+def compile_contracts(
+    sources: Mapping[str, Path] | Sequence[Path],
+    out_dir: Path,
+    *,
+    evm_version: str = DEFAULT_EVM_VERSION,
+    optimizer_runs: int = 200,
+) -> dict[str, ContractArtifact]:
+    """Compile Solidity sources with the pinned solc-js and write ``<out_dir>/<Contract>.json``.
+
+    ``sources`` maps source unit names to files, or is a list of files named by their base
+    name. Imports not listed are resolved by solc.mjs relative to the first file's directory.
+    Returns the artefacts by contract name (names must be unique across the sources).
+    """
+    units: dict[str, Path] = {}
+    if isinstance(sources, Mapping):
+        units = {str(k): Path(v) for k, v in sources.items()}
+    else:
+        for p in sources:
+            path = Path(p)
+            if path.name in units:
+                raise CompileError(f"two sources are named {path.name}; pass a dict of unit names")
+            units[path.name] = path
+    if not units:
+        raise CompileError("no sources to compile")
+
+    standard_input = {
+        "language": "Solidity",
+        "sources": {
+            name: {"content": path.read_text(encoding="utf-8")} for name, path in units.items()
+        },
+        "settings": {
+            "optimizer": {"enabled": True, "runs": optimizer_runs},
+            "evmVersion": evm_version,
+            "outputSelection": {
+                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+            },
+        },
+    }
+    script = repo_root() / "verifier_contract" / "scripts" / "solc.mjs"
+    base = next(iter(units.values())).resolve().parent
+    proc = subprocess.run(
+        [_node(), str(script), "--standard-json", "--base-path", str(base)],
+        input=json.dumps(standard_input),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise CompileError(f"solc.mjs exited with {proc.returncode}:\n{proc.stderr.strip()}")
+    try:
+        output = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise CompileError(f"solc.mjs printed no JSON: {proc.stdout[:500]!r}") from exc
+
+    problems = output.get("errors", [])
+    errors = [e for e in problems if e.get("severity") == "error"]
+    if errors:
+        raise CompileError(
+            "solc failed:\n" + "\n".join(e.get("formattedMessage", str(e)) for e in errors)
+        )
+    for warning in problems:
+        log.warning("solc: %s", warning.get("formattedMessage", warning).strip())
+
+    artifacts: dict[str, ContractArtifact] = {}
+    for unit, contracts in output.get("contracts", {}).items():
+        for name, data in contracts.items():
+            if name in artifacts:
+                raise CompileError(f"contract {name} is defined twice (second time in {unit})")
+            artifact = ContractArtifact(
+                name=name,
+                abi=data["abi"],
+                bytecode="0x" + data["evm"]["bytecode"]["object"],
+                deployed_bytecode="0x" + data["evm"]["deployedBytecode"]["object"],
+            )
+            artifacts[name] = artifact
+            doc = {
+                "contractName": name,
+                "sourceName": unit,
+                "abi": artifact.abi,
+                "bytecode": artifact.bytecode,
+                "deployedBytecode": artifact.deployed_bytecode,
+            }
+            _atomic_write(out_dir / f"{name}.json", json.dumps(doc, indent=1) + "\n")
+    return artifacts
+
+
+def render_verifier(
+    snarkjs_sol_text: str, contract_name: str, zkey_hash: str = "an unrecorded zkey"
+) -> str:
+    """Rename snarkjs' ``contract Groth16Verifier`` and mark the file as generated.
+
+    Both circuits' verifiers share snarkjs' contract name, so each needs its own before they
+    can be compiled together.
+    """
+    if not _IDENTIFIER.match(contract_name):
+        raise ValueError(f"{contract_name!r} is not a Solidity identifier")
+    pattern = re.compile(r"\bcontract\s+Groth16Verifier\b")
+    if len(pattern.findall(snarkjs_sol_text)) != 1:
+        raise ValueError("expected exactly one `contract Groth16Verifier` in the snarkjs output")
+    body = pattern.sub(f"contract {contract_name}", snarkjs_sol_text)
+    header = (
+        f"// GENERATED by zksolvency from {zkey_hash} — do not edit.\n"
+        "// Regenerate with zksolvency.prover.chain.export_verifier "
+        "(snarkjs zkey export solidityverifier).\n"
+    )
+    return header + body
+
+
+def export_verifier(zkey: Path, contract_name: str, out_path: Path) -> Path:
+    """Export the Solidity verifier of ``zkey`` with snarkjs, renamed to ``contract_name``."""
+    with tempfile.TemporaryDirectory(prefix="zks-verifier-") as tmp:
+        raw = Path(tmp) / "verifier.sol"
+        proc = subprocess.run(
+            [str(node_bin("snarkjs")), "zkey", "export", "solidityverifier", str(zkey), str(raw)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0 or not raw.exists():
+            raise ChainError(
+                f"snarkjs could not export a verifier from {zkey}:\n"
+                f"{proc.stdout.strip()}\n{proc.stderr.strip()}"
+            )
+        text = raw.read_text(encoding="utf-8")
+    rendered = render_verifier(text, contract_name, zkey_hash=f"zkey sha256:{file_sha256(zkey)}")
+    _atomic_write(out_path, rendered)
+    return out_path
+
+
+def registry_source() -> Path:
+    """The hand-written registry contract."""
+    return repo_root() / "verifier_contract" / "src" / "SolvencyRegistry.sol"
+
+
+def build_contracts(
+    batch_zkey: Path,
+    solvency_zkey: Path,
+    build_dir: Path,
+    *,
+    evm_version: str = DEFAULT_EVM_VERSION,
+) -> dict[str, ContractArtifact]:
+    """Export both verifiers into ``build_dir/src`` and compile them with the registry into
+    ``build_dir/out``: everything :func:`deploy` needs."""
+    src = build_dir / "src"
+    sources = {
+        f"{BATCH_VERIFIER_NAME}.sol": export_verifier(
+            batch_zkey, BATCH_VERIFIER_NAME, src / f"{BATCH_VERIFIER_NAME}.sol"
+        ),
+        f"{SOLVENCY_VERIFIER_NAME}.sol": export_verifier(
+            solvency_zkey, SOLVENCY_VERIFIER_NAME, src / f"{SOLVENCY_VERIFIER_NAME}.sol"
+        ),
+        f"{REGISTRY_NAME}.sol": registry_source(),
+    }
+    return compile_contracts(sources, build_dir / "out", evm_version=evm_version)
+
+
+def verify_selector(n_public: int) -> bytes:
+    """Selector of snarkjs' ``verifyProof`` for a circuit with ``n_public`` public signals."""
+    sig = f"verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[{n_public}])"
+    return keccak(text=sig)[:4]
+
+
+# --------------------------------------------------------------------------------------------
+# anvil
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _local_w3(url: str, timeout: float = 30.0) -> Web3:
+    # trust_env=False: a proxy configured in the environment must not capture 127.0.0.1 traffic.
+    session = requests.Session()
+    session.trust_env = False
+    provider = HTTPProvider(
+        url,
+        request_kwargs={"timeout": timeout},
+        session=session,
+        exception_retry_configuration=None,
+    )
+    return Web3(provider)
+
+
+class Anvil:
+    """A throwaway local anvil node, listening on 127.0.0.1 only.
+
+    >>> with Anvil() as node:
+    ...     node.w3.eth.chain_id
+    """
+
+    def __init__(
+        self,
+        *,
+        chain_id: int | None = None,
+        startup_timeout: float = 30.0,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        if any(a in ("--host", "-p", "--port") for a in extra_args):
+            raise ValueError("Anvil chooses the host and port itself")
+        self._chain_id = chain_id
+        self._timeout = startup_timeout
+        self._extra = list(extra_args)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: Any = None
+        self.url = ""
+        self._w3: Web3 | None = None
+
+    @property
+    def w3(self) -> Web3:
+        if self._w3 is None:
+            raise AnvilError("anvil is not running")
+        return self._w3
+
+    @property
+    def accounts(self) -> list[ChecksumAddress]:
+        """anvil's funded dev accounts; the node signs for them (eth_sendTransaction)."""
+        return list(self.w3.eth.accounts)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._proc is not None:
+            raise AnvilError("anvil is already running")
+        anvil = node_bin("anvil")
+        # The port is freed before anvil binds it, so another process may grab it in between:
+        # retry on a fresh port a couple of times.
+        last = ""
+        for _ in range(3):
+            port = _free_port()
+            cmd = [str(anvil), "--host", "127.0.0.1", "--port", str(port), "--silent"]
+            if self._chain_id is not None:
+                cmd += ["--chain-id", str(self._chain_id)]
+            # Kept open for the node's lifetime so startup failures can quote it.
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+            # A session of its own: bin/anvil is a node wrapper around the real binary, and
+            # signalling the whole group on stop reaches both.
+            self._proc = subprocess.Popen(
+                [*cmd, *self._extra],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                start_new_session=True,
+            )
+            self.url = f"http://127.0.0.1:{port}"
+            try:
+                self._w3 = self._wait_ready()
+                return
+            except AnvilError as exc:
+                last = str(exc)
+                self.stop()
+                if "in use" not in last:
+                    break
+        raise AnvilError(last)
+
+    def _stderr_text(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        text: bytes = self._stderr.read()
+        return text.decode(errors="replace").strip()
+
+    def _wait_ready(self) -> Web3:
+        assert self._proc is not None
+        w3 = _local_w3(self.url)
+        probe = _local_w3(self.url, timeout=1.0)
+        deadline = time.monotonic() + self._timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise AnvilError(
+                    f"anvil exited with {self._proc.returncode} before answering:\n"
+                    f"{self._stderr_text()}"
+                )
+            try:
+                if probe.eth.chain_id:
+                    return w3
+            except (OSError, requests.RequestException):
+                time.sleep(0.05)
+        raise AnvilError(
+            f"anvil did not answer eth_chainId on {self.url} within {self._timeout:.0f}s:\n"
+            f"{self._stderr_text()}"
+        )
+
+    def stop(self) -> None:
+        proc, self._proc, self._w3 = self._proc, None, None
+        if proc is not None:
+            # Signal the group even if the wrapper has exited: the binary may outlive it.
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)  # the group we created for this anvil only
+                try:
+                    proc.wait(timeout=5.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+
+# --------------------------------------------------------------------------------------------
+# Transactions and reverts
+
+
+def _canonical_type(param: Mapping[str, Any]) -> str:
+    typ = str(param["type"])
+    if typ.startswith("tuple"):
+        inner = ",".join(_canonical_type(c) for c in param["components"])
+        return f"({inner}){typ[len('tuple') :]}"
+    return typ
+
+
+def decode_revert(
+    abi: Sequence[Mapping[str, Any]], data: bytes | str | None
+) -> tuple[str, tuple[Any, ...]]:
+    """Name and arguments of a revert payload: a custom error of ``abi``, Error or Panic."""
+    raw = HexBytes(data or b"")
+    if len(raw) < 4:
+        return ("EmptyRevert", ())
+    selector, payload = bytes(raw[:4]), bytes(raw[4:])
+    if selector == _ERROR_STRING_SELECTOR:
+        return ("Error", tuple(abi_decode(["string"], payload)))
+    if selector == _PANIC_SELECTOR:
+        return ("Panic", tuple(abi_decode(["uint256"], payload)))
+    for item in abi:
+        if item.get("type") != "error":
+            continue
+        types = [_canonical_type(p) for p in item.get("inputs", [])]
+        if keccak(text=f"{item['name']}({','.join(types)})")[:4] == selector:
+            try:
+                values = abi_decode(types, payload)
+            except DecodingError:  # malformed payload: report it raw below
+                break
+            return (
+                str(item["name"]),
+                tuple(
+                    Web3.to_checksum_address(v) if t == "address" else v
+                    for t, v in zip(types, values, strict=True)
+                ),
+            )
+    return ("UnknownError", (raw.to_0x_hex(),))
+
+
+def _revert_data(exc: ContractLogicError) -> str | None:
+    data = exc.data
+    if isinstance(data, dict):  # some nodes nest it: {"data": "0x..."}
+        inner = data.get("data")
+        return inner if isinstance(inner, str) else None
+    return data
+
+
+def transact(
+    w3: Web3,
+    sender: str,
+    contract: Contract,
+    fn_name: str,
+    args: Sequence[Any],
+    *,
+    gas: int,
+    signer: LocalAccount | None = None,
+    preflight: bool = True,
+    receipt_timeout: float = 120.0,
+) -> TxReceipt:
+    """Send ``contract.fn_name(*args)`` with an explicit gas limit; return the successful receipt.
+
+    ``preflight`` first replays the call with eth_call so a revert costs no gas. A mined
+    revert is replayed on the parent block to recover the custom error. Either way it raises
+    :class:`RegistryRevert`. With ``signer`` the transaction is signed locally and sent raw;
+    otherwise the node signs for ``sender`` (an unlocked account).
+    """
+    frm = Web3.to_checksum_address(signer.address if signer is not None else sender)
+    if signer is not None and Web3.to_checksum_address(sender) != frm:
+        raise ValueError(f"sender {sender} is not the signer's address {frm}")
+    abi = contract.abi
+    call_tx: TxParams = {
+        "from": frm,
+        "to": contract.address,
+        "data": contract.encode_abi(fn_name, args=list(args)),
+        "gas": gas,
+    }
+    if preflight:
+        try:
+            w3.eth.call(call_tx, "pending")
+        except ContractLogicError as exc:
+            name, detail = decode_revert(abi, _revert_data(exc))
+            raise RegistryRevert(fn_name, name, detail) from exc
+
+    if signer is None:
+        tx_hash = w3.eth.send_transaction(call_tx)
+    else:
+        tx = contract.functions[fn_name](*args).build_transaction(
+            {"from": frm, "gas": gas, "nonce": w3.eth.get_transaction_count(frm, "pending")}
+        )
+        tx_hash = _send_signed(w3, signer, tx)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=receipt_timeout)
+    if receipt["status"] == 1:
+        return receipt
+
+    # The parent block is the state the transaction ran on (we send one at a time, so our
+    # previous transaction is already in it).
+    replay_block = max(int(receipt["blockNumber"]) - 1, 0)
+    try:
+        w3.eth.call(call_tx, replay_block)
+    except ContractLogicError as exc:
+        name, detail = decode_revert(abi, _revert_data(exc))
+        raise RegistryRevert(fn_name, name, detail, tx_hash.to_0x_hex()) from exc
+    why = "out of gas" if int(receipt["gasUsed"]) >= gas else "replay did not reproduce it"
+    raise RegistryRevert(fn_name, "Reverted", (why,), tx_hash.to_0x_hex())
+
+
+def _send_signed(w3: Web3, signer: LocalAccount, tx: TxParams) -> HexBytes:
+    # eth_account types its input as a plain dict; web3 builds a TxParams TypedDict.
+    signed = signer.sign_transaction(cast("dict[str, Any]", tx))
+    return w3.eth.send_raw_transaction(signed.raw_transaction)
+
+
+# --------------------------------------------------------------------------------------------
+# Deployment
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the registry and its verifiers live, and what deploying them cost."""
+
+    registry: ChecksumAddress
+    batch_verifier: ChecksumAddress
+    solvency_verifier: ChecksumAddress
+    gas_used: dict[str, int]
+    chain_id: int
+    n_assets: int
+    publisher: ChecksumAddress
+    registry_abi: list[dict[str, Any]] = field(repr=False)
+
+    def registry_contract(self, w3: Web3) -> Contract:
+        return registry_at(w3, self.registry, self.registry_abi)
+
+
+def registry_at(w3: Web3, address: str, abi: Sequence[Mapping[str, Any]]) -> Contract:
+    """A web3 handle on a deployed registry."""
+    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=list(abi))
+
+
+def _deploy_one(
+    w3: Web3,
+    frm: ChecksumAddress,
+    artifact: ContractArtifact,
+    args: Sequence[Any],
+    signer: LocalAccount | None,
+    receipt_timeout: float,
+) -> tuple[ChecksumAddress, int]:
+    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    ctor = factory.constructor(*args)
+    # Creation gas is estimated: constructors here call no verifier, so estimates are exact.
+    if signer is None:
+        tx_hash = ctor.transact({"from": frm})
+    else:
+        tx = ctor.build_transaction(
+            {"from": frm, "nonce": w3.eth.get_transaction_count(frm, "pending")}
+        )
+        tx_hash = _send_signed(w3, signer, tx)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=receipt_timeout)
+    address = receipt.get("contractAddress")
+    if receipt["status"] != 1 or address is None:
+        raise ChainError(f"deploying {artifact.name} failed in {tx_hash.to_0x_hex()}")
+    return Web3.to_checksum_address(address), int(receipt["gasUsed"])
+
+
+def deploy(
+    w3: Web3,
+    sender: str,
+    artifacts: Mapping[str, ContractArtifact],
+    n_assets: int,
+    publisher: str | None = None,
+    *,
+    signer: LocalAccount | None = None,
+    receipt_timeout: float = 120.0,
+) -> Deployment:
+    """Deploy BatchVerifier, SolvencyVerifier and SolvencyRegistry(publisher, ..., n_assets).
+
+    ``publisher`` defaults to the deployer. The solvency verifier is checked to expect
+    5 + ``n_assets`` public signals: a mismatch would make every finalize fail for good, since
+    the registry cannot swap verifiers.
+    """
+    for name in (BATCH_VERIFIER_NAME, SOLVENCY_VERIFIER_NAME, REGISTRY_NAME):
+        if name not in artifacts:
+            raise ChainError(f"no compiled {name} among {sorted(artifacts)}")
+    if n_assets < 1:
+        raise ValueError("n_assets must be at least 1")
+    _require_verifier_arity(artifacts[BATCH_VERIFIER_NAME], BATCH_PUBLIC_INPUTS)
+    _require_verifier_arity(artifacts[SOLVENCY_VERIFIER_NAME], SOLVENCY_FIXED_INPUTS + n_assets)
+
+    frm = Web3.to_checksum_address(signer.address if signer is not None else sender)
+    pub = Web3.to_checksum_address(publisher) if publisher is not None else frm
+    gas: dict[str, int] = {}
+    batch_addr, gas[BATCH_VERIFIER_NAME] = _deploy_one(
+        w3, frm, artifacts[BATCH_VERIFIER_NAME], (), signer, receipt_timeout
+    )
+    solv_addr, gas[SOLVENCY_VERIFIER_NAME] = _deploy_one(
+        w3, frm, artifacts[SOLVENCY_VERIFIER_NAME], (), signer, receipt_timeout
+    )
+    registry_artifact = artifacts[REGISTRY_NAME]
+    reg_addr, gas[REGISTRY_NAME] = _deploy_one(
+        w3, frm, registry_artifact, (pub, batch_addr, solv_addr, n_assets), signer, receipt_timeout
+    )
+    return Deployment(
+        registry=reg_addr,
+        batch_verifier=batch_addr,
+        solvency_verifier=solv_addr,
+        gas_used=gas,
+        chain_id=int(w3.eth.chain_id),
+        n_assets=n_assets,
+        publisher=pub,
+        registry_abi=registry_artifact.abi,
+    )
+
+
+def _require_verifier_arity(artifact: ContractArtifact, n_public: int) -> None:
+    for item in artifact.abi:
+        if item.get("type") == "function" and item.get("name") == "verifyProof":
+            found = item["inputs"][-1]["type"]
+            if found != f"uint256[{n_public}]":
+                raise ChainError(
+                    f"{artifact.name} takes {found} public signals, the registry needs "
+                    f"uint256[{n_public}] (wrong circuit or n_assets?)"
+                )
+            return
+    raise ChainError(f"{artifact.name} has no verifyProof function")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+class EpochStatus(IntEnum):
+    NONE = 0
+    OPEN = 1
+    FINALIZED = 2
+    ABANDONED = 3
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch as stored by the registry (state is the final state once finalized)."""
+
+    epoch: int
+    ctx_hash: int
+    bundle_hash: bytes
+    state: int
+    root: int
+    totals_commit: int
+    n_batches: int
+    batches_submitted: int
+    opened_at: int
+    finalized_at: int
+    status: EpochStatus
+    reserves: tuple[int, ...]
+
+
+def read_epoch(w3: Web3, registry: Contract, epoch: int) -> EpochRecord:
+    """Read ``epoch`` from the registry (status NONE if it was never opened)."""
+    del w3  # the contract handle carries its own connection; kept for a uniform signature
+    raw = registry.functions.getEpoch(epoch).call()
+    reserves = registry.functions.getReserves(epoch).call()
+    return EpochRecord(
+        epoch=epoch,
+        ctx_hash=int(raw[0]),
+        bundle_hash=bytes(raw[1]),
+        state=int(raw[2]),
+        root=int(raw[3]),
+        totals_commit=int(raw[4]),
+        n_batches=int(raw[5]),
+        batches_submitted=int(raw[6]),
+        opened_at=int(raw[7]),
+        finalized_at=int(raw[8]),
+        status=EpochStatus(int(raw[9])),
+        reserves=tuple(int(r) for r in reserves),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Publishing
+
+#: (snarkjs proof.json as a dict, snarkjs public.json as a list)
+ProofWithSignals = tuple[Mapping[str, Any], Sequence[int | str]]
+G1 = list[int]
+G2 = list[list[int]]
+
+
+def _calldata(proof: Mapping[str, Any]) -> tuple[G1, G2, G1]:
+    """snarkjs proof.json → Solidity (a, b, c); G2 coordinates swap to the EVM's (c1, c0) order."""
+    try:
+        pa, pb, pc = proof["pi_a"], proof["pi_b"], proof["pi_c"]
+        if proof.get("protocol", "groth16") != "groth16":
+            raise ValueError(f"protocol {proof.get('protocol')!r}")
+        # Affine points only: snarkjs writes z = 1 (and [1, 0] for G2).
+        if int(pa[2]) != 1 or int(pc[2]) != 1 or [int(x) for x in pb[2]] != [1, 0]:
+            raise ValueError("proof points are not normalised (z != 1)")
+        a = [int(pa[0]), int(pa[1])]
+        b = [[int(pb[0][1]), int(pb[0][0])], [int(pb[1][1]), int(pb[1][0])]]
+        c = [int(pc[0]), int(pc[1])]
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise PublishError(f"not a snarkjs Groth16 proof: {exc}") from exc
+    return a, b, c
+
+
+def _signals(signals: Sequence[int | str], expected: int, what: str) -> list[int]:
+    values = [int(s) for s in signals]
+    if len(values) != expected:
+        raise PublishError(f"{what}: {len(values)} public signals, expected {expected}")
+    for i, v in enumerate(values):
+        if not 0 <= v < SNARK_SCALAR_FIELD:
+            raise PublishError(f"{what}: public signal {i} is not a field element: {v}")
+    return values
+
+
+def _bytes32(value: bytes | str) -> bytes:
+    raw = bytes(HexBytes(value))
+    if len(raw) != 32:
+        raise PublishError(f"bundle hash must be 32 bytes, got {len(raw)}")
+    return raw
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Reported after each step of :func:`publish_epoch` (index is the batch index)."""
+
+    stage: Literal["open", "resume", "batch", "finalize", "already-finalized"]
+    index: int
+    total: int
+    tx_hash: str | None = None
+    gas_used: int | None = None
+
+
+@dataclass
+class PublishReport:
+    """What :func:`publish_epoch` sent; batch lists cover only batches sent by this call."""
+
+    epoch: int
+    open_tx: str | None = None
+    open_gas: int | None = None
+    batches_skipped: int = 0
+    batch_txs: list[str] = field(default_factory=list)
+    batch_gas: list[int] = field(default_factory=list)
+    finalize_tx: str | None = None
+    finalize_gas: int | None = None
+    already_finalized: bool = False
+
+    @property
+    def total_gas(self) -> int:
+        return (self.open_gas or 0) + sum(self.batch_gas) + (self.finalize_gas or 0)
+
+
+def publish_epoch(
+    w3: Web3,
+    sender: str,
+    registry: Contract,
+    epoch: int,
+    ctx_hash: int,
+    bundle_hash: bytes | str,
+    batches: Sequence[ProofWithSignals],
+    solvency: ProofWithSignals,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    *,
+    batch_gas: int = BATCH_GAS,
+    finalize_gas: int | None = None,
+    open_gas: int = 300_000,
+    signer: LocalAccount | None = None,
+) -> PublishReport:
+    """Publish one epoch: open it, submit every batch proof in order, finalize.
+
+    Idempotent: batches the registry already holds are skipped (after checking they are the
+    ones given here), and an epoch already finalized with the same root, totals and reserves
+    is reported as such with nothing sent. Inconsistent inputs raise :class:`PublishError`
+    before any transaction; a revert raises :class:`RegistryRevert`. ``finalize_gas`` defaults
+    to :data:`FINALIZE_GAS`, raised for registries with many assets.
+    """
+    if not 0 < epoch < 2**64:
+        raise PublishError(f"epoch must be in [1, 2^64), got {epoch}")
+    if not 0 <= ctx_hash < SNARK_SCALAR_FIELD:
+        raise PublishError("ctx_hash is not a field element")
+    if not batches:
+        raise PublishError("an epoch needs at least one batch proof")
+    bundle = _bytes32(bundle_hash)
+    n_assets = int(registry.functions.nAssets().call())
+    if finalize_gas is None:
+        finalize_gas = max(FINALIZE_GAS, 460_000 + 30_000 * n_assets)
+    publisher = Web3.to_checksum_address(registry.functions.publisher().call())
+    frm = Web3.to_checksum_address(signer.address if signer is not None else sender)
+    if frm != publisher:
+        raise PublishError(f"{frm} is not the registry's publisher {publisher}")
+
+    # Local chain check: each batch must continue the previous one from the context hash.
+    batch_calls: list[tuple[tuple[G1, G2, G1], int]] = []
+    state = ctx_hash
+    for i, (proof, signals) in enumerate(batches):
+        prev, nxt, ctx = _signals(signals, BATCH_PUBLIC_INPUTS, f"batch {i}")
+        if ctx != ctx_hash:
+            raise PublishError(f"batch {i} was proved for ctxHash {ctx}, not {ctx_hash}")
+        if prev != state:
+            raise PublishError(
+                f"batch {i} starts from state {prev}, but the chain is at {state} "
+                "(batch 0 must start at ctxHash; each batch at the previous nextState)"
+            )
+        batch_calls.append((_calldata(proof), nxt))
+        state = nxt
+    s_proof, s_signals = solvency
+    final, s_ctx, root, totals, count, *reserves = _signals(
+        s_signals, SOLVENCY_FIXED_INPUTS + n_assets, "solvency proof"
+    )
+    if s_ctx != ctx_hash:
+        raise PublishError(f"solvency proof was made for ctxHash {s_ctx}, not {ctx_hash}")
+    if final != state:
+        raise PublishError(f"solvency proof ends at state {final}, the batches at {state}")
+    if count != len(batches):
+        raise PublishError(f"solvency proof counts {count} batches, {len(batches)} were given")
+    s_call = _calldata(s_proof)
+
+    report = PublishReport(epoch=epoch)
+    total = len(batches)
+
+    def emit(event: ProgressEvent) -> None:
+        if progress is not None:
+            progress(event)
+
+    record = read_epoch(w3, registry, epoch)
+    if record.status is EpochStatus.FINALIZED:
+        if (record.ctx_hash, record.root, record.totals_commit, record.reserves) != (
+            ctx_hash,
+            root,
+            totals,
+            tuple(reserves),
+        ):
+            raise PublishError(f"epoch {epoch} is already finalized with different values")
+        report.already_finalized = True
+        report.batches_skipped = total
+        emit(ProgressEvent("already-finalized", total, total))
+        return report
+    if record.status is EpochStatus.ABANDONED:
+        raise PublishError(f"epoch {epoch} was abandoned and can never be finalized")
+    if record.status is EpochStatus.NONE:
+        latest = int(registry.functions.latestEpoch().call())
+        open_id = int(registry.functions.openEpochId().call())
+        if epoch <= latest:
+            raise PublishError(f"epoch {epoch} is not above the latest opened epoch {latest}")
+        if open_id != 0:
+            raise PublishError(f"epoch {open_id} is still open: finalize or abandon it first")
+        receipt = transact(
+            w3,
+            frm,
+            registry,
+            "openEpoch",
+            (epoch, ctx_hash, total, bundle),
+            gas=open_gas,
+            signer=signer,
+        )
+        report.open_tx, report.open_gas = receipt["transactionHash"].to_0x_hex(), receipt["gasUsed"]
+        emit(ProgressEvent("open", 0, total, report.open_tx, report.open_gas))
+        done = 0
+    else:  # OPEN: resume after the batches already accepted
+        if (record.ctx_hash, record.bundle_hash, record.n_batches) != (ctx_hash, bundle, total):
+            raise PublishError(
+                f"epoch {epoch} is open with ctxHash {record.ctx_hash}, bundle "
+                f"0x{record.bundle_hash.hex()}, {record.n_batches} batches; this bundle has "
+                f"{ctx_hash}, 0x{bundle.hex()}, {total}"
+            )
+        done = record.batches_submitted
+        expected = ctx_hash if done == 0 else batch_calls[done - 1][1]
+        if record.state != expected:
+            raise PublishError(
+                f"epoch {epoch}: the registry's state after {done} batches is {record.state}, "
+                f"this bundle's is {expected}"
+            )
+        report.batches_skipped = done
+        emit(ProgressEvent("resume", done, total))
+
+    for index in range(done, total):
+        (a, b, c), nxt = batch_calls[index]
+        receipt = transact(
+            w3,
+            frm,
+            registry,
+            "submitBatch",
+            (epoch, index, a, b, c, nxt),
+            gas=batch_gas,
+            signer=signer,
+        )
+        tx, used = receipt["transactionHash"].to_0x_hex(), int(receipt["gasUsed"])
+        report.batch_txs.append(tx)
+        report.batch_gas.append(used)
+        emit(ProgressEvent("batch", index, total, tx, used))
+
+    a, b, c = s_call
+    receipt = transact(
+        w3,
+        frm,
+        registry,
+        "finalize",
+        (epoch, a, b, c, root, totals, reserves),
+        gas=finalize_gas,
+        signer=signer,
+    )
+    report.finalize_tx = receipt["transactionHash"].to_0x_hex()
+    report.finalize_gas = int(receipt["gasUsed"])
+    emit(ProgressEvent("finalize", total, total, report.finalize_tx, report.finalize_gas))
+    return report
+
+
+__all__ = [
+    "BATCH_GAS",
+    "DEFAULT_EVM_VERSION",
+    "FINALIZE_GAS",
+    "SNARK_SCALAR_FIELD",
+    "Anvil",
+    "AnvilError",
+    "ChainError",
+    "CompileError",
+    "ContractArtifact",
+    "Deployment",
+    "EpochRecord",
+    "EpochStatus",
+    "ProgressEvent",
+    "PublishError",
+    "PublishReport",
+    "RegistryRevert",
+    "build_contracts",
+    "compile_contracts",
+    "decode_revert",
+    "deploy",
+    "export_verifier",
+    "file_sha256",
+    "node_bin",
+    "publish_epoch",
+    "read_epoch",
+    "registry_at",
+    "registry_source",
+    "render_verifier",
+    "repo_root",
+    "transact",
+    "verify_selector",
+]

@@ -1,0 +1,827 @@
+"""The exchange's snapshot: its assets (symbol, decimals, USD price) and every account's balances.
+
+The formats are described in docs/snapshot-format.md. Parsing is exact: decimal strings become
+integers at the asset's scale through string and integer operations only, never floats, and every
+bad input stops with a SnapshotError naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+import random
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = [
+    "AMOUNT_BITS",
+    "MAX_AMOUNT",
+    "MAX_DECIMALS",
+    "MAX_ID_BYTES",
+    "MAX_PRICE_E8",
+    "PRICE_BITS",
+    "PRICE_DECIMALS",
+    "Account",
+    "Asset",
+    "Snapshot",
+    "SnapshotError",
+    "account_values",
+    "format_amount",
+    "load_assets",
+    "load_snapshot",
+    "parse_amount",
+    "sample_snapshot",
+    "write_snapshot_csv",
+    "write_snapshot_json",
+]
+
+MAX_DECIMALS = 18  # asset decimals are 0..18
+PRICE_DECIMALS = 8  # prices are USD with at most 8 decimals, stored as integer USD * 10^8
+AMOUNT_BITS = 64  # every equity and debt at the asset's scale fits in 64 bits
+PRICE_BITS = 64  # every price_e8 fits in 64 bits (and is > 0)
+MAX_AMOUNT = 2**AMOUNT_BITS - 1
+MAX_PRICE_E8 = 2**PRICE_BITS - 1
+MAX_ID_BYTES = 256
+
+ASSETS_HEADER = ("symbol", "decimals", "price_usd")
+
+StrPath = str | os.PathLike[str]
+
+# [0-9], not \d: \d also matches other scripts' digits ("٣"), which int() would happily accept.
+_DECIMAL_RE = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
+_EXPONENT_RE = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+")
+_UINT_RE = re.compile(r"[0-9]+")
+_SYMBOL_RE = re.compile(r"[A-Z0-9._-]{1,16}")
+
+
+class SnapshotError(ValueError):
+    """Bad snapshot input, located as `file:line: field 'name': message`.
+
+    `line` is None when the problem is the file as a whole, `field` when it is not one field. In
+    CSV files `line` is the 1-based physical line (header = 1); in JSON files it is the JSON text
+    line for syntax errors and otherwise the 1-based position of the entry in its array.
+    """
+
+    def __init__(self, file: str, line: int | None, field: str | None, message: str) -> None:
+        # All four go to args so that the exception pickles (e.g. across multiprocessing).
+        super().__init__(file, line, field, message)
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.field is not None:
+            where += f": field {self.field!r}"
+        return f"{where}: {self.message}"
+
+
+# --- amounts ----------------------------------------------------------------------------------
+
+
+def _show(text: str, limit: int = 40) -> str:
+    """Quote user input for a message, shortened so that a huge bad cell stays readable."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _not_decimal_reason(text: str, what: str) -> str:
+    """Say why `text` does not match [0-9]+(.[0-9]+)?, as specifically as is cheap."""
+    if text == "":
+        return f"empty {what}" + (" (write 0 for none)" if what == "amount" else "")
+    if any(c.isspace() for c in text):
+        return "whitespace is not allowed"
+    if text.startswith("-"):
+        return f"negative {what}"
+    if text.startswith("+"):
+        return "a '+' sign is not allowed"
+    if _EXPONENT_RE.fullmatch(text):
+        return "exponent notation is not allowed"
+    if "," in text:
+        return "commas are not allowed (use '.' as the decimal point, no thousands separators)"
+    if text.startswith(".") and _DECIMAL_RE.fullmatch("0" + text):
+        return "missing digits before the decimal point"
+    if text.endswith(".") and _DECIMAL_RE.fullmatch(text[:-1]):
+        return "missing digits after the decimal point"
+    return "not a decimal number"
+
+
+def _parse_scaled(text: str, decimals: int, max_value: int, what: str) -> int:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a string, not {type(text).__name__}")
+    m = _DECIMAL_RE.fullmatch(text)
+    if m is None:
+        raise ValueError(f"{_not_decimal_reason(text, what)} ({_show(text)})")
+    whole, frac = m.group(1).lstrip("0"), m.group(2) or ""
+    if len(frac) > decimals:
+        # Extra digits are tolerated only when they are zeros: the value is still exact.
+        if frac[decimals:].strip("0"):
+            raise ValueError(f"more than {decimals} decimals ({_show(text)})")
+        frac = frac[:decimals]
+    # Bound the digit count before int(): a huge digit string would otherwise be converted in
+    # full (and int() refuses more than 4300 digits). A value with this many digits is too big.
+    if len(whole) + decimals > len(str(max_value)):
+        value = max_value + 1
+    else:
+        value = int((whole + frac.ljust(decimals, "0")) or "0")
+    if value > max_value:
+        limit = format_amount(max_value, decimals)
+        raise ValueError(
+            f"over the {max_value.bit_length()}-bit limit: at most {limit} with {decimals} "
+            f"decimals ({_show(text)})"
+        )
+    return value
+
+
+def _check_decimals(decimals: int) -> None:
+    if isinstance(decimals, bool) or not isinstance(decimals, int):
+        raise TypeError(f"decimals must be an int, not {type(decimals).__name__}")
+    if not 0 <= decimals <= MAX_DECIMALS:
+        raise ValueError(f"decimals must be 0..{MAX_DECIMALS}, got {decimals}")
+
+
+def parse_amount(text: str, decimals: int, max_bits: int = AMOUNT_BITS) -> int:
+    """Parse an exact decimal string into an integer at scale 10^decimals, below 2^max_bits.
+
+    Accepts `[0-9]+(.[0-9]+)?` only; fractional digits beyond `decimals` must be zeros. Raises
+    ValueError whose message gives the reason and the quoted input. Balances use the default
+    64 bits; reserves, which the solvency circuit range-checks to 128 bits, pass more.
+    """
+    _check_decimals(decimals)
+    return _parse_scaled(text, decimals, (1 << max_bits) - 1, "amount")
+
+
+def _parse_price(text: str) -> int:
+    value = _parse_scaled(text, PRICE_DECIMALS, MAX_PRICE_E8, "price")
+    if value == 0:
+        raise ValueError(f"price must be greater than 0 ({_show(text)})")
+    return value
+
+
+def format_amount(value: int, decimals: int) -> str:
+    """Render an integer at scale 10^decimals as a canonical decimal string (inverse of parse)."""
+    _check_decimals(decimals)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"amount must be a non-negative int, got {value!r}")
+    digits = str(value).rjust(decimals + 1, "0")
+    whole, frac = digits[: len(digits) - decimals], digits[len(digits) - decimals :].rstrip("0")
+    return f"{whole}.{frac}" if frac else whole
+
+
+# --- data model -------------------------------------------------------------------------------
+
+
+def _symbol_problem(symbol: str) -> str | None:
+    if _SYMBOL_RE.fullmatch(symbol):
+        return None
+    hint = " (symbols are upper case)" if _SYMBOL_RE.fullmatch(symbol.upper()) else ""
+    return f"bad symbol {_show(symbol)}: use 1 to 16 of A-Z 0-9 . _ -{hint}"
+
+
+def _id_problem(account_id: str) -> str | None:
+    if account_id == "":
+        return "empty account id"
+    if account_id != account_id.strip():
+        return f"account id has leading or trailing whitespace ({_show(account_id)})"
+    # Tabs, newlines, zero-width and other invisible characters make ids that look alike but
+    # differ, or that break line-oriented tools; printable text is all an id needs.
+    if not account_id.isprintable():
+        return f"account id contains non-printable characters ({_show(account_id)})"
+    if len(account_id.encode("utf-8")) > MAX_ID_BYTES:
+        return f"account id is longer than {MAX_ID_BYTES} UTF-8 bytes ({_show(account_id)})"
+    return None
+
+
+def _check_amounts(values: tuple[int, ...], what: str) -> None:
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_AMOUNT:
+            raise ValueError(f"{what} amounts must be ints in 0..2^{AMOUNT_BITS}-1, got {v!r}")
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One asset: amounts of it are integers at scale 10^decimals; price_e8 = USD price * 10^8."""
+
+    symbol: str
+    decimals: int
+    price_e8: int
+
+    def __post_init__(self) -> None:
+        problem = _symbol_problem(self.symbol) if isinstance(self.symbol, str) else "not a str"
+        if problem:
+            raise ValueError(f"Asset.symbol: {problem}")
+        _check_decimals(self.decimals)
+        p = self.price_e8
+        if isinstance(p, bool) or not isinstance(p, int) or not 0 < p <= MAX_PRICE_E8:
+            raise ValueError(f"Asset.price_e8 must be an int in 1..2^{PRICE_BITS}-1, got {p!r}")
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account's equity and debt per asset, in Snapshot.assets order, at each asset's scale.
+
+    `line` (CSV line, or 1-based index in the JSON accounts array) is for error messages only and
+    takes no part in equality, so that a snapshot equals itself after a CSV -> JSON round trip.
+    """
+
+    id: str
+    equity: tuple[int, ...]
+    debt: tuple[int, ...]
+    line: int = field(compare=False)
+
+    def __post_init__(self) -> None:
+        problem = _id_problem(self.id) if isinstance(self.id, str) else "not a str"
+        if problem:
+            raise ValueError(f"Account.id: {problem}")
+        # Accept any sequence but store tuples, so that accounts stay immutable and hashable.
+        object.__setattr__(self, "equity", tuple(self.equity))
+        object.__setattr__(self, "debt", tuple(self.debt))
+        if len(self.equity) != len(self.debt):
+            raise ValueError(f"account {self.id!r}: equity and debt have different lengths")
+        _check_amounts(self.equity, "equity")
+        _check_amounts(self.debt, "debt")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The assets and the accounts; `source` (where it was read from) takes no part in equality."""
+
+    assets: tuple[Asset, ...]
+    accounts: tuple[Account, ...]
+    source: str = field(compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "assets", tuple(self.assets))
+        object.__setattr__(self, "accounts", tuple(self.accounts))
+        if not self.assets:
+            raise ValueError("a snapshot needs at least one asset")
+        if not self.accounts:
+            raise ValueError("a snapshot needs at least one account")
+        if len({a.symbol for a in self.assets}) != len(self.assets):
+            raise ValueError("asset symbols must be unique")
+        n = len(self.assets)
+        if any(len(acc.equity) != n for acc in self.accounts):
+            raise ValueError(f"every account needs exactly {n} equity and debt amounts")
+        if len({acc.id for acc in self.accounts}) != len(self.accounts):
+            raise ValueError("account ids must be unique")
+
+
+def account_values(snapshot: Snapshot, account: Account) -> tuple[int, int]:
+    """(equity value, debt value) as sum(amount * price_e8 * 10^(max decimals - decimals)).
+
+    The factor lifts every asset to the largest scale in the snapshot, so values of different
+    assets add up exactly; the unit is USD * 10^(8 + max decimals).
+    """
+    top = max(a.decimals for a in snapshot.assets)
+    mult = [a.price_e8 * 10 ** (top - a.decimals) for a in snapshot.assets]
+    equity = sum(v * m for v, m in zip(account.equity, mult, strict=True))
+    debt = sum(v * m for v, m in zip(account.debt, mult, strict=True))
+    return equity, debt
+
+
+# --- reading files ----------------------------------------------------------------------------
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise SnapshotError(str(path), None, None, f"cannot read: {e.strerror}") from None
+
+
+def _utf8_lines(fh: IO[bytes], file: str) -> Iterator[str]:
+    """Decode line by line, so that a bad byte is reported with its line (UTF-8 never puts 0x0A
+    inside a multi-byte character, so splitting bytes at newlines is safe)."""
+    for n, raw in enumerate(fh, 1):
+        if n == 1 and raw.startswith(codecs.BOM_UTF8):  # spreadsheet exports often start so
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SnapshotError(
+                file,
+                n,
+                None,
+                f"not valid UTF-8 (byte 0x{raw[e.start]:02x}, byte {e.start + 1} of the line); "
+                "save the file as UTF-8",
+            ) from None
+        yield text
+
+
+def _csv_records(fh: IO[bytes], file: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield (first physical line, cells) for each non-blank CSV record."""
+    reader = csv.reader(_utf8_lines(fh, file), strict=True)
+    end = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise SnapshotError(file, reader.line_num, None, f"malformed CSV: {e}") from None
+        # A quoted cell may span lines; report the line where the record starts.
+        start, end = end + 1, reader.line_num
+        if row:  # blank lines carry nothing; skipping them tolerates a trailing empty line
+            yield start, row
+
+
+class _JsonNumber:
+    """A JSON number kept as its source text: no float is ever made, and numbers where strings
+    belong can be reported as written."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _DupKeys(dict[str, Any]):
+    """A JSON object that repeated a key (json keeps the last one silently); checked on use."""
+
+    duplicate = ""
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    dup = _DupKeys(obj)
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            dup.duplicate = key
+            break
+        seen.add(key)
+    return dup
+
+
+def _read_json(path: Path) -> Any:
+    file = str(path)
+    with _open_binary(path) as fh:
+        data = fh.read()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise SnapshotError(
+            file,
+            line,
+            None,
+            f"not valid UTF-8 (byte 0x{data[e.start]:02x}); save the file as UTF-8",
+        ) from None
+    if not text.strip():
+        raise SnapshotError(file, None, None, "empty file")
+    try:
+        return json.loads(
+            text,
+            parse_float=_JsonNumber,
+            parse_int=_JsonNumber,
+            parse_constant=_JsonNumber,
+            object_pairs_hook=_object_pairs,
+        )
+    except json.JSONDecodeError as e:
+        raise SnapshotError(
+            file, e.lineno, None, f"invalid JSON: {e.msg} (column {e.colno})"
+        ) from None
+    except RecursionError:
+        raise SnapshotError(file, None, None, "invalid JSON: nested too deeply") from None
+
+
+def _is_json(path: Path) -> bool:
+    """Decide by extension; for other names look at the first character ('{' or '[')."""
+    suffix = path.suffix.lower()
+    if suffix in (".json", ".csv"):
+        return suffix == ".json"
+    with _open_binary(path) as fh:
+        head = fh.read(4096)
+    head = head.removeprefix(codecs.BOM_UTF8).lstrip()
+    return head[:1] in (b"{", b"[")
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, _JsonNumber):
+        return f"JSON number {value.text}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    return "an array" if isinstance(value, list) else "a string"
+
+
+def _unknown_asset(symbol: str, assets: Sequence[Asset], limit: int = 10) -> str:
+    symbols = [a.symbol for a in assets]
+    known = ", ".join(symbols[:limit]) + (", ..." if len(symbols) > limit else "")
+    hint = "; symbols are case-sensitive" if symbol.upper() in symbols else ""
+    return f"unknown asset {symbol!r} (assets: {known}{hint})"
+
+
+class _Json:
+    """Validation helpers bound to one JSON file."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def error(self, line: int | None, field: str | None, message: str) -> SnapshotError:
+        return SnapshotError(self.file, line, field, message)
+
+    def obj(
+        self, value: Any, line: int | None, field: str | None, what: str, keys: Sequence[str]
+    ) -> dict[str, Any]:
+        """Check that `value` is an object whose keys are among `keys`, none repeated."""
+        if not isinstance(value, dict):
+            raise self.error(line, field, f"{what} must be a JSON object, not {_json_kind(value)}")
+        prefix = f"{field}." if field else ""
+        if isinstance(value, _DupKeys):
+            raise self.error(line, prefix + value.duplicate, "key appears more than once")
+        for key in value:
+            if keys and key not in keys:
+                expected = ", ".join(repr(k) for k in keys)
+                raise self.error(line, prefix + key, f"unknown key; expected {expected}")
+        return value
+
+    def require(self, obj: dict[str, Any], line: int | None, keys: Sequence[str]) -> None:
+        for key in keys:
+            if key not in obj:
+                raise self.error(line, key, "missing key")
+
+    def array(self, value: Any, field: str, what: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.error(None, field, f"must be a JSON array, not {_json_kind(value)}")
+        if not value:
+            raise self.error(None, field, f"no {what}")
+        return value
+
+    def assets(self, value: Any) -> tuple[Asset, ...]:
+        builder = _AssetBuilder(self.file, "entry")
+        for i, entry in enumerate(self.array(value, "assets", "assets"), 1):
+            obj = self.obj(entry, i, None, "an asset", ASSETS_HEADER)
+            self.require(obj, i, ASSETS_HEADER)
+            symbol, decimals, price = obj["symbol"], obj["decimals"], obj["price_usd"]
+            if not isinstance(symbol, str):
+                raise self.error(i, "symbol", f"must be a string, not {_json_kind(symbol)}")
+            if not isinstance(decimals, _JsonNumber):
+                raise self.error(
+                    i, "decimals", f"must be a JSON integer, not {_json_kind(decimals)}"
+                )
+            if not isinstance(price, str):
+                raise self.error(
+                    i, "price_usd", f"prices must be strings, not {_json_kind(price)}; quote it"
+                )
+            builder.add(i, symbol, decimals.text, price)
+        return builder.done()
+
+    def account(
+        self, entry: Any, i: int, assets: tuple[Asset, ...], index: dict[str, int]
+    ) -> Account:
+        obj = self.obj(entry, i, None, "an account", ("id", "equity", "debt"))
+        self.require(obj, i, ("id",))
+        account_id = obj["id"]
+        if not isinstance(account_id, str):
+            raise self.error(i, "id", f"account ids must be strings, not {_json_kind(account_id)}")
+        problem = _id_problem(account_id)
+        if problem:
+            raise self.error(i, "id", problem)
+        parts: list[tuple[int, ...]] = []
+        for part in ("equity", "debt"):
+            amounts = [0] * len(assets)  # a missing key means 0
+            balances = self.obj(obj.get(part, {}), i, part, f"'{part}'", ())
+            for symbol, text in balances.items():
+                name = f"{part}.{symbol}"
+                k = index.get(symbol)
+                if k is None:
+                    raise self.error(i, name, _unknown_asset(symbol, assets))
+                if not isinstance(text, str):
+                    raise self.error(
+                        i, name, f"amounts must be strings, not {_json_kind(text)}; quote it"
+                    )
+                try:
+                    amounts[k] = parse_amount(text, assets[k].decimals)
+                except ValueError as e:
+                    raise self.error(i, name, str(e)) from None
+            parts.append(tuple(amounts))
+        return Account(account_id, parts[0], parts[1], i)
+
+
+class _AssetBuilder:
+    """Validate asset rows (CSV or JSON) into Assets, rejecting repeated symbols."""
+
+    def __init__(self, file: str, unit: str) -> None:
+        self.file, self.unit = file, unit  # unit: how `line` reads in messages, "line"/"entry"
+        self.first: dict[str, int] = {}
+        self.assets: list[Asset] = []
+
+    def add(self, line: int, symbol: str, decimals_text: str, price_text: str) -> None:
+        problem = _symbol_problem(symbol)
+        if problem:
+            raise SnapshotError(self.file, line, "symbol", problem)
+        if symbol in self.first:
+            raise SnapshotError(
+                self.file,
+                line,
+                "symbol",
+                f"duplicate asset symbol {symbol!r} (first at {self.unit} {self.first[symbol]})",
+            )
+        self.first[symbol] = line
+        # The length test keeps int() away from absurd digit strings; leading zeros are fine.
+        if (
+            not _UINT_RE.fullmatch(decimals_text)
+            or len(decimals_text.lstrip("0")) > 2
+            or int(decimals_text) > MAX_DECIMALS
+        ):
+            raise SnapshotError(
+                self.file,
+                line,
+                "decimals",
+                f"decimals must be an integer from 0 to {MAX_DECIMALS} ({_show(decimals_text)})",
+            )
+        try:
+            price = _parse_price(price_text)
+        except ValueError as e:
+            raise SnapshotError(self.file, line, "price_usd", str(e)) from None
+        self.assets.append(Asset(symbol, int(decimals_text), price))
+
+    def done(self) -> tuple[Asset, ...]:
+        if not self.assets:
+            raise SnapshotError(self.file, None, None, "no assets after the header")
+        return tuple(self.assets)
+
+
+def _load_assets_csv(path: Path) -> tuple[Asset, ...]:
+    file = str(path)
+    builder = _AssetBuilder(file, "line")
+    with _open_binary(path) as fh:
+        records = _csv_records(fh, file)
+        first = next(records, None)
+        if first is None:
+            raise SnapshotError(file, None, None, "empty file")
+        line, header = first
+        if tuple(header) != ASSETS_HEADER:
+            raise SnapshotError(
+                file,
+                line,
+                None,
+                f"expected the header {','.join(ASSETS_HEADER)!r}, found {','.join(header)!r}",
+            )
+        for line, row in records:
+            if len(row) != len(ASSETS_HEADER):
+                raise SnapshotError(file, line, None, f"expected 3 cells, found {len(row)}")
+            builder.add(line, row[0], row[1], row[2])
+    return builder.done()
+
+
+def _load_assets_json(path: Path) -> tuple[Asset, ...]:
+    j = _Json(str(path))
+    raw = _read_json(path)
+    if isinstance(raw, list):
+        return j.assets(raw)
+    if isinstance(raw, dict) and "accounts" in raw:
+        raise j.error(
+            None, None, "this is a whole JSON snapshot; pass it alone, without an assets file"
+        )
+    top = j.obj(raw, None, None, "an assets file", ("assets",))
+    j.require(top, None, ("assets",))
+    return j.assets(top["assets"])
+
+
+def load_assets(path: StrPath) -> tuple[Asset, ...]:
+    """Read the assets file: CSV with header `symbol,decimals,price_usd`, or JSON (a list of
+    {"symbol", "decimals", "price_usd"} objects, or {"assets": [...]})."""
+    path = Path(path)
+    return _load_assets_json(path) if _is_json(path) else _load_assets_csv(path)
+
+
+def _account_columns(
+    file: str, line: int, header: list[str], assets: tuple[Asset, ...]
+) -> tuple[int, list[int], list[int]]:
+    """Map the accounts CSV header to (id column, equity columns, debt columns) per asset."""
+    if tuple(header) == ASSETS_HEADER:
+        raise SnapshotError(file, line, None, "this is an assets file, not an accounts CSV")
+    index = {a.symbol: k for k, a in enumerate(assets)}
+    where: dict[str, int] = {}
+    for col, name in enumerate(header):
+        if name in where:
+            raise SnapshotError(
+                file, line, name, f"duplicate column (columns {where[name] + 1} and {col + 1})"
+            )
+        where[name] = col
+        if name == "id":
+            continue
+        if name != name.strip():
+            raise SnapshotError(file, line, name, "column name has surrounding whitespace")
+        if name.endswith("_equity"):
+            symbol = name[: -len("_equity")]
+        elif name.endswith("_debt"):
+            symbol = name[: -len("_debt")]
+        else:
+            if name == "":
+                problem = "empty column name (a trailing comma?)"
+            else:
+                problem = "unexpected column; expected 'id', '<SYMBOL>_equity' or '<SYMBOL>_debt'"
+            raise SnapshotError(file, line, name, problem)
+        if symbol not in index:
+            raise SnapshotError(file, line, name, _unknown_asset(symbol, assets))
+    if "id" not in where:
+        raise SnapshotError(file, line, "id", "missing column")
+    for name in (f"{a.symbol}_{kind}" for a in assets for kind in ("equity", "debt")):
+        if name not in where:
+            raise SnapshotError(file, line, name, "missing column")
+    equity = [where[f"{a.symbol}_equity"] for a in assets]
+    debt = [where[f"{a.symbol}_debt"] for a in assets]
+    return where["id"], equity, debt
+
+
+def _load_accounts_csv(path: Path, assets: tuple[Asset, ...]) -> tuple[Account, ...]:
+    file = str(path)
+    accounts: list[Account] = []
+    first_line: dict[str, int] = {}
+    with _open_binary(path) as fh:
+        records = _csv_records(fh, file)
+        first = next(records, None)
+        if first is None:
+            raise SnapshotError(file, None, None, "empty file")
+        header_line, header = first
+        id_col, eq_cols, debt_cols = _account_columns(file, header_line, header, assets)
+        columns = [
+            (col, a.decimals, name)
+            for cols, kind in ((eq_cols, "equity"), (debt_cols, "debt"))
+            for col, a in zip(cols, assets, strict=True)
+            for name in [f"{a.symbol}_{kind}"]
+        ]
+        for line, row in records:
+            if len(row) != len(header):
+                raise SnapshotError(
+                    file,
+                    line,
+                    None,
+                    f"expected {len(header)} cells as in the header, found {len(row)}",
+                )
+            account_id = row[id_col]
+            problem = _id_problem(account_id)
+            if problem:
+                raise SnapshotError(file, line, "id", problem)
+            seen = first_line.setdefault(account_id, line)
+            if seen != line:
+                raise SnapshotError(
+                    file, line, "id", f"duplicate account id {account_id!r} (first at line {seen})"
+                )
+            amounts: list[int] = []
+            for col, decimals, name in columns:
+                try:
+                    amounts.append(parse_amount(row[col], decimals))
+                except ValueError as e:
+                    raise SnapshotError(file, line, name, str(e)) from None
+            n = len(assets)
+            accounts.append(Account(account_id, tuple(amounts[:n]), tuple(amounts[n:]), line))
+    if not accounts:
+        raise SnapshotError(file, None, None, "no accounts after the header")
+    return tuple(accounts)
+
+
+def _load_snapshot_json(path: Path) -> Snapshot:
+    j = _Json(str(path))
+    top = j.obj(_read_json(path), None, None, "a JSON snapshot", ("assets", "accounts"))
+    j.require(top, None, ("assets", "accounts"))
+    assets = j.assets(top["assets"])
+    index = {a.symbol: k for k, a in enumerate(assets)}
+    first: dict[str, int] = {}
+    accounts: list[Account] = []
+    for i, entry in enumerate(j.array(top["accounts"], "accounts", "accounts"), 1):
+        account = j.account(entry, i, assets, index)
+        seen = first.setdefault(account.id, i)
+        if seen != i:
+            raise j.error(i, "id", f"duplicate account id {account.id!r} (first at entry {seen})")
+        accounts.append(account)
+    return Snapshot(assets, tuple(accounts), str(path))
+
+
+def load_snapshot(accounts: StrPath, assets: StrPath | None = None) -> Snapshot:
+    """Read a snapshot: one JSON file, or an accounts CSV plus its assets file (CSV or JSON)."""
+    accounts = Path(accounts)
+    if _is_json(accounts):
+        if assets is not None:
+            raise SnapshotError(
+                str(accounts),
+                None,
+                None,
+                f"a JSON snapshot holds its own assets; do not also give an assets file ({assets})",
+            )
+        return _load_snapshot_json(accounts)
+    if assets is None:
+        raise SnapshotError(
+            str(accounts),
+            None,
+            None,
+            "a CSV snapshot needs its assets file (symbol,decimals,price_usd) given as well",
+        )
+    asset_list = load_assets(assets)
+    return Snapshot(asset_list, _load_accounts_csv(accounts, asset_list), f"{accounts} + {assets}")
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def _asset_json(asset: Asset) -> dict[str, Any]:
+    price = format_amount(asset.price_e8, PRICE_DECIMALS)
+    return {"symbol": asset.symbol, "decimals": asset.decimals, "price_usd": price}
+
+
+def write_snapshot_json(snapshot: Snapshot, path: StrPath) -> None:
+    """Write one JSON snapshot, an entry per line; zero balances are left out (missing = 0)."""
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write('{\n  "assets": [\n')
+        fh.write(",\n".join(f"    {dumps(_asset_json(a))}" for a in snapshot.assets))
+        fh.write('\n  ],\n  "accounts": [\n')
+        for k, acc in enumerate(snapshot.accounts):
+            entry: dict[str, Any] = {"id": acc.id}
+            for part, values in (("equity", acc.equity), ("debt", acc.debt)):
+                entry[part] = {
+                    a.symbol: format_amount(v, a.decimals)
+                    for a, v in zip(snapshot.assets, values, strict=True)
+                    if v
+                }
+            fh.write(("" if k == 0 else ",\n") + f"    {dumps(entry)}")
+        fh.write("\n  ]\n}\n")
+
+
+def write_snapshot_csv(snapshot: Snapshot, accounts_path: StrPath, assets_path: StrPath) -> None:
+    """Write the accounts CSV (every cell explicit, zeros as 0) and the assets CSV."""
+    with open(assets_path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(ASSETS_HEADER)
+        for a in snapshot.assets:
+            w.writerow([a.symbol, a.decimals, format_amount(a.price_e8, PRICE_DECIMALS)])
+    with open(accounts_path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        header = ["id"]
+        for a in snapshot.assets:
+            header += [f"{a.symbol}_equity", f"{a.symbol}_debt"]
+        w.writerow(header)
+        for acc in snapshot.accounts:
+            row = [acc.id]
+            for a, eq, debt in zip(snapshot.assets, acc.equity, acc.debt, strict=True):
+                row += [format_amount(eq, a.decimals), format_amount(debt, a.decimals)]
+            w.writerow(row)
+
+
+# --- sample -----------------------------------------------------------------------------------
+
+# Exchanges book ETH at 8 decimals, not its on-chain 18, so that balances fit in 64 bits; SOL
+# keeps its native 9 (2^64 - 1 lamports is ~18 billion SOL, far above the supply).
+_SAMPLE_ASSETS = (
+    Asset("BTC", 8, 65000_12000000),
+    Asset("ETH", 8, 3456_78000000),
+    Asset("USDT", 6, 1_00010000),
+    Asset("SOL", 9, 152_34000000),
+)
+# Per asset: percent of accounts holding it, and the range of the balance's decade at the asset's
+# scale (BTC 10^3..10^9 is 0.00001 to ~100 BTC); balances are log-uniform over those decades.
+_SAMPLE_HOLDINGS = ((45, 3, 9), (35, 4, 10), (70, 5, 11), (20, 7, 12))
+_SAMPLE_BORROW_PERCENT = 30
+# Cumulative percent thresholds for which asset a borrower borrows: mostly USDT.
+_SAMPLE_BORROW_PICK = ((15, 0), (30, 1), (90, 2), (100, 3))
+
+
+def sample_snapshot(n_accounts: int, seed: int = 0) -> Snapshot:
+    """A deterministic, plausible snapshot of BTC, ETH, USDT and SOL balances.
+
+    Every account holds some equity; about 30% also borrow, up to 80% of their equity value, so
+    every account is solvent at the snapshot's prices. Integers only: random.Random(seed).
+    """
+    if n_accounts < 1:
+        raise ValueError("a snapshot needs at least one account")
+    rng = random.Random(seed)
+    assets = _SAMPLE_ASSETS
+    top = max(a.decimals for a in assets)
+    mult = [a.price_e8 * 10 ** (top - a.decimals) for a in assets]
+    accounts: list[Account] = []
+    for i in range(1, n_accounts + 1):
+        held = [rng.randrange(100) < pct for pct, _, _ in _SAMPLE_HOLDINGS]
+        if not any(held):
+            held[rng.randrange(len(assets))] = True
+        equity = [0] * len(assets)
+        for k, (_, lo, hi) in enumerate(_SAMPLE_HOLDINGS):
+            if held[k]:
+                e = rng.randint(lo, hi)
+                equity[k] = rng.randint(10**e, 10 ** (e + 1) - 1)
+        debt = [0] * len(assets)
+        if rng.randrange(100) < _SAMPLE_BORROW_PERCENT:
+            r = rng.randrange(100)
+            k = next(k for bound, k in _SAMPLE_BORROW_PICK if r < bound)
+            value = sum(v * m for v, m in zip(equity, mult, strict=True))
+            # Rounding down keeps debt value <= the chosen share of the equity value.
+            debt[k] = min(value * rng.randint(5, 80) // (100 * mult[k]), MAX_AMOUNT)
+        accounts.append(Account(f"user-{i:06d}", tuple(equity), tuple(debt), i))
+    return Snapshot(assets, tuple(accounts), f"sample_snapshot({n_accounts}, seed={seed})")

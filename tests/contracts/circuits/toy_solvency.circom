@@ -1,0 +1,29 @@
+pragma circom 2.1.0;
+
+include "circomlib/circuits/bitify.circom";
+
+// Stand-in for the solvency circuit with the same public interface:
+// [finalState, ctxHash, root, totalsCommit, batchCount, reserves[N]].
+// Ties them together: totalsCommit = finalState + ctxHash * root + batchCount + sum(totals),
+// and reserves[i] - totals[i] fits in 64 bits (reserves cover the private totals).
+template ToySolvency(N) {
+    signal input finalState;
+    signal input ctxHash;
+    signal input root;
+    signal input totalsCommit;
+    signal input batchCount;
+    signal input reserves[N];
+    signal input totals[N]; // private
+
+    signal mixed <== ctxHash * root;
+    var acc = finalState + mixed + batchCount;
+    component surplus[N];
+    for (var i = 0; i < N; i++) {
+        surplus[i] = Num2Bits(64);
+        surplus[i].in <== reserves[i] - totals[i];
+        acc += totals[i];
+    }
+    totalsCommit === acc;
+}
+
+component main {public [finalState, ctxHash, root, totalsCommit, batchCount, reserves]} = ToySolvency(4);

@@ -1,0 +1,218 @@
+"""Session fixtures for the registry tests: toy circuits with the real public interfaces, their
+snarkjs keys and verifiers, real Groth16 proofs, one anvil node and one deployment.
+
+Every test runs between evm_snapshot / evm_revert, so each starts from the fresh deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3 import Web3
+from web3.types import RPCEndpoint
+from zksolvency.prover import chain
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+PTAU = Path(
+    os.environ.get("ZKSOLVENCY_DEV_PTAU", REPO.parent / "shared" / "ptau" / "dev_pot12.ptau")
+)
+N_ASSETS = 4  # toy_solvency.circom instantiates ToySolvency(4)
+P = chain.SNARK_SCALAR_FIELD
+
+Proof = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToySetup:
+    build: Path
+    artifacts: dict[str, chain.ContractArtifact]
+    wasm: dict[str, Path]
+    zkey: dict[str, Path]
+
+
+@dataclass(frozen=True)
+class ToyEpoch:
+    """A provable epoch: batch proofs chained from ctx, plus a solvency proof."""
+
+    ctx: int
+    bundle_hash: bytes
+    batches: list[tuple[Proof, list[str]]]
+    solvency: tuple[Proof, list[str]]
+
+    @property
+    def states(self) -> list[int]:
+        """[ctx, state after batch 0, ...]."""
+        return [self.ctx] + [int(pub[1]) for _, pub in self.batches]
+
+    @property
+    def root(self) -> int:
+        return int(self.solvency[1][2])
+
+    @property
+    def totals_commit(self) -> int:
+        return int(self.solvency[1][3])
+
+    @property
+    def reserves(self) -> list[int]:
+        return [int(x) for x in self.solvency[1][5:]]
+
+    def batch_args(self, i: int, epoch: int, index: int | None = None) -> tuple[Any, ...]:
+        proof, pub = self.batches[i]
+        a, b, c = calldata(proof)
+        return (epoch, i if index is None else index, a, b, c, int(pub[1]))
+
+    def finalize_args(self, epoch: int) -> tuple[Any, ...]:
+        a, b, c = calldata(self.solvency[0])
+        return (epoch, a, b, c, self.root, self.totals_commit, self.reserves)
+
+
+@dataclass(frozen=True)
+class ToyProofs:
+    main: ToyEpoch  # 3 batches
+    other_root: tuple[Proof, list[str]]  # solvency proof for main's chain with another root
+
+
+def rpc(w3: Web3, method: str, *params: Any) -> Any:
+    """A raw JSON-RPC call (anvil's evm_* / anvil_* methods have no web3 wrapper)."""
+    return w3.provider.make_request(RPCEndpoint(method), list(params))["result"]
+
+
+def account(w3: Web3, i: int) -> str:
+    """anvil dev account i (web3 types eth.accounts as a 1-tuple)."""
+    return str(list(w3.eth.accounts)[i])
+
+
+def calldata(proof: Proof) -> tuple[list[int], list[list[int]], list[int]]:
+    """Independent of chain._calldata on purpose: G2 coordinates go (c1, c0) for the EVM."""
+    a = [int(x) for x in proof["pi_a"][:2]]
+    b = [[int(proof["pi_b"][i][1]), int(proof["pi_b"][i][0])] for i in range(2)]
+    c = [int(x) for x in proof["pi_c"][:2]]
+    return a, b, c
+
+
+def _run(cmd: list[str], cwd: Path, stdin: str | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> ToySetup:
+    if not PTAU.is_file():
+        pytest.skip(f"dev ptau {PTAU} is absent")
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    try:
+        circom, snarkjs = chain.node_bin("circom2"), chain.node_bin("snarkjs")
+        chain.node_bin("anvil")
+    except chain.ChainError as exc:
+        pytest.skip(str(exc))
+
+    build = tmp_path_factory.mktemp("toy")
+    wasm: dict[str, Path] = {}
+    zkey: dict[str, Path] = {}
+    for circuit in ("toy_batch", "toy_solvency"):
+        src = HERE / "circuits" / f"{circuit}.circom"
+        # circom2 (WASI) only reaches paths below its working directory's ancestors: run it
+        # from the checkout so the include path resolves.
+        _run(
+            [str(circom), str(src), "--r1cs", "--wasm", "-l", "node_modules", "-o", str(build)],
+            cwd=REPO,
+        )
+        r1cs = build / f"{circuit}.r1cs"
+        zkey[circuit] = build / f"{circuit}.zkey"
+        _run([str(snarkjs), "groth16", "setup", str(r1cs), str(PTAU), str(zkey[circuit])], build)
+        wasm[circuit] = build / f"{circuit}_js" / f"{circuit}.wasm"
+    artifacts = chain.build_contracts(zkey["toy_batch"], zkey["toy_solvency"], build)
+    return ToySetup(build=build, artifacts=artifacts, wasm=wasm, zkey=zkey)
+
+
+def _solvency_input(final: int, ctx: int, root: int, count: int) -> dict[str, Any]:
+    totals = [1_000 * (i + 1) for i in range(N_ASSETS)]
+    reserves = [t + 17 * i for i, t in enumerate(totals)]  # reserves >= totals
+    commit = (final + ctx * root + count + sum(totals)) % P
+    return {
+        "finalState": str(final),
+        "ctxHash": str(ctx),
+        "root": str(root),
+        "totalsCommit": str(commit),
+        "batchCount": str(count),
+        "reserves": [str(r) for r in reserves],
+        "totals": [str(t) for t in totals],
+    }
+
+
+@pytest.fixture(scope="session")
+def proofs(toy: ToySetup) -> ToyProofs:
+    ctx = 0x1234_5678_9ABC_DEF0 * 0x1_0000_0000_0001 % P
+    steps = [3, 5, 11]
+    jobs: list[dict[str, Any]] = []
+    state = ctx
+    for step in steps:
+        nxt = (state * 7 + step * step + ctx) % P
+        jobs.append(
+            {
+                "wasm": str(toy.wasm["toy_batch"]),
+                "zkey": str(toy.zkey["toy_batch"]),
+                "input": {
+                    "prevState": str(state),
+                    "nextState": str(nxt),
+                    "ctxHash": str(ctx),
+                    "step": str(step),
+                },
+            }
+        )
+        state = nxt
+    for root in (0xABCDEF, 0xFEDCBA):
+        jobs.append(
+            {
+                "wasm": str(toy.wasm["toy_solvency"]),
+                "zkey": str(toy.zkey["toy_solvency"]),
+                "input": _solvency_input(state, ctx, root, len(steps)),
+            }
+        )
+    out = _run(["node", str(HERE / "prove_many.mjs")], cwd=toy.build, stdin=json.dumps(jobs))
+    results = [(r["proof"], r["publicSignals"]) for r in json.loads(out)]
+    main = ToyEpoch(
+        ctx=ctx,
+        bundle_hash=bytes.fromhex("ab" * 32),
+        batches=results[: len(steps)],
+        solvency=results[len(steps)],
+    )
+    return ToyProofs(main=main, other_root=results[len(steps) + 1])
+
+
+@pytest.fixture(scope="session")
+def node(toy: ToySetup) -> Iterator[chain.Anvil]:
+    with chain.Anvil() as anvil:
+        yield anvil
+
+
+@pytest.fixture(scope="session")
+def deployment(node: chain.Anvil, toy: ToySetup) -> chain.Deployment:
+    d = chain.deploy(node.w3, node.accounts[0], toy.artifacts, N_ASSETS)
+    print(f"\ndeploy gas: {d.gas_used}")
+    return d
+
+
+@pytest.fixture
+def w3(node: chain.Anvil, deployment: chain.Deployment) -> Iterator[Web3]:
+    """The node's Web3, rolled back to the fresh deployment after the test."""
+    snap = rpc(node.w3, "evm_snapshot")
+    yield node.w3
+    assert rpc(node.w3, "evm_revert", snap)
+
+
+@pytest.fixture
+def registry(w3: Web3, deployment: chain.Deployment) -> Any:
+    return deployment.registry_contract(w3)

@@ -1,0 +1,272 @@
+"""prover/chain.py on a real anvil: publish_epoch (checks, resume, idempotence), the local
+signer path, compile errors, verifier rendering and the Anvil wrapper itself."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+from zksolvency.prover import chain
+
+from .conftest import N_ASSETS, ToyEpoch, ToyProofs, ToySetup, account, rpc
+
+
+def publish(w3: Web3, registry: Any, e: ToyEpoch, epoch: int = 1, **kw: Any) -> chain.PublishReport:
+    return chain.publish_epoch(
+        w3, w3.eth.accounts[0], registry, epoch, e.ctx, e.bundle_hash, e.batches, e.solvency, **kw
+    )
+
+
+def test_publish_epoch_end_to_end(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    events: list[chain.ProgressEvent] = []
+    report = publish(w3, registry, e, 3, progress=events.append)
+    print(
+        f"\npublish_epoch gas: open {report.open_gas}, batches {report.batch_gas}, "
+        f"finalize {report.finalize_gas}, total {report.total_gas}"
+    )
+    assert [(ev.stage, ev.index) for ev in events] == [
+        ("open", 0),
+        ("batch", 0),
+        ("batch", 1),
+        ("batch", 2),
+        ("finalize", 3),
+    ]
+    assert len(report.batch_txs) == len(report.batch_gas) == 3
+    assert report.open_tx and report.finalize_tx and not report.already_finalized
+    assert report.batches_skipped == 0
+    for tx in [report.open_tx, *report.batch_txs, report.finalize_tx]:
+        assert w3.eth.get_transaction_receipt(tx)["status"] == 1
+
+    rec = chain.read_epoch(w3, registry, 3)
+    assert rec.status is chain.EpochStatus.FINALIZED
+    assert (rec.root, rec.state, list(rec.reserves)) == (e.root, e.states[-1], e.reserves)
+    assert rec.bundle_hash == e.bundle_hash
+
+    # Publishing the same epoch again sends nothing.
+    block = w3.eth.block_number
+    again = publish(w3, registry, e, 3)
+    assert again.already_finalized and again.total_gas == 0 and not again.batch_txs
+    assert w3.eth.block_number == block
+
+
+def test_publish_resumes_after_a_crash(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first_batch(ev: chain.ProgressEvent) -> None:
+        if ev.stage == "batch":
+            raise Crash
+
+    with pytest.raises(Crash):
+        publish(w3, registry, e, progress=crash_after_first_batch)
+    rec = chain.read_epoch(w3, registry, 1)
+    assert (rec.status, rec.batches_submitted) == (chain.EpochStatus.OPEN, 1)
+
+    events: list[chain.ProgressEvent] = []
+    report = publish(w3, registry, e, progress=events.append)
+    assert report.open_tx is None and report.batches_skipped == 1
+    assert len(report.batch_txs) == 2
+    assert [(ev.stage, ev.index) for ev in events] == [
+        ("resume", 1),
+        ("batch", 1),
+        ("batch", 2),
+        ("finalize", 3),
+    ]
+    assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.FINALIZED
+
+
+def test_publish_resumes_with_every_batch_in(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    publisher = w3.eth.accounts[0]
+    chain.transact(w3, publisher, registry, "openEpoch", (1, e.ctx, 3, e.bundle_hash), gas=300_000)
+    for i in range(3):
+        _, pub = e.batches[i]
+        a, b, c = chain._calldata(e.batches[i][0])
+        chain.transact(
+            w3, publisher, registry, "submitBatch", (1, i, a, b, c, int(pub[1])), gas=600_000
+        )
+    report = publish(w3, registry, e)
+    assert report.batches_skipped == 3 and not report.batch_txs and report.finalize_tx
+
+
+def _no_tx(w3: Web3, fn: Any, match: str) -> None:
+    block = w3.eth.block_number
+    with pytest.raises(chain.PublishError, match=match):
+        fn()
+    assert w3.eth.block_number == block, "nothing may be sent when inputs are inconsistent"
+
+
+def test_publish_checks_inputs_before_sending(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    me = w3.eth.accounts[0]
+
+    def run(**over: Any) -> Any:
+        args: dict[str, Any] = {
+            "ctx_hash": e.ctx,
+            "bundle_hash": e.bundle_hash,
+            "batches": e.batches,
+            "solvency": e.solvency,
+        }
+        args.update(over)
+        sender = args.pop("sender", me)
+        return lambda: chain.publish_epoch(w3, sender, registry, 1, **args)
+
+    b0, b1, b2 = e.batches
+    _no_tx(w3, run(batches=[b1, b0, b2]), "batch 0 starts from state")
+    _no_tx(w3, run(batches=[b0, b2, b1]), "batch 1 starts from state")
+    _no_tx(w3, run(batches=[b0, b1]), "solvency proof ends at state")
+    _no_tx(w3, run(ctx_hash=e.ctx + 1), "proved for ctxHash")
+    _no_tx(w3, run(batches=[]), "at least one batch")
+    _no_tx(w3, run(solvency=(e.solvency[0], e.solvency[1][:-1])), "expected 9")
+    _no_tx(w3, run(bundle_hash=b"\x01" * 31), "32 bytes")
+    bad_proof = {**e.batches[0][0], "pi_a": e.batches[0][0]["pi_a"][:2]}
+    _no_tx(w3, run(batches=[(bad_proof, b0[1]), b1, b2]), "not a snarkjs Groth16 proof")
+    _no_tx(w3, run(sender=account(w3, 1)), "is not the registry's publisher")
+    counted = list(e.solvency[1])
+    counted[4] = "2"
+    _no_tx(w3, run(solvency=(e.solvency[0], counted)), "counts 2 batches")
+
+
+def test_publish_refuses_to_contradict_the_registry(
+    w3: Web3, registry: Any, proofs: ToyProofs
+) -> None:
+    e = proofs.main
+    me = w3.eth.accounts[0]
+    publish(w3, registry, e, 1)
+    other = proofs.other_root
+    # Finalized with another root: refuse, do not pretend it is done.
+    _no_tx(
+        w3,
+        lambda: chain.publish_epoch(w3, me, registry, 1, e.ctx, e.bundle_hash, e.batches, other),
+        "already finalized with different",
+    )
+    # Lower epoch number than the latest.
+    chain.transact(w3, me, registry, "openEpoch", (5, e.ctx, 3, e.bundle_hash), gas=300_000)
+    _no_tx(w3, lambda: publish(w3, registry, e, 4), "not above the latest")
+    # Another epoch still open.
+    _no_tx(w3, lambda: publish(w3, registry, e, 6), "epoch 5 is still open")
+    # Epoch open with another bundle or batch count.
+    _no_tx(
+        w3,
+        lambda: chain.publish_epoch(
+            w3, me, registry, 5, e.ctx, b"\x00" * 32, e.batches, e.solvency
+        ),
+        "is open with",
+    )
+    # Abandoned epochs stay abandoned.
+    chain.transact(w3, me, registry, "abandonEpoch", (5,), gas=100_000)
+    _no_tx(w3, lambda: publish(w3, registry, e, 5), "abandoned")
+
+
+def test_publish_the_other_root_after_a_different_epoch(
+    w3: Web3, registry: Any, proofs: ToyProofs
+) -> None:
+    """The same chain may be re-proved under a later epoch number with a new solvency proof."""
+    e = proofs.main
+    publish(w3, registry, e, 1)
+    me = w3.eth.accounts[0]
+    report = chain.publish_epoch(
+        w3, me, registry, 2, e.ctx, e.bundle_hash, e.batches, proofs.other_root
+    )
+    assert report.finalize_tx
+    assert registry.functions.isFinalizedRoot(2, int(proofs.other_root[1][2])).call()
+    assert registry.functions.isFinalizedRoot(1, e.root).call()
+
+
+def test_mined_revert_is_decoded(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    me = w3.eth.accounts[0]
+    # Preflight catches it without a transaction...
+    block = w3.eth.block_number
+    with pytest.raises(chain.RegistryRevert, match="ZeroBatches") as info:
+        chain.transact(w3, me, registry, "openEpoch", (1, e.ctx, 0, e.bundle_hash), gas=300_000)
+    assert info.value.tx_hash is None and w3.eth.block_number == block
+    # ...and without preflight the mined revert is replayed for its reason.
+    with pytest.raises(chain.RegistryRevert, match="ZeroBatches") as info:
+        chain.transact(
+            w3,
+            me,
+            registry,
+            "openEpoch",
+            (1, e.ctx, 0, e.bundle_hash),
+            gas=300_000,
+            preflight=False,
+        )
+    assert info.value.tx_hash is not None
+    assert w3.eth.get_transaction_receipt(info.value.tx_hash)["status"] == 0
+
+
+def test_local_signer_deploys_and_publishes(w3: Web3, toy: ToySetup, proofs: ToyProofs) -> None:
+    acct = Account.create()
+    rpc(w3, "anvil_setBalance", acct.address, hex(10**20))
+    d = chain.deploy(w3, acct.address, toy.artifacts, N_ASSETS, signer=acct)
+    assert d.publisher == acct.address
+    registry = d.registry_contract(w3)
+    e = proofs.main
+    report = chain.publish_epoch(
+        w3, acct.address, registry, 1, e.ctx, e.bundle_hash, e.batches, e.solvency, signer=acct
+    )
+    assert report.finalize_tx is not None
+    tx = w3.eth.get_transaction(report.finalize_tx)
+    assert tx["from"] == acct.address and tx["gas"] == chain.FINALIZE_GAS
+    assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.FINALIZED
+
+
+def test_compile_error_carries_solc_messages(tmp_path: Path, toy: ToySetup) -> None:
+    src = tmp_path / "Broken.sol"
+    src.write_text(
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.20;\n"
+        "contract Broken { function f() public { uint x = ; } }\n"
+    )
+    with pytest.raises(chain.CompileError, match=r"ParserError[\s\S]*Broken\.sol"):
+        chain.compile_contracts([src], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_artifacts_on_disk(toy: ToySetup) -> None:
+    for name in ("BatchVerifier", "SolvencyVerifier", "SolvencyRegistry"):
+        art = chain.ContractArtifact.load(toy.build / "out" / f"{name}.json")
+        assert art == toy.artifacts[name]
+        assert art.bytecode.startswith("0x6") and len(art.deployed_bytecode) > 2
+    text = (toy.build / "src" / "BatchVerifier.sol").read_text()
+    assert text.startswith("// GENERATED by zksolvency from zkey sha256:")
+    assert chain.file_sha256(toy.zkey["toy_batch"]) in text.splitlines()[0]
+    assert "contract BatchVerifier {" in text and "Groth16Verifier" not in text
+
+
+def test_render_verifier_rejects_unexpected_input() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        chain.render_verifier("contract Other {}", "BatchVerifier")
+    with pytest.raises(ValueError, match="identifier"):
+        chain.render_verifier("contract Groth16Verifier {}", "Not-A-Name")
+    out = chain.render_verifier("contract Groth16Verifier {}", "X", zkey_hash="abc")
+    assert out.endswith("contract X {}") and "from abc" in out
+
+
+def test_anvil_lifecycle() -> None:
+    with chain.Anvil(chain_id=31338) as node:
+        assert node.url.startswith("http://127.0.0.1:")
+        assert node.w3.eth.chain_id == 31338
+        assert len(node.accounts) == 10
+        pid = node._proc.pid if node._proc else 0
+    # The whole process group (node wrapper and anvil binary) is gone; allow a moment for the
+    # orphaned binary to be reaped.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"anvil process group {pid} survived stop()")
+    with pytest.raises(chain.AnvilError):
+        _ = node.w3

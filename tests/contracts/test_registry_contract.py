@@ -1,0 +1,365 @@
+"""SolvencyRegistry on a real anvil, with real Groth16 proofs of the toy circuits.
+
+Reverts are asserted on mined transactions (preflight off) that carry an explicit gas limit,
+as the publisher sends them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_utils.crypto import keccak
+from web3 import Web3
+from web3.exceptions import ContractLogicError
+from zksolvency.prover import chain
+
+from .conftest import N_ASSETS, P, ToyEpoch, ToyProofs, ToySetup, account
+
+KIND_BATCH, KIND_SOLVENCY = 0, 1
+
+
+def send(
+    w3: Web3, registry: Any, fn: str, *args: Any, sender: str | None = None, gas: int = 600_000
+) -> Any:
+    return chain.transact(
+        w3, sender or w3.eth.accounts[0], registry, fn, args, gas=gas, preflight=False
+    )
+
+
+def reverts(
+    w3: Web3, registry: Any, error: str, fn: str, *args: Any, **kw: Any
+) -> chain.RegistryRevert:
+    with pytest.raises(chain.RegistryRevert) as info:
+        send(w3, registry, fn, *args, **kw)
+    assert info.value.error == error, str(info.value)
+    assert info.value.tx_hash is not None  # it was mined, not caught in preflight
+    return info.value
+
+
+def open_main(w3: Web3, registry: Any, epoch: ToyEpoch, number: int = 1) -> Any:
+    return send(w3, registry, "openEpoch", number, epoch.ctx, len(epoch.batches), epoch.bundle_hash)
+
+
+def test_valid_epoch_end_to_end(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    receipt = open_main(w3, registry, e, 1)
+    (opened,) = registry.events.EpochOpened().process_receipt(receipt)
+    assert opened["args"] == {
+        "epoch": 1,
+        "ctxHash": e.ctx,
+        "nBatches": 3,
+        "bundleHash": e.bundle_hash,
+    }
+    assert registry.functions.openEpochId().call() == 1
+
+    batch_gas = []
+    for i in range(3):
+        receipt = send(w3, registry, "submitBatch", *e.batch_args(i, 1))
+        batch_gas.append(receipt["gasUsed"])
+        (ev,) = registry.events.BatchVerified().process_receipt(receipt)
+        assert ev["args"] == {
+            "epoch": 1,
+            "index": i,
+            "prevState": e.states[i],
+            "nextState": e.states[i + 1],
+        }
+        assert chain.read_epoch(w3, registry, 1).state == e.states[i + 1]
+
+    receipt = send(w3, registry, "finalize", *e.finalize_args(1), gas=1_000_000)
+    (fin,) = registry.events.EpochFinalized().process_receipt(receipt)
+    print(f"\nbatch submit gas: {batch_gas}; finalize gas (N={N_ASSETS}): {receipt['gasUsed']}")
+
+    rec = chain.read_epoch(w3, registry, 1)
+    assert rec.status is chain.EpochStatus.FINALIZED
+    assert fin["args"] == {
+        "epoch": 1,
+        "root": rec.root,
+        "finalState": rec.state,
+        "totalsCommit": rec.totals_commit,
+        "nBatches": rec.n_batches,
+        "reserves": list(rec.reserves),
+    }
+    assert (rec.ctx_hash, rec.bundle_hash, rec.state) == (e.ctx, e.bundle_hash, e.states[-1])
+    assert (rec.root, rec.totals_commit, list(rec.reserves)) == (
+        e.root,
+        e.totals_commit,
+        e.reserves,
+    )
+    assert (rec.n_batches, rec.batches_submitted) == (3, 3)
+    assert 0 < rec.opened_at <= rec.finalized_at
+    assert registry.functions.latestEpoch().call() == 1
+    assert registry.functions.latestFinalizedEpoch().call() == 1
+    assert registry.functions.openEpochId().call() == 0
+    assert registry.functions.isFinalizedRoot(1, e.root).call()
+    assert not registry.functions.isFinalizedRoot(1, e.root + 1).call()
+    assert not registry.functions.isFinalizedRoot(2, e.root).call()
+
+
+def test_views_and_selectors(registry: Any, deployment: chain.Deployment, node: Any) -> None:
+    f = registry.functions
+    assert f.publisher().call() == node.accounts[0] == deployment.publisher
+    assert f.batchVerifier().call() == deployment.batch_verifier
+    assert f.solvencyVerifier().call() == deployment.solvency_verifier
+    assert f.nAssets().call() == N_ASSETS
+    assert f.batchSelector().call() == chain.verify_selector(3)
+    assert f.solvencySelector().call() == chain.verify_selector(5 + N_ASSETS)
+    assert f.SNARK_SCALAR_FIELD().call() == P
+    counters = (f.latestEpoch().call(), f.latestFinalizedEpoch().call(), f.openEpochId().call())
+    assert counters == (0, 0, 0)
+    assert chain.read_epoch(registry.w3, registry, 1).status is chain.EpochStatus.NONE
+
+
+@pytest.mark.parametrize("fn", ["openEpoch", "submitBatch", "finalize", "abandonEpoch"])
+def test_only_publisher_writes(w3: Web3, registry: Any, proofs: ToyProofs, fn: str) -> None:
+    e = proofs.main
+    open_main(w3, registry, e)
+    args = {
+        "openEpoch": (2, e.ctx, 3, e.bundle_hash),
+        "submitBatch": e.batch_args(0, 1),
+        "finalize": e.finalize_args(1),
+        "abandonEpoch": (1,),
+    }[fn]
+    stranger = account(w3, 1)
+    err = reverts(w3, registry, "NotPublisher", fn, *args, sender=stranger)
+    assert err.error_args == (stranger,)
+
+
+def test_replayed_and_out_of_order_batches(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    open_main(w3, registry, e)
+    # Skipping ahead: batch 1 (a valid proof) before batch 0.
+    err = reverts(w3, registry, "WrongBatchIndex", "submitBatch", *e.batch_args(1, 1))
+    assert err.error_args == (0, 1)
+    send(w3, registry, "submitBatch", *e.batch_args(0, 1))
+    # Replay of batch 0, same proof and index.
+    err = reverts(w3, registry, "WrongBatchIndex", "submitBatch", *e.batch_args(0, 1))
+    assert err.error_args == (1, 0)
+    send(w3, registry, "submitBatch", *e.batch_args(1, 1))
+    send(w3, registry, "submitBatch", *e.batch_args(2, 1))
+    # Past nBatches.
+    err = reverts(w3, registry, "TooManyBatches", "submitBatch", *e.batch_args(2, 1, index=3))
+    assert err.error_args == (3, 3)
+    assert chain.read_epoch(w3, registry, 1).batches_submitted == 3
+
+
+def test_batch_must_continue_the_chain(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    open_main(w3, registry, e)
+    # A valid proof of batch 1 submitted as index 0: its prevState is not the stored ctxHash.
+    err = reverts(w3, registry, "InvalidProof", "submitBatch", *e.batch_args(1, 1, index=0))
+    assert err.error_args == (KIND_BATCH,)
+    # Same after a gap in the chain: batch 2's proof at index 1.
+    send(w3, registry, "submitBatch", *e.batch_args(0, 1))
+    reverts(w3, registry, "InvalidProof", "submitBatch", *e.batch_args(2, 1, index=1))
+    assert chain.read_epoch(w3, registry, 1).state == e.states[1]
+
+
+def _tampered(args: tuple[Any, ...], how: str, donor: tuple[Any, ...]) -> tuple[Any, ...]:
+    epoch, index, a, b, c, nxt = args
+    if how == "a-off-curve":
+        a = [a[0], (a[1] + 1) % P]
+    elif how == "c-from-other-proof":
+        c = donor[4]
+    elif how == "b-swapped":
+        b = [b[1], b[0]]
+    return (epoch, index, a, b, c, nxt)
+
+
+@pytest.mark.parametrize("how", ["a-off-curve", "c-from-other-proof", "b-swapped"])
+def test_tampered_batch_proof_is_invalid(
+    w3: Web3, registry: Any, proofs: ToyProofs, how: str
+) -> None:
+    e = proofs.main
+    open_main(w3, registry, e)
+    bad = _tampered(e.batch_args(0, 1), how, e.batch_args(1, 1))
+    # 600k is plenty: the revert is the proof's fault, not a starved verifier's.
+    err = reverts(w3, registry, "InvalidProof", "submitBatch", *bad, gas=600_000)
+    assert err.error_args == (KIND_BATCH,)
+    # Wrong public input with an untouched proof.
+    epoch, index, a, b, c, nxt = e.batch_args(0, 1)
+    reverts(w3, registry, "InvalidProof", "submitBatch", epoch, index, a, b, c, nxt + 1)
+    assert chain.read_epoch(w3, registry, 1).batches_submitted == 0
+
+
+def test_tampered_solvency_proof_is_invalid(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    open_main(w3, registry, e)
+    for i in range(3):
+        send(w3, registry, "submitBatch", *e.batch_args(i, 1))
+    epoch, a, b, c, root, totals, reserves = e.finalize_args(1)
+    cases = [
+        (epoch, [a[0], a[1] + 1], b, c, root, totals, reserves),
+        (epoch, a, b, c, root + 1, totals, reserves),
+        (epoch, a, b, c, root, totals, [*reserves[:-1], reserves[-1] + 1]),
+    ]
+    for args in cases:
+        err = reverts(w3, registry, "InvalidProof", "finalize", *args, gas=1_000_000)
+        assert err.error_args == (KIND_SOLVENCY,)
+    assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.OPEN
+
+
+def test_starved_verifier_is_not_an_invalid_proof(
+    w3: Web3, registry: Any, proofs: ToyProofs
+) -> None:
+    """snarkjs verifiers answer false when out of gas; the registry names that case instead."""
+    e = proofs.main
+    open_main(w3, registry, e)
+    err = reverts(w3, registry, "InsufficientGas", "submitBatch", *e.batch_args(0, 1), gas=200_000)
+    assert err.error_args[0] == KIND_BATCH
+    # ...which also makes eth_estimateGas usable: its estimate is enough for a valid proof.
+    fn = registry.functions.submitBatch(*e.batch_args(0, 1))
+    estimate = fn.estimate_gas({"from": w3.eth.accounts[0]})
+    receipt = send(w3, registry, "submitBatch", *e.batch_args(0, 1), gas=estimate)
+    print(f"\nsubmitBatch: estimate {estimate}, used {receipt['gasUsed']}")
+
+
+def test_public_values_outside_the_field(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    reverts(w3, registry, "FieldOverflow", "openEpoch", 1, e.ctx + P, 3, e.bundle_hash)
+    reverts(w3, registry, "FieldOverflow", "openEpoch", 1, 2**256 - 1, 3, e.bundle_hash)
+    open_main(w3, registry, e)
+    epoch, index, a, b, c, nxt = e.batch_args(0, 1)
+    # nxt + P is congruent to nxt: the verifier alone would wrongly-but-quietly say false.
+    err = reverts(w3, registry, "FieldOverflow", "submitBatch", epoch, index, a, b, c, nxt + P)
+    assert err.error_args == (nxt + P,)
+    for i in range(3):
+        send(w3, registry, "submitBatch", *e.batch_args(i, 1))
+    epoch, a, b, c, root, totals, reserves = e.finalize_args(1)
+    for args in [
+        (epoch, a, b, c, root + P, totals, reserves),
+        (epoch, a, b, c, root, totals + P, reserves),
+        (epoch, a, b, c, root, totals, [reserves[0] + P, *reserves[1:]]),
+    ]:
+        reverts(w3, registry, "FieldOverflow", "finalize", *args, gas=1_000_000)
+
+
+def test_finalize_needs_every_batch(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    open_main(w3, registry, e)
+    reverts(w3, registry, "BatchesMissing", "finalize", *e.finalize_args(1))
+    send(w3, registry, "submitBatch", *e.batch_args(0, 1))
+    send(w3, registry, "submitBatch", *e.batch_args(1, 1))
+    err = reverts(w3, registry, "BatchesMissing", "finalize", *e.finalize_args(1))
+    assert err.error_args == (2, 3)
+
+
+def test_wrong_reserve_count(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    open_main(w3, registry, e)
+    for i in range(3):
+        send(w3, registry, "submitBatch", *e.batch_args(i, 1))
+    epoch, a, b, c, root, totals, reserves = e.finalize_args(1)
+    for wrong in (reserves[:-1], [*reserves, 0], []):
+        err = reverts(
+            w3, registry, "WrongReserveCount", "finalize", epoch, a, b, c, root, totals, wrong
+        )
+        assert err.error_args == (N_ASSETS, len(wrong))
+    send(w3, registry, "finalize", *e.finalize_args(1), gas=1_000_000)
+
+
+def test_epochs_strictly_increase(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    err = reverts(w3, registry, "EpochNotIncreasing", "openEpoch", 0, e.ctx, 3, e.bundle_hash)
+    assert err.error_args == (0, 0)
+    open_main(w3, registry, e, 5)
+    for i in range(3):
+        send(w3, registry, "submitBatch", *e.batch_args(i, 5))
+    send(w3, registry, "finalize", *e.finalize_args(5), gas=1_000_000)
+    for again in (5, 4, 1):  # a replayed epoch and older ones
+        err = reverts(
+            w3, registry, "EpochNotIncreasing", "openEpoch", again, e.ctx, 3, e.bundle_hash
+        )
+        assert err.error_args == (again, 5)
+    # Finalized epochs are closed to writes.
+    reverts(w3, registry, "NotOpen", "submitBatch", *e.batch_args(0, 5))
+    reverts(w3, registry, "NotOpen", "finalize", *e.finalize_args(5))
+    open_main(w3, registry, e, 6)
+
+
+def test_one_open_epoch_at_a_time(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    reverts(w3, registry, "ZeroBatches", "openEpoch", 1, e.ctx, 0, e.bundle_hash)
+    open_main(w3, registry, e, 1)
+    err = reverts(w3, registry, "EpochStillOpen", "openEpoch", 2, e.ctx, 3, e.bundle_hash)
+    assert err.error_args == (1,)
+    # A never-opened epoch takes no batches.
+    reverts(w3, registry, "NotOpen", "submitBatch", *e.batch_args(0, 2))
+    reverts(w3, registry, "NotOpen", "abandonEpoch", 2)
+
+
+def test_abandon_then_open_next(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    e = proofs.main
+    open_main(w3, registry, e, 1)
+    send(w3, registry, "submitBatch", *e.batch_args(0, 1))
+    receipt = send(w3, registry, "abandonEpoch", 1)
+    (ev,) = registry.events.EpochAbandoned().process_receipt(receipt)
+    assert ev["args"] == {"epoch": 1, "batchesSubmitted": 1}
+    rec = chain.read_epoch(w3, registry, 1)
+    assert (rec.status, rec.batches_submitted) == (chain.EpochStatus.ABANDONED, 1)
+    assert registry.functions.openEpochId().call() == 0
+
+    # Abandoned is final.
+    reverts(w3, registry, "NotOpen", "submitBatch", *e.batch_args(1, 1))
+    reverts(w3, registry, "NotOpen", "finalize", *e.finalize_args(1))
+    reverts(w3, registry, "NotOpen", "abandonEpoch", 1)
+    reverts(w3, registry, "EpochNotIncreasing", "openEpoch", 1, e.ctx, 3, e.bundle_hash)
+
+    # The next epoch goes through, and epoch 1 never becomes finalized.
+    open_main(w3, registry, e, 2)
+    for i in range(3):
+        send(w3, registry, "submitBatch", *e.batch_args(i, 2))
+    send(w3, registry, "finalize", *e.finalize_args(2), gas=1_000_000)
+    assert registry.functions.latestFinalizedEpoch().call() == 2
+    assert not registry.functions.isFinalizedRoot(1, e.root).call()
+    assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.ABANDONED
+
+
+def test_constructor_guards(w3: Web3, toy: ToySetup, deployment: chain.Deployment) -> None:
+    art = toy.artifacts["SolvencyRegistry"]
+    factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+    me, eoa = w3.eth.accounts[0], account(w3, 2)
+    bv, sv = deployment.batch_verifier, deployment.solvency_verifier
+    zero = "0x" + "00" * 20
+    for args, error in [
+        ((zero, bv, sv, 4), "ZeroAddress"),
+        ((me, eoa, sv, 4), "NoCode"),
+        ((me, bv, eoa, 4), "NoCode"),
+        ((me, bv, sv, 0), "ZeroAssets"),
+    ]:
+        with pytest.raises(ContractLogicError) as info:
+            factory.constructor(*args).estimate_gas({"from": me})
+        assert chain.decode_revert(art.abi, info.value.data)[0] == error
+
+
+def test_deploy_checks_verifier_arity(w3: Web3, toy: ToySetup) -> None:
+    before = w3.eth.block_number
+    with pytest.raises(chain.ChainError, match=r"uint256\[8\]"):
+        chain.deploy(w3, w3.eth.accounts[0], toy.artifacts, N_ASSETS - 1)
+    assert w3.eth.block_number == before
+
+
+def test_decode_revert_knows_every_error(toy: ToySetup) -> None:
+    abi = toy.artifacts["SolvencyRegistry"].abi
+    data = (
+        keccak(text="WrongBatchIndex(uint64,uint64)")[:4]
+        + (2).to_bytes(32, "big")
+        + (5).to_bytes(32, "big")
+    )
+    assert chain.decode_revert(abi, data) == ("WrongBatchIndex", (2, 5))
+    assert chain.decode_revert(abi, b"") == ("EmptyRevert", ())
+    errors = {item["name"] for item in abi if item["type"] == "error"}
+    assert {
+        "NotPublisher",
+        "EpochNotIncreasing",
+        "EpochStillOpen",
+        "NotOpen",
+        "WrongBatchIndex",
+        "TooManyBatches",
+        "BatchesMissing",
+        "WrongReserveCount",
+        "InvalidProof",
+        "FieldOverflow",
+        "InsufficientGas",
+        "ZeroBatches",
+    } <= errors
