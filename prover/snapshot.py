@@ -360,6 +360,32 @@ def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dup
 
 
+MAX_JSON_DEPTH = 32  # a snapshot needs 4 levels; anything far deeper is not a snapshot
+
+
+def _too_deep(text: str) -> int | None:
+    """Line where bracket nesting (outside strings) first exceeds MAX_JSON_DEPTH, else None."""
+    depth = 0
+    in_string = escaped = False
+    for pos, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return text.count("\n", 0, pos) + 1
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
 def _read_json(path: Path) -> Any:
     file = str(path)
     with _open_binary(path) as fh:
@@ -378,6 +404,13 @@ def _read_json(path: Path) -> Any:
         ) from None
     if not text.strip():
         raise SnapshotError(file, None, None, "empty file")
+    depth_line = _too_deep(text)
+    if depth_line is not None:
+        # json's C scanner can overflow the C stack (a crash, not a RecursionError) long before
+        # Python's recursion limit when run in a deep call stack, so refuse deep nesting first.
+        raise SnapshotError(
+            file, depth_line, None, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     try:
         return json.loads(
             text,

@@ -486,7 +486,7 @@ A = '{"symbol": "BTC", "decimals": 8, "price_usd": "65000.12"}'
         ),
         (f'{{"assets": [{A}], "assets": [{A}], "accounts": []}}', None, "assets", "more than once"),
         ("{\n\n  nope", 3, None, "invalid JSON"),
-        ("[" * 100000, None, None, "invalid JSON"),
+        ("[" * 100000, 1, None, "invalid JSON"),
         (b'{\n"assets": [],\n"accounts": ["\xc3\x28"]}', 3, None, "not valid UTF-8"),
     ],
     ids=short_id,
