@@ -1,0 +1,166 @@
+"""The mirror's building blocks: commitments, packing, the batched tree and the epoch plan."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from zksolvency.prover.commitments import (
+    ID_HASH_BITS,
+    context_hash,
+    derive_secret,
+    empty_nodes,
+    id_commitment,
+    id_hash,
+    leaf_hash,
+    state_hash,
+    totals_hash,
+    value_bits,
+)
+from zksolvency.prover.field import P, pack
+from zksolvency.prover.gen_constants import render
+from zksolvency.prover.params import EpochParams
+from zksolvency.prover.paths import circuits_dir
+from zksolvency.prover.poseidon import hash_list, poseidon
+from zksolvency.prover.snapshot import Account, Asset, Snapshot
+from zksolvency.prover.tree import BatchedTree, climb, padding_leaf
+from zksolvency.prover.witness import PlanError, plan_epoch
+
+
+def test_generated_circuit_constants_are_current() -> None:
+    # circuits/lib/constants.circom is generated from the mirror; a stale copy would make the
+    # circuit and the mirror disagree about the empty tree.
+    assert (circuits_dir() / "lib" / "constants.circom").read_text() == render()
+
+
+def test_empty_nodes() -> None:
+    z = empty_nodes(4)
+    assert z[0] == 0
+    assert z[1] == poseidon([0, 0])
+    assert all(z[i + 1] == poseidon([z[i], z[i]]) for i in range(4))
+
+
+def test_id_hash_below_2_248_so_ids_never_alias_mod_p() -> None:
+    # ANCHORS attack 6 (Summa #289): ids read as field elements alias mod p.
+    for i in range(200):
+        assert id_hash(f"user-{i}") < 2**ID_HASH_BITS < P
+    assert id_hash("alice") != id_hash("alice ")
+
+
+def test_id_commitment_needs_a_salt_and_hides_the_id() -> None:
+    with pytest.raises(ValueError):
+        id_commitment("alice", 0)
+    assert id_commitment("alice", 1) != id_commitment("alice", 2)
+
+
+def test_derive_secret_is_deterministic_and_separated() -> None:
+    seed = b"\x01" * 32
+    assert derive_secret(seed, "salt", "a") == derive_secret(seed, "salt", "a")
+    assert derive_secret(seed, "salt", "a") != derive_secret(seed, "blind", "a")
+    assert derive_secret(seed, "salt", "a") < 2**248
+
+
+def test_pack_is_little_end_first_and_refuses_oversized_values() -> None:
+    assert pack([1, 2, 3, 4], 64) == [1 + (2 << 64) + (3 << 128), 4]
+    with pytest.raises(ValueError):
+        pack([2**64], 64)
+
+
+def test_leaf_binds_every_balance() -> None:
+    # ANCHORS attack 5 (Summa #119): balances not bound to the leaf hash.
+    c = id_commitment("alice", 5)
+    base = leaf_hash(c, [1, 2], [3, 4])
+    assert leaf_hash(c, [1, 2], [3, 5]) != base
+    assert leaf_hash(c, [2, 1], [3, 4]) != base
+    assert leaf_hash(c, [1, 2], [4, 3]) != base
+    assert base == hash_list([c, *pack([1, 3, 2, 4], 64)])
+
+
+def test_context_binds_epoch_shape_and_weights() -> None:
+    h = context_hash(1, 10, 3, [5, 6])
+    assert context_hash(2, 10, 3, [5, 6]) != h
+    assert context_hash(1, 11, 3, [5, 6]) != h
+    assert context_hash(1, 10, 3, [5, 7]) != h
+    with pytest.raises(ValueError):
+        context_hash(1, 10, 3, [2**128])
+
+
+def test_value_bits_fit_the_field() -> None:
+    assert value_bits(1) == 64 + 128 + 1
+    assert value_bits(64) <= 252
+
+
+def _leaves(n: int) -> list[int]:
+    rng = random.Random(n)
+    return [rng.randrange(1, P) for _ in range(n)]
+
+
+@pytest.mark.parametrize(("n", "levels", "depth"), [(1, 1, 4), (5, 1, 4), (8, 2, 5), (13, 0, 4)])
+def test_tree_paths_and_intermediate_roots(n: int, levels: int, depth: int) -> None:
+    params = EpochParams(levels, depth, 2)
+    tree = BatchedTree.build(params, _leaves(n))
+    assert len(tree.leaves) % params.batch_size == 0
+    assert all(x == padding_leaf(2) for x in tree.leaves[n:])
+    for i in range(len(tree.leaves)):
+        assert climb(tree.leaves[i], i, tree.inclusion_path(i)) == tree.root
+    assert tree.root_after(0) == empty_nodes(depth)[depth]
+    assert tree.root_after(tree.n_batches) == tree.root
+    for k in range(tree.n_batches):
+        sib = tree.insertion_siblings(k)
+        # the slot was empty before, and holds the batch after
+        assert climb(empty_nodes(depth)[levels], k, sib) == tree.root_after(k)
+        assert climb(tree.batch_root(k), k, sib) == tree.root_after(k + 1)
+
+
+def test_tree_refuses_too_many_accounts() -> None:
+    with pytest.raises(ValueError, match="do not fit"):
+        BatchedTree.build(EpochParams(1, 2, 1), _leaves(5))
+
+
+def _snapshot(balances: list[tuple[list[int], list[int]]]) -> Snapshot:
+    assets = (Asset("BTC", 8, 6_500_000_000_000), Asset("USDT", 6, 100_000_000))
+    accounts = tuple(
+        Account(f"u{i}", tuple(eq), tuple(debt), i + 1) for i, (eq, debt) in enumerate(balances)
+    )
+    return Snapshot(assets, accounts, "test")
+
+
+def test_plan_chains_states_from_the_context() -> None:
+    snap = _snapshot([([10**8, 0], [0, 1000]), ([0, 5 * 10**6], [0, 0]), ([1, 0], [0, 0])])
+    plan = plan_epoch(snap, EpochParams(1, 4, 2), 3, (2 * 10**8, 10**7), b"s" * 32)
+    assert plan.n_batches == 2
+    assert plan.states[0] == plan.context.ctx_hash
+    assert plan.final_totals == [10**8 + 1, 0, 5 * 10**6, 1000]
+    for k in range(plan.n_batches):
+        assert plan.batch_public(k) == [plan.states[k], plan.states[k + 1], plan.context.ctx_hash]
+        expect = state_hash(
+            plan.context.ctx_hash,
+            k + 1,
+            plan.tree.root_after(k + 1),
+            totals_hash(plan.totals_after[k + 1], 4),
+            plan.blinds[k + 1],
+        )
+        assert plan.states[k + 1] == expect
+    pub = plan.solvency_public()
+    assert pub[:5] == [plan.states[-1], plan.context.ctx_hash, plan.tree.root,
+                       plan.totals_commit(), 2]
+
+
+def test_plan_lists_insolvent_accounts_before_proving() -> None:
+    snap = _snapshot([([1, 0], [0, 10**9]), ([10**8, 0], [0, 0])])
+    with pytest.raises(PlanError, match=r"u0 \(line 1\)"):
+        plan_epoch(snap, EpochParams(1, 4, 2), 1, (10**9, 10**9), b"s" * 32)
+
+
+def test_plan_refuses_reserves_below_net_liabilities() -> None:
+    snap = _snapshot([([10**8, 0], [0, 0])])
+    with pytest.raises(PlanError, match="BTC: liabilities"):
+        plan_epoch(snap, EpochParams(1, 4, 2), 1, (10**8 - 1, 0), b"s" * 32)
+    plan_epoch(snap, EpochParams(1, 4, 2), 1, (10**8, 0), b"s" * 32)
+
+
+def test_plan_refuses_more_assets_than_circuit_slots() -> None:
+    snap = _snapshot([([1, 0], [0, 0])])
+    with pytest.raises(PlanError, match="circuits take 1"):
+        plan_epoch(snap, EpochParams(1, 4, 1), 1, (1, 0), b"s" * 32)
