@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,8 @@ def _done(out: Path, name: str, input_sha: str, expected_public: list[int]) -> b
     )
 
 
-def _run_jobs(jobs: list[dict[str, Any]], on_done: Any) -> None:
-    """Feed jobs to the Node driver; call on_done(index) as each finishes."""
+def _run_jobs(jobs: list[dict[str, Any]], on_done: Callable[[dict[str, Any]], None]) -> None:
+    """Feed jobs to the Node driver; call on_done(result line) as each finishes."""
     cmd = ["node", str(js_script("groth16.mjs"))]
     with subprocess.Popen(
         cmd, cwd=repo_root(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -119,7 +120,7 @@ def _run_jobs(jobs: list[dict[str, Any]], on_done: Any) -> None:
                 job = jobs[res["i"]]
                 raise ToolError(cmd, 1, f"{job['kind']} {job.get('name', '')}: "
                                 f"{res.get('error', 'verification failed')}")
-            on_done(res["i"])
+            on_done(res)
         err = proc.stderr.read()
         if proc.wait() != 0:
             raise ToolError(cmd, proc.returncode, err)
@@ -134,8 +135,12 @@ def prove_epoch(
     params: EpochParams,
     ptau: Path | None = None,
     reporter: Reporter | None = None,
+    stats: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Prove an epoch into `out` and return its manifest. Resumes an interrupted run."""
+    """Prove an epoch into `out` and return its manifest. Resumes an interrupted run.
+
+    `stats`, if given, receives one record per proof made: name and witness/prove/verify seconds.
+    """
     rep = reporter or NullReporter()
     keys = build_keys(params, ptau, rep)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +162,7 @@ def prove_epoch(
     all_inputs = [*plan.batch_inputs, plan.solvency_input()]
     publics = [plan.batch_public(k) for k in range(plan.n_batches)] + [plan.solvency_public()]
     pending: list[tuple[str, str]] = []
-    for k, (name, inp, pub) in enumerate(zip(names, all_inputs, publics, strict=True)):
+    for name, inp, pub in zip(names, all_inputs, publics, strict=True):
         input_sha = sha256_json(inp)
         if _done(out, name, input_sha, pub):
             continue
@@ -174,15 +179,17 @@ def prove_epoch(
             }
         )
         pending.append((name, input_sha))
-        del k
     skipped = len(names) - len(jobs)
     if skipped:
         rep.info(f"resuming: {skipped} of {len(names)} proofs already done")
     if jobs:
         with rep.task("proving", len(jobs)) as advance:
 
-            def finished(i: int) -> None:
+            def finished(res: dict[str, Any]) -> None:
+                i = int(res["i"])
                 name, input_sha = pending[i]
+                if stats is not None:
+                    stats.append({"name": name, **{k: res[k] for k in res if k.endswith("_s")}})
                 _finish(out, name, input_sha, publics[names.index(name)])
                 os.unlink(jobs[i]["input"])  # private balances: keep no more copies than needed
                 advance(1)

@@ -4,7 +4,8 @@
 // stdin:  {"jobs": [{"kind": "prove", "input": f, "wasm": f, "zkey": f, "vkey": f,
 //                    "proof_out": f, "public_out": f},
 //                   {"kind": "verify", "vkey": f, "proof": f, "public": f}]}
-// stdout: one JSON line per job: {"i": n, "ok": bool, "seconds": s, "error"?: msg}
+// stdout: one JSON line per job: {"i": n, "ok": bool, "seconds": s, "error"?: msg}, plus
+//         witness_s / prove_s / verify_s for prove jobs
 // Outputs are written to a temporary name and renamed, so a killed run leaves no half files.
 import fs from "node:fs";
 import os from "node:os";
@@ -30,17 +31,24 @@ function writeAtomic(target, text) {
 async function prove(job) {
   const input = readJson(job.input);
   const wtns = path.join(os.tmpdir(), `zksolvency-${process.pid}-${Date.now()}.wtns`);
+  const t = {};
   try {
+    let t0 = Date.now();
     await snarkjs.wtns.calculate(input, job.wasm, wtns);
+    t.witness_s = (Date.now() - t0) / 1000;
+    t0 = Date.now();
     const { proof, publicSignals } = await snarkjs.groth16.prove(job.zkey, wtns);
+    t.prove_s = (Date.now() - t0) / 1000;
+    t0 = Date.now();
     const ok = await snarkjs.groth16.verify(readJson(job.vkey), publicSignals, proof);
+    t.verify_s = (Date.now() - t0) / 1000;
     if (!ok) throw new Error("the fresh proof does not verify against its verification key");
     writeAtomic(job.proof_out, JSON.stringify(proof, null, 1) + "\n");
     writeAtomic(job.public_out, JSON.stringify(publicSignals, null, 1) + "\n");
   } finally {
     fs.rmSync(wtns, { force: true });
   }
-  return true;
+  return t;
 }
 
 async function verify(job) {
@@ -54,8 +62,9 @@ for (let i = 0; i < request.jobs.length; i++) {
   const start = Date.now();
   let line;
   try {
-    const ok = job.kind === "prove" ? await prove(job) : await verify(job);
-    line = { i, ok, seconds: (Date.now() - start) / 1000 };
+    const res = job.kind === "prove" ? await prove(job) : await verify(job);
+    const ok = res !== false;
+    line = { i, ok, seconds: (Date.now() - start) / 1000, ...(typeof res === "object" ? res : {}) };
     if (!ok) failed = true;
   } catch (err) {
     failed = true;

@@ -1,0 +1,117 @@
+"""Epoch benchmark at the default (or given) circuit parameters. Prints what it measures.
+
+    python benchmarks/bench_epoch.py [--accounts 64] [--batch-levels 3 --tree-depth 10 --assets 4]
+
+Measures: constraints per batch and per account (marginal, from two compiled batch sizes),
+witness and prove seconds per batch, accounts proven per second, offline verification time,
+and gas for deploy, batch submission and finalize on a local anvil. Keys come from the
+development setup (cached under build/); their setup time is not part of the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from zksolvency.prover.bundle import load_bundle, verify_bundle
+from zksolvency.prover.chain import Anvil, publish_epoch, registry_at
+from zksolvency.prover.deployment import deploy_registry, registry_abi
+from zksolvency.prover.epoch import build_keys, prove_epoch
+from zksolvency.prover.keys import compile_circuit
+from zksolvency.prover.params import EpochParams
+from zksolvency.prover.progress import NullReporter, StderrReporter
+from zksolvency.prover.snapshot import Account, Snapshot, sample_snapshot
+
+
+def snapshot_for(n_accounts: int, n_assets: int) -> Snapshot:
+    """The sample snapshot cut or padded to the circuit's asset count, all accounts solvent."""
+    s = sample_snapshot(n_accounts, seed=11)
+    if len(s.assets) <= n_assets:
+        return s
+    keep = s.assets[:n_assets]
+    accounts = tuple(
+        Account(a.id, a.equity[:n_assets], tuple(0 for _ in keep), a.line) for a in s.accounts
+    )
+    return Snapshot(keep, accounts, s.source)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    d = EpochParams.default()
+    ap.add_argument("--accounts", type=int, default=64)
+    ap.add_argument("--batch-levels", type=int, default=d.batch_levels)
+    ap.add_argument("--tree-depth", type=int, default=d.tree_depth)
+    ap.add_argument("--assets", type=int, default=d.n_assets)
+    args = ap.parse_args()
+    params = EpochParams(args.batch_levels, args.tree_depth, args.assets)
+    rep = StderrReporter()
+
+    print(f"# zksolvency epoch benchmark ({os.cpu_count()} cores)")
+    print(f"params: batch_levels={params.batch_levels} tree_depth={params.tree_depth} "
+          f"n_assets={params.n_assets} accounts={args.accounts}")
+    keys = build_keys(params, None, rep)
+    big = keys.batch.build.n_constraints
+    marginal = None
+    if params.batch_levels >= 1:
+        # Same upper-path length (tree_depth - batch_levels), half the accounts: the difference
+        # is the accounts' own cost (plus one bit of total range checks per total).
+        smaller = EpochParams(params.batch_levels - 1, params.tree_depth - 1, params.n_assets)
+        small = compile_circuit(smaller.batch_spec(), rep).n_constraints
+        marginal = (big - small) / (params.batch_size - smaller.batch_size)
+    print(f"batch circuit {keys.batch.build.spec.name}: {big} constraints, "
+          f"{big / params.batch_size:.0f} per account in a full batch")
+    if marginal is not None:
+        print(f"marginal constraints per account: {marginal:.0f} "
+              f"({marginal / params.n_assets:.0f} per asset-account); "
+              f"fixed per batch: {big - marginal * params.batch_size:.0f}")
+    print(f"solvency circuit {keys.solvency.build.spec.name}: "
+          f"{keys.solvency.build.n_constraints} constraints")
+
+    snap = snapshot_for(args.accounts, params.n_assets)
+    reserves = tuple(
+        2 * max(1, sum(a.equity[i] for a in snap.accounts)) for i in range(len(snap.assets))
+    )
+    with tempfile.TemporaryDirectory(prefix="zks-bench-") as tmp:
+        out = Path(tmp) / "epoch"
+        stats: list[dict[str, float]] = []
+        t0 = time.monotonic()
+        manifest = prove_epoch(snap, reserves, out, epoch=1, params=params, reporter=rep,
+                               stats=stats)  # type: ignore[arg-type]
+        wall = time.monotonic() - t0
+        batch = [s for s in stats if str(s["name"]).startswith("batch")]
+        wit = statistics.median(s["witness_s"] for s in batch)
+        prv = statistics.median(s["prove_s"] for s in batch)
+        print(f"proved {manifest['accounts']} accounts in {manifest['batches']} batches: "
+              f"{wall:.1f} s wall (planning, witnesses, proofs, checks)")
+        print(f"per batch (median): witness {wit:.2f} s, prove {prv:.2f} s "
+              f"({big / prv:.0f} constraints/s)")
+        print(f"accounts proven per second: {manifest['accounts'] / wall:.2f} "
+              f"(per core-second: {manifest['accounts'] / wall / (os.cpu_count() or 1):.2f})")
+
+        t0 = time.monotonic()
+        report = verify_bundle(load_bundle(out), None, NullReporter())
+        print(f"offline verification (pure Python, {report.proofs_verified} proofs): "
+              f"{time.monotonic() - t0:.1f} s")
+
+        with Anvil() as node:
+            dep = deploy_registry(node.w3, node.accounts[0], keys, params)
+            b = load_bundle(out)
+            m = b.manifest
+            pub = publish_epoch(
+                node.w3, node.accounts[0], registry_at(node.w3, dep["registry"], registry_abi()),
+                1, b.ctx_hash, bytes.fromhex(b.sha256),
+                [b.proof(e) for e in m["proofs"]["batches"]], b.proof(m["proofs"]["solvency"]),
+            )
+        print(f"gas: deploy {sum(dep['gas_used'].values())}, open {pub.open_gas}, "
+              f"batch submission {statistics.median(pub.batch_gas):.0f}, "
+              f"finalize {pub.finalize_gas}; per account "
+              f"{pub.total_gas / manifest['accounts']:.0f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
