@@ -52,8 +52,10 @@ def main() -> None:
     rep = StderrReporter()
 
     print(f"# zksolvency epoch benchmark ({os.cpu_count()} cores)")
-    print(f"params: batch_levels={params.batch_levels} tree_depth={params.tree_depth} "
-          f"n_assets={params.n_assets} accounts={args.accounts}")
+    print(
+        f"params: batch_levels={params.batch_levels} tree_depth={params.tree_depth} "
+        f"n_assets={params.n_assets} accounts={args.accounts}"
+    )
     keys = build_keys(params, None, rep)
     big = keys.batch.build.n_constraints
     marginal = None
@@ -63,14 +65,20 @@ def main() -> None:
         smaller = EpochParams(params.batch_levels - 1, params.tree_depth - 1, params.n_assets)
         small = compile_circuit(smaller.batch_spec(), rep).n_constraints
         marginal = (big - small) / (params.batch_size - smaller.batch_size)
-    print(f"batch circuit {keys.batch.build.spec.name}: {big} constraints, "
-          f"{big / params.batch_size:.0f} per account in a full batch")
+    print(
+        f"batch circuit {keys.batch.build.spec.name}: {big} constraints, "
+        f"{big / params.batch_size:.0f} per account in a full batch"
+    )
     if marginal is not None:
-        print(f"marginal constraints per account: {marginal:.0f} "
-              f"({marginal / params.n_assets:.0f} per asset-account); "
-              f"fixed per batch: {big - marginal * params.batch_size:.0f}")
-    print(f"solvency circuit {keys.solvency.build.spec.name}: "
-          f"{keys.solvency.build.n_constraints} constraints")
+        print(
+            f"marginal constraints per account: {marginal:.0f} "
+            f"({marginal / params.n_assets:.0f} per asset-account); "
+            f"fixed per batch: {big - marginal * params.batch_size:.0f}"
+        )
+    print(
+        f"solvency circuit {keys.solvency.build.spec.name}: "
+        f"{keys.solvency.build.n_constraints} constraints"
+    )
 
     snap = snapshot_for(args.accounts, params.n_assets)
     reserves = tuple(
@@ -80,37 +88,53 @@ def main() -> None:
         out = Path(tmp) / "epoch"
         stats: list[dict[str, float]] = []
         t0 = time.monotonic()
-        manifest = prove_epoch(snap, reserves, out, epoch=1, params=params, reporter=rep,
-                               stats=stats)  # type: ignore[arg-type]
+        manifest = prove_epoch(
+            snap, reserves, out, epoch=1, params=params, reporter=rep, stats=stats
+        )  # type: ignore[arg-type]
         wall = time.monotonic() - t0
         batch = [s for s in stats if str(s["name"]).startswith("batch")]
         wit = statistics.median(s["witness_s"] for s in batch)
         prv = statistics.median(s["prove_s"] for s in batch)
-        print(f"proved {manifest['accounts']} accounts in {manifest['batches']} batches: "
-              f"{wall:.1f} s wall (planning, witnesses, proofs, checks)")
-        print(f"per batch (median): witness {wit:.2f} s, prove {prv:.2f} s "
-              f"({big / prv:.0f} constraints/s)")
-        print(f"accounts proven per second: {manifest['accounts'] / wall:.2f} "
-              f"(per core-second: {manifest['accounts'] / wall / (os.cpu_count() or 1):.2f})")
+        print(
+            f"proved {manifest['accounts']} accounts in {manifest['batches']} batches: "
+            f"{wall:.1f} s wall (planning, witnesses, proofs, checks)"
+        )
+        print(
+            f"per batch (median): witness {wit:.2f} s, prove {prv:.2f} s "
+            f"({big / prv:.0f} constraints/s)"
+        )
+        print(
+            f"accounts proven per second: {manifest['accounts'] / wall:.2f} "
+            f"(per core-second: {manifest['accounts'] / wall / (os.cpu_count() or 1):.2f})"
+        )
 
         t0 = time.monotonic()
         report = verify_bundle(load_bundle(out), None, NullReporter())
-        print(f"offline verification (pure Python, {report.proofs_verified} proofs): "
-              f"{time.monotonic() - t0:.1f} s")
+        print(
+            f"offline verification (pure Python, {report.proofs_verified} proofs): "
+            f"{time.monotonic() - t0:.1f} s"
+        )
 
         with Anvil() as node:
             dep = deploy_registry(node.w3, node.accounts[0], keys, params)
             b = load_bundle(out)
             m = b.manifest
             pub = publish_epoch(
-                node.w3, node.accounts[0], registry_at(node.w3, dep["registry"], registry_abi()),
-                1, b.ctx_hash, bytes.fromhex(b.sha256),
-                [b.proof(e) for e in m["proofs"]["batches"]], b.proof(m["proofs"]["solvency"]),
+                node.w3,
+                node.accounts[0],
+                registry_at(node.w3, dep["registry"], registry_abi()),
+                1,
+                b.ctx_hash,
+                bytes.fromhex(b.sha256),
+                [b.proof(e) for e in m["proofs"]["batches"]],
+                b.proof(m["proofs"]["solvency"]),
             )
-        print(f"gas: deploy {sum(dep['gas_used'].values())}, open {pub.open_gas}, "
-              f"batch submission {statistics.median(pub.batch_gas):.0f}, "
-              f"finalize {pub.finalize_gas}; per account "
-              f"{pub.total_gas / manifest['accounts']:.0f}")
+        print(
+            f"gas: deploy {sum(dep['gas_used'].values())}, open {pub.open_gas}, "
+            f"batch submission {statistics.median(pub.batch_gas):.0f}, "
+            f"finalize {pub.finalize_gas}; per account "
+            f"{pub.total_gas / manifest['accounts']:.0f}"
+        )
 
 
 if __name__ == "__main__":

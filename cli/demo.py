@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import click
-
 from zksolvency.prover.progress import Reporter
 
 
@@ -56,8 +55,9 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     click.secho("4/6 local chain: deploy and publish", bold=True, err=True)
     with Anvil() as node:
         w3 = node.w3
-        deployment = deploy_registry(w3, node.accounts[0], keys, params,
-                                     workdir / "deployment.json")
+        deployment = deploy_registry(
+            w3, node.accounts[0], keys, params, workdir / "deployment.json"
+        )
         report = publish_bundle(w3, node.accounts[0], deployment["registry"], epoch_dir)
 
         click.secho("5/6 one user checks their inclusion", bold=True, err=True)
@@ -81,28 +81,44 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     b, sv = keys.batch.build, keys.solvency.build
     click.echo("")
     click.secho("zksolvency demo: summary", bold=True)
-    click.echo(f"  accounts          {manifest['accounts']} in {manifest['batches']} batches of "
-               f"{params.batch_size} (tree depth {params.tree_depth}, {params.n_assets} assets)")
-    click.echo(f"  circuits          {b.spec.name}: {b.n_constraints} constraints "
-               f"({b.n_constraints // params.batch_size} per account); "
-               f"{sv.spec.name}: {sv.n_constraints}")
+    click.echo(
+        f"  accounts          {manifest['accounts']} in {manifest['batches']} batches of "
+        f"{params.batch_size} (tree depth {params.tree_depth}, {params.n_assets} assets)"
+    )
+    click.echo(
+        f"  circuits          {b.spec.name}: {b.n_constraints} constraints "
+        f"({b.n_constraints // params.batch_size} per account); "
+        f"{sv.spec.name}: {sv.n_constraints}"
+    )
     click.echo(f"  proving           {prove_s:.1f} s for {manifest['batches'] + 1} proofs")
-    click.echo(f"  {'asset':8s} {'equity':>20s} {'debt':>18s} {'net liability':>20s} "
-               f"{'reserves':>20s}")
+    click.echo(
+        f"  {'asset':8s} {'equity':>20s} {'debt':>18s} {'net liability':>20s} {'reserves':>20s}"
+    )
     for sym, t in manifest["totals"].items():
-        click.echo(f"  {sym:8s} {t['equity']:>20s} {t['debt']:>18s} {t['net']:>20s} "
-                   f"{manifest['reserves'][sym]:>20s}")
+        click.echo(
+            f"  {sym:8s} {t['equity']:>20s} {t['debt']:>18s} {t['net']:>20s} "
+            f"{manifest['reserves'][sym]:>20s}"
+        )
     batch_gas = report.batch_gas
-    click.echo(f"  gas               deploy {sum(deployment['gas_used'].values())}, open "
-               f"{report.open_gas}, per batch {min(batch_gas)}-{max(batch_gas)}, finalize "
-               f"{report.finalize_gas}")
-    click.echo(f"  registry          {deployment['registry']} (chain {deployment['chain_id']}, "
-               "anvil on 127.0.0.1, now stopped)")
-    click.echo(f"  user check        {on_chain.account_id}: included, verified against the chain "
-               f"and offline ({offline.details['proofs_verified']} proofs)")
+    click.echo(
+        f"  gas               deploy {sum(deployment['gas_used'].values())}, open "
+        f"{report.open_gas}, per batch {min(batch_gas)}-{max(batch_gas)}, finalize "
+        f"{report.finalize_gas}"
+    )
+    click.echo(
+        f"  registry          {deployment['registry']} (chain {deployment['chain_id']}, "
+        "anvil on 127.0.0.1, now stopped)"
+    )
+    click.echo(
+        f"  user check        {on_chain.account_id}: included, verified against the chain "
+        f"and offline ({offline.details['proofs_verified']} proofs)"
+    )
     click.echo(f"  tampered package  {rejected}")
-    click.echo(f"  files             {workdir}/: snapshot.json, reserves.json, deployment.json, "
-               f"{pkg_path.name}, epoch-1/ (bundle; private/ stays with the exchange)")
-    click.secho("  keys              INSECURE development setup: for demonstration only",
-                fg="yellow")
+    click.echo(
+        f"  files             {workdir}/: snapshot.json, reserves.json, deployment.json, "
+        f"{pkg_path.name}, epoch-1/ (bundle; private/ stays with the exchange)"
+    )
+    click.secho(
+        "  keys              INSECURE development setup: for demonstration only", fg="yellow"
+    )
     click.echo(f"  total time        {total_s:.0f} s")

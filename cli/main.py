@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-
 from zksolvency.prover import __version__
 from zksolvency.prover.progress import Advance, StderrReporter
 
@@ -38,8 +37,9 @@ class ClickReporter:
             with StderrReporter().task(label, total) as advance:
                 yield advance
             return
-        with click.progressbar(length=total, label=f"  {label}", file=sys.stderr,
-                               show_eta=True, show_pos=True) as bar:
+        with click.progressbar(
+            length=total, label=f"  {label}", file=sys.stderr, show_eta=True, show_pos=True
+        ) as bar:
             yield bar.update
 
 
@@ -109,33 +109,58 @@ def main() -> None:
 @circuit_params
 @ptau_option
 @handle_errors
-def setup(batch_levels: int | None, tree_depth: int | None, n_assets: int | None,
-          ptau: Path | None) -> None:
+def setup(
+    batch_levels: int | None, tree_depth: int | None, n_assets: int | None, ptau: Path | None
+) -> None:
     """Compile the circuits and make their Groth16 keys (cached under build/)."""
     from zksolvency.prover.epoch import build_keys
 
     params = resolve_params(batch_levels, tree_depth, n_assets)
     keys = build_keys(params, ptau, ClickReporter())
     for kind, ks in (("batch", keys.batch), ("solvency", keys.solvency)):
-        click.echo(f"{kind:9s} {ks.build.spec.name:16s} {ks.build.n_constraints:>8d} constraints"
-                   f"  vkey sha256 {ks.vkey_hash}")
-    click.echo(f"accounts per batch proof: {params.batch_size}; "
-               f"constraints per account: {keys.batch.build.n_constraints / params.batch_size:.0f}")
+        click.echo(
+            f"{kind:9s} {ks.build.spec.name:16s} {ks.build.n_constraints:>8d} constraints"
+            f"  vkey sha256 {ks.vkey_hash}"
+        )
+    click.echo(
+        f"accounts per batch proof: {params.batch_size}; "
+        f"constraints per account: {keys.batch.build.n_constraints / params.batch_size:.0f}"
+    )
 
 
 @main.command("sample-snapshot")
-@click.option("--accounts", "n_accounts", type=click.IntRange(1, 10**7), default=100,
-              show_default=True, help="Number of accounts.")
+@click.option(
+    "--accounts",
+    "n_accounts",
+    type=click.IntRange(1, 10**7),
+    default=100,
+    show_default=True,
+    help="Number of accounts.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Snapshot file to write (.json, or .csv with a sibling assets file).")
-@click.option("--reserves-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write reserves covering net liabilities by --reserve-ratio.")
-@click.option("--reserve-ratio", type=float, default=1.2, show_default=True,
-              help="Reserves / net liabilities for --reserves-out (a demo convenience).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Snapshot file to write (.json, or .csv with a sibling assets file).",
+)
+@click.option(
+    "--reserves-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write reserves covering net liabilities by --reserve-ratio.",
+)
+@click.option(
+    "--reserve-ratio",
+    type=float,
+    default=1.2,
+    show_default=True,
+    help="Reserves / net liabilities for --reserves-out (a demo convenience).",
+)
 @handle_errors
-def sample_snapshot_cmd(n_accounts: int, seed: int, out: Path, reserves_out: Path | None,
-                        reserve_ratio: float) -> None:
+def sample_snapshot_cmd(
+    n_accounts: int, seed: int, out: Path, reserves_out: Path | None, reserve_ratio: float
+) -> None:
     """Write a deterministic sample snapshot (and reserves) for trying the tool."""
     from zksolvency.prover import snapshot as snap
 
@@ -166,20 +191,45 @@ def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
 
 @main.command()
 @click.argument("snapshot", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--assets", "assets_file", type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), default=None, help="Assets file, for a CSV snapshot.")
-@click.option("--reserves", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help='Reserves per asset: CSV "symbol,amount" or JSON {"BTC": "1.5"}.')
-@click.option("--epoch", type=click.IntRange(1, 2**64 - 1), required=True,
-              help="Epoch number (strictly increasing on the registry).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Epoch directory to write (re-run the same command to resume).")
+@click.option(
+    "--assets",
+    "assets_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Assets file, for a CSV snapshot.",
+)
+@click.option(
+    "--reserves",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help='Reserves per asset: CSV "symbol,amount" or JSON {"BTC": "1.5"}.',
+)
+@click.option(
+    "--epoch",
+    type=click.IntRange(1, 2**64 - 1),
+    required=True,
+    help="Epoch number (strictly increasing on the registry).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Epoch directory to write (re-run the same command to resume).",
+)
 @circuit_params
 @ptau_option
 @handle_errors
-def prove(snapshot: Path, assets_file: Path | None, reserves: Path, epoch: int, out: Path,
-          batch_levels: int | None, tree_depth: int | None, n_assets: int | None,
-          ptau: Path | None) -> None:
+def prove(
+    snapshot: Path,
+    assets_file: Path | None,
+    reserves: Path,
+    epoch: int,
+    out: Path,
+    batch_levels: int | None,
+    tree_depth: int | None,
+    n_assets: int | None,
+    ptau: Path | None,
+) -> None:
     """Prove an epoch: every account covered, liabilities within reserves.
 
     Nothing is written to --out if the snapshot or reserves are invalid, or if any account
@@ -195,14 +245,17 @@ def prove(snapshot: Path, assets_file: Path | None, reserves: Path, epoch: int, 
     res = load_reserves(reserves, snap.assets)
     # A dry plan first (throwaway seed) so bad input stops before anything is written.
     plan_epoch(snap, params, epoch, res, b"\0" * 32)
-    manifest = prove_epoch(snap, res, out, epoch=epoch, params=params, ptau=ptau,
-                           reporter=ClickReporter())
+    manifest = prove_epoch(
+        snap, res, out, epoch=epoch, params=params, ptau=ptau, reporter=ClickReporter()
+    )
     print_epoch_summary(manifest, out)
 
 
 def print_epoch_summary(m: dict[str, Any], out: Path) -> None:
-    click.echo(f"epoch {m['epoch']}: {m['accounts']} accounts in {m['batches']} batches, "
-               f"root {str(m['root'])[:20]}...")
+    click.echo(
+        f"epoch {m['epoch']}: {m['accounts']} accounts in {m['batches']} batches, "
+        f"root {str(m['root'])[:20]}..."
+    )
     click.echo(f"  {'asset':8s} {'net liabilities':>24s} {'reserves':>24s}")
     for sym, t in m["totals"].items():
         click.echo(f"  {sym:8s} {t['net']:>24s} {m['reserves'][sym]:>24s}")
@@ -211,8 +264,12 @@ def print_epoch_summary(m: dict[str, Any], out: Path) -> None:
 
 @main.command("verify-bundle")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--trusted-keys", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Deployment or trust-anchor JSON pinning the vkey hashes.")
+@click.option(
+    "--trusted-keys",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Deployment or trust-anchor JSON pinning the vkey hashes.",
+)
 @handle_errors
 def verify_bundle_cmd(bundle: Path, trusted_keys: Path | None) -> None:
     """Verify every proof of an epoch bundle offline (pure Python Groth16)."""
@@ -222,19 +279,32 @@ def verify_bundle_cmd(bundle: Path, trusted_keys: Path | None) -> None:
     report = verify_bundle(load_bundle(bundle), anchors, ClickReporter())
     for w in report.warnings:
         click.secho(f"warning: {w}", fg="yellow", err=True)
-    click.secho(f"OK: epoch {report.epoch}, {report.proofs_verified} proofs verified, "
-                f"root {report.root}", fg="green")
+    click.secho(
+        f"OK: epoch {report.epoch}, {report.proofs_verified} proofs verified, root {report.root}",
+        fg="green",
+    )
 
 
 @main.command()
 @circuit_params
 @ptau_option
 @chain_options
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the deployment record (addresses, chain id, vkey hashes).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the deployment record (addresses, chain id, vkey hashes).",
+)
 @handle_errors
-def deploy(batch_levels: int | None, tree_depth: int | None, n_assets: int | None,
-           ptau: Path | None, rpc: str, sender: str | None, out: Path) -> None:
+def deploy(
+    batch_levels: int | None,
+    tree_depth: int | None,
+    n_assets: int | None,
+    ptau: Path | None,
+    rpc: str,
+    sender: str | None,
+    out: Path,
+) -> None:
     """Deploy the two verifiers and the registry for these circuits' keys."""
     from zksolvency.prover.deployment import deploy_registry
     from zksolvency.prover.epoch import build_keys
@@ -243,8 +313,9 @@ def deploy(batch_levels: int | None, tree_depth: int | None, n_assets: int | Non
     keys = build_keys(params, ptau, ClickReporter())
     w3 = connect(rpc)
     record = deploy_registry(w3, sender or w3.eth.accounts[0], keys, params, out)
-    click.echo(f"registry {record['registry']} on chain {record['chain_id']}; "
-               f"record written to {out}")
+    click.echo(
+        f"registry {record['registry']} on chain {record['chain_id']}; record written to {out}"
+    )
     for name, gas in record["gas_used"].items():
         click.echo(f"  {name:18s} {gas:>9d} gas")
 
@@ -267,8 +338,10 @@ def connect(rpc: str) -> Any:
 def publish(bundle: Path, rpc: str, sender: str | None, registry: str) -> None:
     """Publish an epoch: open it, submit each batch proof, finalize (resumable)."""
     report = publish_bundle(connect(rpc), sender, registry, bundle)
-    click.echo(f"epoch published: {len(report.batch_gas)} batches sent "
-               f"({report.batches_skipped} already there), total gas {report.total_gas}")
+    click.echo(
+        f"epoch published: {len(report.batch_gas)} batches sent "
+        f"({report.batches_skipped} already there), total gas {report.total_gas}"
+    )
 
 
 def publish_bundle(w3: Any, sender: str | None, registry: str, bundle_dir: Path) -> Any:
@@ -283,16 +356,28 @@ def publish_bundle(w3: Any, sender: str | None, registry: str, bundle_dir: Path)
     contract = registry_at(w3, registry, registry_abi())
     rep = ClickReporter()
     with rep.task("publishing", len(batches) + 2) as advance:
-        return publish_epoch(w3, sender or w3.eth.accounts[0], contract, b.epoch, b.ctx_hash,
-                             bytes.fromhex(b.sha256), batches, solvency,
-                             progress=lambda ev: advance(1))
+        return publish_epoch(
+            w3,
+            sender or w3.eth.accounts[0],
+            contract,
+            b.epoch,
+            b.ctx_hash,
+            bytes.fromhex(b.sha256),
+            batches,
+            solvency,
+            progress=lambda ev: advance(1),
+        )
 
 
 @main.command()
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--account", "account_id", required=True, help="Account id as in the snapshot.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Package file to write.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Package file to write.",
+)
 @handle_errors
 def export(bundle: Path, account_id: str, out: Path) -> None:
     """Export one user's inclusion package (exchange side: needs the epoch's private data)."""
@@ -304,15 +389,28 @@ def export(bundle: Path, account_id: str, out: Path) -> None:
 
 @main.command()
 @click.argument("package", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="Verify offline against this epoch bundle.")
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Verify offline against this epoch bundle.",
+)
 @click.option("--rpc", default=None, help="Verify against the chain: JSON-RPC URL.")
 @click.option("--registry", default=None, help="Verify against the chain: registry address.")
-@click.option("--trusted-keys", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Offline: deployment or trust-anchor JSON pinning vkey hashes.")
+@click.option(
+    "--trusted-keys",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Offline: deployment or trust-anchor JSON pinning vkey hashes.",
+)
 @handle_errors
-def verify(package: Path, bundle: Path | None, rpc: str | None, registry: str | None,
-           trusted_keys: Path | None) -> None:
+def verify(
+    package: Path,
+    bundle: Path | None,
+    rpc: str | None,
+    registry: str | None,
+    trusted_keys: Path | None,
+) -> None:
     """Check that your account is in a proven epoch with exactly your balances.
 
     Offline (--bundle DIR) every Groth16 proof is verified in pure Python; against the chain
@@ -339,17 +437,31 @@ def verify(package: Path, bundle: Path | None, rpc: str | None, registry: str | 
         result = verify_against_chain(pkg, rpc, registry)
     for w in result.warnings:
         click.secho(f"warning: {w}", fg="yellow", err=True)
-    click.secho(f"OK: account {result.account_id} is included in epoch {result.epoch} "
-                f"(checked against the {result.checked_against})", fg="green")
+    click.secho(
+        f"OK: account {result.account_id} is included in epoch {result.epoch} "
+        f"(checked against the {result.checked_against})",
+        fg="green",
+    )
     for sym, (eq, debt) in result.balances.items():
         click.echo(f"  {sym:8s} equity {eq:>22s}   debt {debt:>22s}")
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("demo-out"), show_default=True, help="Where to write everything.")
-@click.option("--accounts", "n_accounts", type=click.IntRange(1, 1024), default=100,
-              show_default=True, help="Accounts in the sample snapshot.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Where to write everything.",
+)
+@click.option(
+    "--accounts",
+    "n_accounts",
+    type=click.IntRange(1, 1024),
+    default=100,
+    show_default=True,
+    help="Accounts in the sample snapshot.",
+)
 @ptau_option
 @handle_errors
 def demo(workdir: Path, n_accounts: int, ptau: Path | None) -> None:
@@ -369,8 +481,9 @@ def node(port: int) -> None:
 
     click.echo(f"anvil on http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
     with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run([str(node_bin("anvil")), "--host", "127.0.0.1", "--port", str(port)],
-                       check=False)
+        subprocess.run(
+            [str(node_bin("anvil")), "--host", "127.0.0.1", "--port", str(port)], check=False
+        )
 
 
 def json_dump(obj: Any) -> str:

@@ -14,15 +14,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 def circuit_params(f: F) -> F:
     """--batch-levels / --tree-depth / --assets: the circuit instance (defaults: circuits.json)."""
     f = click.option(
-        "--assets", "n_assets", type=click.IntRange(1, 64), default=None,
+        "--assets",
+        "n_assets",
+        type=click.IntRange(1, 64),
+        default=None,
         help="Asset slots in the circuits (>= the snapshot's assets). Default from circuits.json.",
     )(f)
     f = click.option(
-        "--tree-depth", type=click.IntRange(2, 32), default=None,
+        "--tree-depth",
+        type=click.IntRange(2, 32),
+        default=None,
         help="Depth of the account tree: up to 2^depth accounts. Default from circuits.json.",
     )(f)
     f = click.option(
-        "--batch-levels", type=click.IntRange(0, 16), default=None,
+        "--batch-levels",
+        type=click.IntRange(0, 16),
+        default=None,
         help="2^levels accounts per batch proof. Default from circuits.json.",
     )(f)
     return f
@@ -30,7 +37,9 @@ def circuit_params(f: F) -> F:
 
 def ptau_option(f: F) -> F:
     return click.option(
-        "--ptau", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+        "--ptau",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
         help="Powers of Tau from a public ceremony (production). Without it an INSECURE "
         "development ptau is taken from the machine's cache or generated once.",
     )(f)
@@ -38,7 +47,9 @@ def ptau_option(f: F) -> F:
 
 def chain_options(f: F) -> F:
     f = click.option(
-        "--from", "sender", default=None,
+        "--from",
+        "sender",
+        default=None,
         help="Sending account, unlocked on the node (default: the node's first account).",
     )(f)
     f = click.option("--rpc", required=True, help="JSON-RPC URL of the Ethereum node.")(f)

@@ -165,7 +165,11 @@ def verify_bundle(
         if commit != int(m["totals_commit"]):
             raise BundleError("the published totals do not match the totals commitment")
         expected = [
-            chain[-1], ctx, bundle.root, commit, report.batches,
+            chain[-1],
+            ctx,
+            bundle.root,
+            commit,
+            report.batches,
             *(int(r) for r in m["reserves_raw"]),
         ]
         proof, public = bundle.proof(m["proofs"]["solvency"])

@@ -63,9 +63,7 @@ def leaf_hash(id_commit: int, equity: Sequence[int], debt: Sequence[int]) -> int
     return hash_list([id_commit, *pack(interleaved, AMOUNT_BITS)])
 
 
-def context_hash(
-    epoch: int, tree_depth: int, batch_levels: int, weights: Sequence[int]
-) -> int:
+def context_hash(epoch: int, tree_depth: int, batch_levels: int, weights: Sequence[int]) -> int:
     """ContextHash: binds the epoch, the circuit shape and every asset's price weight."""
     for w in weights:
         if not 0 <= w < (1 << WEIGHT_BITS):

@@ -66,8 +66,9 @@ def _seed(out: Path) -> bytes:
     return seed
 
 
-def _fingerprint(snapshot: Snapshot, params: EpochParams, epoch: int, reserves: tuple[int, ...],
-                 keys: Keys) -> str:
+def _fingerprint(
+    snapshot: Snapshot, params: EpochParams, epoch: int, reserves: tuple[int, ...], keys: Keys
+) -> str:
     return sha256_json(
         {
             "assets": [[a.symbol, a.decimals, a.price_e8] for a in snapshot.assets],
@@ -108,8 +109,12 @@ def _run_jobs(jobs: list[dict[str, Any]], on_done: Callable[[dict[str, Any]], No
     """Feed jobs to the Node driver; call on_done(result line) as each finishes."""
     cmd = ["node", str(js_script("groth16.mjs"))]
     with subprocess.Popen(
-        cmd, cwd=repo_root(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        cmd,
+        cwd=repo_root(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         proc.stdin.write(json.dumps({"jobs": jobs}))
@@ -118,8 +123,12 @@ def _run_jobs(jobs: list[dict[str, Any]], on_done: Callable[[dict[str, Any]], No
             res = json.loads(line)
             if not res["ok"]:
                 job = jobs[res["i"]]
-                raise ToolError(cmd, 1, f"{job['kind']} {job.get('name', '')}: "
-                                f"{res.get('error', 'verification failed')}")
+                raise ToolError(
+                    cmd,
+                    1,
+                    f"{job['kind']} {job.get('name', '')}: "
+                    f"{res.get('error', 'verification failed')}",
+                )
             on_done(res)
         err = proc.stderr.read()
         if proc.wait() != 0:
@@ -173,9 +182,14 @@ def prove_epoch(
         proof.parent.mkdir(parents=True, exist_ok=True)
         jobs.append(
             {
-                "kind": "prove", "name": name, "input": str(ipath), "wasm": str(ks.build.wasm),
-                "zkey": str(ks.zkey), "vkey": str(ks.build.dir / "keys" / "verification_key.json"),
-                "proof_out": str(proof), "public_out": str(public),
+                "kind": "prove",
+                "name": name,
+                "input": str(ipath),
+                "wasm": str(ks.build.wasm),
+                "zkey": str(ks.zkey),
+                "vkey": str(ks.build.dir / "keys" / "verification_key.json"),
+                "proof_out": str(proof),
+                "public_out": str(public),
             }
         )
         pending.append((name, input_sha))
@@ -229,8 +243,13 @@ def _write_private(out: Path, plan: EpochPlan) -> None:
     for i, (acc, salt) in enumerate(zip(plan.accounts, plan.salts, strict=True)):
         rows.append(
             json.dumps(
-                {"index": i, "id": acc.id, "salt": str(salt),
-                 "equity": [str(v) for v in acc.equity], "debt": [str(v) for v in acc.debt]},
+                {
+                    "index": i,
+                    "id": acc.id,
+                    "salt": str(salt),
+                    "equity": [str(v) for v in acc.equity],
+                    "debt": [str(v) for v in acc.debt],
+                },
                 separators=(",", ":"),
             )
         )
@@ -244,9 +263,13 @@ def context_json(plan: EpochPlan) -> dict[str, Any]:
         "ctx_hash": str(c.ctx_hash),
         "max_decimals": c.max_decimals,
         "assets": [
-            {"symbol": a.symbol, "decimals": a.decimals,
-             "price_usd": format_amount(a.price_e8, 8), "price_e8": str(a.price_e8),
-             "weight": str(w)}
+            {
+                "symbol": a.symbol,
+                "decimals": a.decimals,
+                "price_usd": format_amount(a.price_e8, 8),
+                "price_e8": str(a.price_e8),
+                "weight": str(w),
+            }
             for a, w in zip(c.assets, c.weights, strict=False)
         ],
         "weights": [str(w) for w in c.weights],
@@ -292,10 +315,16 @@ def _manifest(plan: EpochPlan, keys: Keys, out: Path, names: list[str]) -> dict[
         "reserves": render_reserves(c.assets, plan.reserves),
         "reserves_raw": [str(r) for r in plan.solvency_public()[5:]],
         "circuits": {
-            "batch": {**keys.batch.manifest_entry(), "vkey": "keys/batch.vkey.json",
-                      "vkey_json": keys.batch.vkey},
-            "solvency": {**keys.solvency.manifest_entry(), "vkey": "keys/solvency.vkey.json",
-                         "vkey_json": keys.solvency.vkey},
+            "batch": {
+                **keys.batch.manifest_entry(),
+                "vkey": "keys/batch.vkey.json",
+                "vkey_json": keys.batch.vkey,
+            },
+            "solvency": {
+                **keys.solvency.manifest_entry(),
+                "vkey": "keys/solvency.vkey.json",
+                "vkey_json": keys.solvency.vkey,
+            },
         },
         "development_setup": dev,
         "proofs": {"batches": proofs[:-1], "solvency": proofs[-1]},

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 # r: order of the BN254 (alt_bn128) G1 group, the prime circom calls `p`.
 P = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 
+
 def fe(x: int) -> int:
     """Reduce an integer into the field, mapping negatives to p - |x| as circom does."""
     return x % P

@@ -56,10 +56,14 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
         "account": {
             "id": row["id"],
             "salt": row["salt"],
-            "equity": {a["symbol"]: format_amount(int(v), int(a["decimals"]))
-                       for a, v in zip(assets, row["equity"], strict=True)},
-            "debt": {a["symbol"]: format_amount(int(v), int(a["decimals"]))
-                     for a, v in zip(assets, row["debt"], strict=True)},
+            "equity": {
+                a["symbol"]: format_amount(int(v), int(a["decimals"]))
+                for a, v in zip(assets, row["equity"], strict=True)
+            },
+            "debt": {
+                a["symbol"]: format_amount(int(v), int(a["decimals"]))
+                for a, v in zip(assets, row["debt"], strict=True)
+            },
         },
         "leaf_index": idx,
         "leaf": str(tree.leaves[idx]),
@@ -75,19 +79,23 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
 def _private_rows(epoch_dir: Path) -> list[dict[str, Any]]:
     path = epoch_dir / "private" / "accounts.jsonl"
     if not path.is_file():
-        raise InclusionError(f"{path} is missing: packages are exported by the exchange that "
-                             "proved the epoch")
+        raise InclusionError(
+            f"{path} is missing: packages are exported by the exchange that proved the epoch"
+        )
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
-def _rebuild_tree(params: EpochParams, rows: list[dict[str, Any]], m: dict[str, Any]) -> BatchedTree:
+def _rebuild_tree(
+    params: EpochParams, rows: list[dict[str, Any]], m: dict[str, Any]
+) -> BatchedTree:
     n = params.n_assets
     leaves = []
     for r in rows:
         pad = [0] * (n - len(r["equity"]))
         commit = id_commitment(r["id"], int(r["salt"]))
-        leaves.append(leaf_hash(commit, [*map(int, r["equity"]), *pad],
-                                [*map(int, r["debt"]), *pad]))
+        leaves.append(
+            leaf_hash(commit, [*map(int, r["equity"]), *pad], [*map(int, r["debt"]), *pad])
+        )
     tree = BatchedTree.build(params, leaves)
     if tree.root != int(m["root"]):
         raise InclusionError("the private account data does not rebuild the published root")
@@ -203,8 +211,9 @@ def verify_against_chain(pkg: dict[str, Any], rpc_url: str, registry: str) -> In
     contract = registry_at(w3, registry, registry_abi())
     rec = read_epoch(w3, contract, result.epoch)
     if rec.status is not EpochStatus.FINALIZED:
-        raise InclusionError(f"epoch {result.epoch} is {rec.status.name.lower()} on the registry, "
-                             "not finalized")
+        raise InclusionError(
+            f"epoch {result.epoch} is {rec.status.name.lower()} on the registry, not finalized"
+        )
     if rec.root != result.root:
         raise InclusionError("the registry's root for this epoch is not the package's root")
     if rec.ctx_hash != int(pkg["context"]["ctx_hash"]):

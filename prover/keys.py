@@ -120,8 +120,18 @@ def compile_circuit(spec: CircuitSpec, reporter: Reporter | None = None) -> Circ
     # folders are passed as -l options rather than absolute includes.
     run(
         [
-            node_bin("circom2"), main, "--r1cs", "--wasm", "--sym", "--O2",
-            "-l", circuits_dir(), "-l", repo_root() / "node_modules", "-o", out,
+            node_bin("circom2"),
+            main,
+            "--r1cs",
+            "--wasm",
+            "--sym",
+            "--O2",
+            "-l",
+            circuits_dir(),
+            "-l",
+            repo_root() / "node_modules",
+            "-o",
+            out,
         ]
     )
     digest = sha256_file(r1cs)
@@ -173,8 +183,15 @@ def setup_keys(
     # One contribution with fresh entropy. Production keys need more, from other parties:
     # see docs/threat-model.md.
     run(
-        [snarkjs, "zkey", "contribute", z0, zkey, "--name=zksolvency setup",
-         f"-e={secrets.token_hex(32)}"]
+        [
+            snarkjs,
+            "zkey",
+            "contribute",
+            z0,
+            zkey,
+            "--name=zksolvency setup",
+            f"-e={secrets.token_hex(32)}",
+        ]
     )
     z0.unlink()
     run([snarkjs, "zkey", "export", "verificationkey", zkey, vkey_path])

@@ -21,7 +21,7 @@ MAX_INPUTS = len(N_ROUNDS_P)  # circomlib supports 1..16 inputs (state width t =
 
 
 class _Params:
-    __slots__ = ("C", "M", "P", "S", "t", "rounds_p")
+    __slots__ = ("C", "M", "P", "S", "rounds_p", "t")
 
     def __init__(self, t: int, raw: dict[str, list]) -> None:  # type: ignore[type-arg]
         i = t - 2
@@ -95,7 +95,8 @@ def hash_list(values: Sequence[int]) -> int:
     """Hash any number of field elements: one Poseidon up to 16, else a chain.
 
     The chain absorbs 16 elements, then 15 more per step with the running digest first:
-    h = Poseidon(v[0:16]); h = Poseidon(h, v[16:31]); ...  Mirrors circuits/lib/hash.circom HashList.
+    h = Poseidon(v[0:16]); h = Poseidon(h, v[16:31]); ...
+    Mirrors circuits/lib/hash.circom HashList.
     """
     n = len(values)
     if n == 0:

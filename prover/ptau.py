@@ -158,11 +158,12 @@ def _seed_from_shared(power_needed: int, reporter: Reporter) -> Path | None:
 
 
 def generate_dev_ptau(power: int, reporter: Reporter) -> Path:
-    """Run a single-contributor ceremony with snarkjs (slow: prepare phase2 is O(n log n) on G1/G2)."""
+    """Run a single-contributor ceremony with snarkjs (slow: prepare phase2 is O(n log n))."""
     reporter.warn(DEV_BANNER)
+    minutes = {12: "1.5", 13: "3", 14: "6", 15: "12", 16: "22"}.get(power, "many")
     reporter.info(
         f"generating a development ptau of 2^{power}; on 2 cores this takes about "
-        f"{ {12: '1.5', 13: '3', 14: '6', 15: '12', 16: '22'}.get(power, 'many') } min, once per machine"
+        f"{minutes} min, once per machine"
     )
     folder = cache_dir() / "ptau"
     folder.mkdir(parents=True, exist_ok=True)
@@ -180,13 +181,23 @@ def generate_dev_ptau(power: int, reporter: Reporter) -> Path:
         run([snarkjs, "powersoftau", "new", "bn128", str(power), t / "0.ptau", "-v"], on_line=show)
         entropy = secrets.token_hex(32)
         run(
-            [snarkjs, "powersoftau", "contribute", t / "0.ptau", t / "1.ptau",
-             "--name=zksolvency development (insecure)", f"-e={entropy}", "-v"],
+            [
+                snarkjs,
+                "powersoftau",
+                "contribute",
+                t / "0.ptau",
+                t / "1.ptau",
+                "--name=zksolvency development (insecure)",
+                f"-e={entropy}",
+                "-v",
+            ],
             on_line=show,
         )
         reporter.info("  ptau: prepare phase2 (the slow part)")
-        run([snarkjs, "powersoftau", "prepare", "phase2", t / "1.ptau", t / "2.ptau", "-v"],
-            on_line=show)
+        run(
+            [snarkjs, "powersoftau", "prepare", "phase2", t / "1.ptau", t / "2.ptau", "-v"],
+            on_line=show,
+        )
         dst = folder / f"dev_pot{power}.ptau"
         os.replace(t / "2.ptau", dst)
     digest = hashlib.sha256(dst.read_bytes()).hexdigest()

@@ -142,7 +142,9 @@ def plan_epoch(
     for acc in accounts:
         eq_value, debt_value = account_values(snapshot, acc)
         if eq_value < debt_value:
-            failing.append(f"{acc.id} (line {acc.line}): equity value {eq_value} < debt {debt_value}")
+            failing.append(
+                f"{acc.id} (line {acc.line}): equity value {eq_value} < debt {debt_value}"
+            )
     if failing:
         head = "\n  ".join(failing[:20])
         more = f"\n  ... and {len(failing) - 20} more" if len(failing) > 20 else ""

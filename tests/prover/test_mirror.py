@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from zksolvency.prover.commitments import (
     ID_HASH_BITS,
     context_hash,
@@ -143,8 +142,13 @@ def test_plan_chains_states_from_the_context() -> None:
         )
         assert plan.states[k + 1] == expect
     pub = plan.solvency_public()
-    assert pub[:5] == [plan.states[-1], plan.context.ctx_hash, plan.tree.root,
-                       plan.totals_commit(), 2]
+    assert pub[:5] == [
+        plan.states[-1],
+        plan.context.ctx_hash,
+        plan.tree.root,
+        plan.totals_commit(),
+        2,
+    ]
 
 
 def test_plan_lists_insolvent_accounts_before_proving() -> None:

@@ -7,7 +7,6 @@ import random
 import subprocess
 
 import pytest
-
 from zksolvency.prover.field import P
 from zksolvency.prover.paths import repo_root
 from zksolvency.prover.poseidon import MAX_INPUTS, hash_list, poseidon

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from zksolvency.prover.progress import Reporter
 from zksolvency.prover.ptau import (
     DEV_BANNER,
@@ -45,7 +44,7 @@ def test_required_power() -> None:
 def test_rejects_non_ptau(tmp_path: Path) -> None:
     bogus = tmp_path / "x.ptau"
     bogus.write_bytes(b"nope" + b"\0" * 64)
-    with pytest.raises(PtauError, match="not a .ptau"):
+    with pytest.raises(PtauError, match=r"not a \.ptau"):
         read_header(bogus)
     with pytest.raises(PtauError, match="cannot read"):
         read_header(tmp_path / "missing.ptau")
