@@ -92,4 +92,5 @@ def empty_nodes(depth: int = MAX_TREE_DEPTH) -> tuple[int, ...]:
 
 def weight(price_e8: int, decimals: int, max_decimals: int) -> int:
     """Integer price per smallest unit, scaled so every asset shares one value unit."""
-    return price_e8 * 10 ** (max_decimals - decimals)
+    scale: int = 10 ** (max_decimals - decimals)
+    return price_e8 * scale

@@ -52,11 +52,11 @@ def load_reserves(path: Path, assets: tuple[Asset, ...]) -> tuple[int, ...]:
     for asset in assets:
         if asset.symbol not in found:
             raise SnapshotError(name, None, asset.symbol, "no reserve given for this asset")
-        text_amount, line = found[asset.symbol]
+        text_amount, where = found[asset.symbol]
         try:
             value = parse_amount(text_amount, asset.decimals, max_bits=RESERVE_BITS)
         except ValueError as exc:
-            raise SnapshotError(name, line, asset.symbol, str(exc)) from exc
+            raise SnapshotError(name, where, asset.symbol, str(exc)) from exc
         out.append(value)
     return tuple(out)
 

@@ -34,12 +34,12 @@ def run(
     args = [str(c) for c in cmd]
     workdir = cwd or repo_root()
     if on_line is None:
-        proc = subprocess.run(
+        done = subprocess.run(
             args, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False
         )
-        out = proc.stdout + proc.stderr
-        if proc.returncode != 0:
-            raise ToolError(args, proc.returncode, out)
+        out = done.stdout + done.stderr
+        if done.returncode != 0:
+            raise ToolError(args, done.returncode, out)
         return out
     lines: list[str] = []
     with subprocess.Popen(

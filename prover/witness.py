@@ -81,7 +81,7 @@ class EpochPlan:
 
     def solvency_input(self) -> dict[str, Any]:
         pub = self.solvency_public()
-        return _strs(
+        out: dict[str, Any] = _strs(
             {
                 "finalState": pub[0],
                 "ctxHash": pub[1],
@@ -93,6 +93,7 @@ class EpochPlan:
                 "blind": self.blinds[-1],
             }
         )
+        return out
 
 
 def make_context(snapshot: Snapshot, params: EpochParams, epoch: int) -> EpochContext:
