@@ -20,12 +20,11 @@ import os
 import secrets
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .atomic import read_json, sha256_file, sha256_json, write_bytes, write_json
-from .keys import KeySet, compile_circuit, setup_keys
+from .keys import Keys, build_keys
 from .params import EpochParams
 from .paths import js_script, repo_root
 from .progress import NullReporter, Reporter
@@ -39,19 +38,6 @@ FORMAT = "zksolvency-epoch/1"
 
 class EpochDirError(RuntimeError):
     """The output directory belongs to another run, or holds files that fail their checks."""
-
-
-@dataclass(frozen=True)
-class Keys:
-    batch: KeySet
-    solvency: KeySet
-
-
-def build_keys(params: EpochParams, ptau: Path | None, reporter: Reporter) -> Keys:
-    """Compile both circuits of `params` and set up their keys (cached under build/)."""
-    batch = setup_keys(compile_circuit(params.batch_spec(), reporter), ptau, reporter)
-    solvency = setup_keys(compile_circuit(params.solvency_spec(), reporter), ptau, reporter)
-    return Keys(batch, solvency)
 
 
 def _seed(out: Path) -> bytes:

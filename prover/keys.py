@@ -10,15 +10,16 @@ import hashlib
 import json
 import secrets
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .atomic import read_json, sha256_file, sha256_json, write_json, write_text
-from .params import CircuitSpec
+from .params import CircuitSpec, EpochParams
 from .paths import build_dir, circuits_dir, node_bin, node_module, repo_root
 from .progress import NullReporter, Reporter
-from .ptau import PtauInfo, required_power, resolve_ptau
+from .ptau import PtauInfo, check_ptau, required_power, resolve_ptau
 from .toolchain import run
 
 
@@ -148,40 +149,53 @@ def _build(
     return CircuitBuild(spec, out, r1cs, wasm, sym, n_constraints, n_public, digest)
 
 
-def setup_keys(
-    build: CircuitBuild,
-    ptau: Path | None = None,
-    reporter: Reporter | None = None,
-) -> KeySet:
-    """Groth16 phase-2 setup for one circuit: zkey, one contribution, vkey, Solidity verifier."""
-    rep = reporter or NullReporter()
-    power = required_power(build.n_constraints, build.n_public)
+def cached_keys(build: CircuitBuild, ptau: Path | None = None) -> KeySet | None:
+    """Keys already set up for exactly this r1cs (and this ceremony file, if one is named).
+
+    Without `ptau` any cached keys are taken, ceremony ones included: a development run must
+    never overwrite production keys.
+    """
     out = build.dir / "keys"
     stamp_path = out / "keys.json"
     zkey = out / f"{build.spec.name}.zkey"
     vkey_path = out / "verification_key.json"
     sol = out / "verifier.sol"
-    if stamp_path.is_file() and zkey.is_file() and vkey_path.is_file() and sol.is_file():
-        stamp = read_json(stamp_path)
-        ceremony_ok = ptau is None or stamp.get("ptau_sha256") == sha256_file(ptau)
-        dev_ok = ptau is not None or stamp.get("development") is True
-        if (
-            stamp.get("r1cs_sha256") == build.r1cs_sha256
-            and stamp.get("zkey_sha256") == sha256_file(zkey)
-            and ceremony_ok
-            and dev_ok
-        ):
-            if stamp["development"]:
-                rep.warn(f"{build.spec.name}: keys come from an INSECURE development ptau")
-            return _keyset(build, zkey, vkey_path, sol, stamp)
-    info = resolve_ptau(power, ptau, rep)
+    if not (stamp_path.is_file() and zkey.is_file() and vkey_path.is_file() and sol.is_file()):
+        return None
+    stamp = read_json(stamp_path)
+    if stamp.get("r1cs_sha256") != build.r1cs_sha256 or stamp.get("zkey_sha256") != sha256_file(
+        zkey
+    ):
+        return None
+    if ptau is not None and stamp.get("ptau_sha256") != sha256_file(ptau):
+        return None
+    return _keyset(build, zkey, vkey_path, sol, stamp)
+
+
+def setup_keys(
+    build: CircuitBuild, ptau: PtauInfo | Path, reporter: Reporter | None = None
+) -> KeySet:
+    """Groth16 phase-2 setup for one circuit: zkey, one contribution, vkey, Solidity verifier.
+
+    A bare path is checked and, knowing nothing of its origin, labelled as development.
+    """
+    rep = reporter or NullReporter()
+    power = required_power(build.n_constraints, build.n_public)
+    info = ptau if isinstance(ptau, PtauInfo) else check_ptau(ptau, power, development=True)
+    if info.power < power:
+        raise ValueError(f"{build.spec.name} needs 2^{power} powers, the ptau has 2^{info.power}")
+    out = build.dir / "keys"
+    zkey = out / f"{build.spec.name}.zkey"
+    vkey_path = out / "verification_key.json"
+    sol = out / "verifier.sol"
     rep.info(f"Groth16 setup for {build.spec.name} ({build.n_constraints} constraints, 2^{power})")
     out.mkdir(parents=True, exist_ok=True)
     snarkjs = node_bin("snarkjs")
     z0 = out / "setup_0000.zkey"
     run([snarkjs, "groth16", "setup", build.r1cs, info.path, z0])
-    # One contribution with fresh entropy. Production keys need more, from other parties:
-    # see docs/threat-model.md.
+    # One contribution with fresh entropy, so that no key is the deterministic output of the
+    # ptau alone. Production keys need more contributions, from other parties: see
+    # docs/threat-model.md.
     run(
         [
             snarkjs,
@@ -197,8 +211,46 @@ def setup_keys(
     run([snarkjs, "zkey", "export", "verificationkey", zkey, vkey_path])
     run([snarkjs, "zkey", "export", "solidityverifier", zkey, sol])
     stamp = _stamp(build, zkey, info)
-    write_json(stamp_path, stamp)
+    write_json(out / "keys.json", stamp)
     return _keyset(build, zkey, vkey_path, sol, stamp)
+
+
+@dataclass(frozen=True)
+class Keys:
+    batch: KeySet
+    solvency: KeySet
+
+
+def build_keys(params: EpochParams, ptau: Path | None, reporter: Reporter | None = None) -> Keys:
+    """Compile both circuits of `params` and set up their keys, each step cached under build/.
+
+    The two circuits compile and set up in parallel threads (each drives its own Node
+    process); the ptau is resolved once, before, so a missing one is generated only once.
+    """
+    rep = reporter or NullReporter()
+    specs = [params.batch_spec(), params.solvency_spec()]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        builds = list(pool.map(lambda spec: compile_circuit(spec, rep), specs))
+    found = [cached_keys(b, ptau) for b in builds]
+    stale = [b for b, k in zip(builds, found, strict=True) if k is None]
+    if stale:
+        power = max(required_power(b.n_constraints, b.n_public) for b in stale)
+        info = resolve_ptau(power, ptau, rep)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            made = dict(
+                zip(
+                    [b.spec.name for b in stale],
+                    pool.map(lambda b: setup_keys(b, info, rep), stale),
+                    strict=True,
+                )
+            )
+        found = [k or made[b.spec.name] for b, k in zip(builds, found, strict=True)]
+    batch, solvency = found
+    assert batch is not None and solvency is not None
+    for ks in (batch, solvency):
+        if ks.development:
+            rep.warn(f"{ks.build.spec.name}: keys come from an INSECURE development ptau")
+    return Keys(batch, solvency)
 
 
 def _stamp(build: CircuitBuild, zkey: Path, info: PtauInfo) -> dict[str, Any]:
