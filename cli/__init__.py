@@ -1,1 +1,1 @@
-"""Command-line interface for exchanges (setup, prove, deploy, publish) and users (export, verify)."""
+"""Command line for exchanges (setup, prove, deploy, publish) and users (export, verify)."""

@@ -118,7 +118,13 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
         f"  files             {workdir}/: snapshot.json, reserves.json, deployment.json, "
         f"{pkg_path.name}, epoch-1/ (bundle; private/ stays with the exchange)"
     )
-    click.secho(
-        "  keys              INSECURE development setup: for demonstration only", fg="yellow"
-    )
+    if keys.batch.development or keys.solvency.development:
+        click.secho(
+            "  keys              INSECURE development setup: for demonstration only", fg="yellow"
+        )
+    else:
+        click.echo(
+            f"  keys              ceremony ptau, {keys.batch.contributions} phase-2 "
+            "contribution(s): see `zksolvency keys --help` before publishing for real"
+        )
     click.echo(f"  total time        {total_s:.0f} s")

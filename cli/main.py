@@ -54,6 +54,7 @@ def handle_errors(f: F) -> F:
     from zksolvency.prover.chain import ChainError
     from zksolvency.prover.epoch import EpochDirError
     from zksolvency.prover.inclusion import InclusionError, PackageFormatError
+    from zksolvency.prover.keys import KeySetupError
     from zksolvency.prover.paths import ToolchainMissing
     from zksolvency.prover.ptau import PtauError
     from zksolvency.prover.snapshot import SnapshotError
@@ -64,7 +65,14 @@ def handle_errors(f: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return f(*args, **kwargs)
-        except (SnapshotError, PlanError, PtauError, PackageFormatError, EpochDirError) as exc:
+        except (
+            SnapshotError,
+            PlanError,
+            PtauError,
+            PackageFormatError,
+            EpochDirError,
+            KeySetupError,
+        ) as exc:
             fail(str(exc), EXIT_USAGE)
         except (InclusionError, BundleError) as exc:
             fail(f"verification FAILED: {exc}", EXIT_FAILED)
@@ -96,7 +104,7 @@ def main() -> None:
     """Zero-knowledge proof of solvency for crypto exchanges.
 
     \b
-    Exchange:  setup -> prove -> deploy -> publish -> export (one package per user)
+    Exchange:  setup -> keys (ceremony) -> prove -> deploy -> publish -> export
     User:      verify PACKAGE --bundle DIR   (offline, pure Python)
                verify PACKAGE --rpc URL --registry ADDR   (against the chain)
     Both:      verify-bundle DIR, demo
@@ -126,6 +134,102 @@ def setup(
         f"accounts per batch proof: {params.batch_size}; "
         f"constraints per account: {keys.batch.build.n_constraints / params.batch_size:.0f}"
     )
+
+
+@main.group()
+def keys() -> None:
+    """Phase-2 key ceremony: outside contributions make the keys trustworthy.
+
+    \b
+    Groth16 keys are only as honest as their phase-2 contributors: whoever knows every
+    contribution's secret can forge proofs. In production the exchange runs `setup --ptau
+    CEREMONY.ptau`, then sends each circuit's zkey through independent parties, each running
+    `keys contribute`, and finally installs the result with `keys import`, which verifies the
+    whole transcript against the circuit and the ptau.
+    """
+
+
+@keys.command("contribute")
+@click.argument("zkey_in", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("zkey_out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Contributor's name, recorded in the key.")
+@handle_errors
+def keys_contribute(zkey_in: Path, zkey_out: Path, name: str) -> None:
+    """Add your contribution to a zkey (run by each outside party; entropy from the OS)."""
+    from zksolvency.prover.keys import contribute_zkey
+
+    digest = contribute_zkey(zkey_in, zkey_out, name)
+    click.echo(f"wrote {zkey_out}; publish your contribution hash:\n{digest}")
+
+
+@keys.command("import")
+@click.option(
+    "--batch",
+    "batch_zkey",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Contributed zkey of the batch circuit.",
+)
+@click.option(
+    "--solvency",
+    "solvency_zkey",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Contributed zkey of the solvency circuit.",
+)
+@click.option(
+    "--ptau",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The ceremony ptau the keys were set up from.",
+)
+@circuit_params
+@handle_errors
+def keys_import(
+    batch_zkey: Path | None,
+    solvency_zkey: Path | None,
+    ptau: Path,
+    batch_levels: int | None,
+    tree_depth: int | None,
+    n_assets: int | None,
+) -> None:
+    """Verify contributed zkeys against the circuits and the ptau, then install them."""
+    from zksolvency.prover.keys import compile_circuit, import_zkey
+    from zksolvency.prover.ptau import check_ptau, required_power
+
+    if batch_zkey is None and solvency_zkey is None:
+        raise click.UsageError("give --batch and/or --solvency")
+    params = resolve_params(batch_levels, tree_depth, n_assets)
+    rep = ClickReporter()
+    for spec, zkey in ((params.batch_spec(), batch_zkey), (params.solvency_spec(), solvency_zkey)):
+        if zkey is None:
+            continue
+        build = compile_circuit(spec, rep)
+        info = check_ptau(ptau, required_power(build.n_constraints, build.n_public), False)
+        ks = import_zkey(build, zkey, info)
+        click.echo(
+            f"{spec.name}: {ks.contributions} contributions verified; vkey sha256 {ks.vkey_hash}"
+        )
+
+
+@keys.command("info")
+@circuit_params
+@handle_errors
+def keys_info(batch_levels: int | None, tree_depth: int | None, n_assets: int | None) -> None:
+    """Show the installed keys: hashes, contributions and whether they are development keys."""
+    from zksolvency.prover.keys import cached_keys, compile_circuit
+
+    params = resolve_params(batch_levels, tree_depth, n_assets)
+    for spec in (params.batch_spec(), params.solvency_spec()):
+        ks = cached_keys(compile_circuit(spec, ClickReporter()))
+        if ks is None:
+            click.echo(f"{spec.name}: no keys (run `zksolvency setup`)")
+            continue
+        kind = "DEVELOPMENT (insecure)" if ks.development else "ceremony ptau"
+        click.echo(
+            f"{spec.name}: {kind}, {ks.contributions} phase-2 contribution(s), "
+            f"zkey {ks.zkey_sha256[:16]}..., vkey {ks.vkey_hash}"
+        )
 
 
 @main.command("sample-snapshot")

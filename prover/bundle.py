@@ -19,6 +19,7 @@ from .epoch import FORMAT
 from .field import P
 from .groth16 import Proof, VerificationKey, verify
 from .progress import NullReporter, Reporter
+from .snapshot import format_amount
 
 
 class BundleError(ValueError):
@@ -124,6 +125,25 @@ def _vkey(bundle: Bundle, kind: str, anchor: str | None) -> VerificationKey:
     return VerificationKey.from_snarkjs(vkey_json)
 
 
+def _check_readable(m: dict[str, Any], totals: list[int]) -> None:
+    """The human-readable totals and reserves must say exactly what the proven numbers say."""
+    reserves = [int(r) for r in m["reserves_raw"]]
+    assets = m["context"]["assets"]
+    if set(m["totals"]) != {a["symbol"] for a in assets} or set(m["reserves"]) != set(m["totals"]):
+        raise BundleError("the readable totals or reserves name other assets than the context")
+    for i, a in enumerate(assets):
+        sym, dec = a["symbol"], int(a["decimals"])
+        eq, debt = totals[2 * i], totals[2 * i + 1]
+        shown = m["totals"][sym]
+        want = {
+            "equity": format_amount(eq, dec),
+            "debt": format_amount(debt, dec),
+            "net": format_amount(max(0, eq - debt), dec),
+        }
+        if shown != want or m["reserves"][sym] != format_amount(reserves[i], dec):
+            raise BundleError(f"{sym}: the readable totals or reserves differ from the proven ones")
+
+
 def verify_bundle(
     bundle: Bundle, trusted: TrustAnchors | None = None, reporter: Reporter | None = None
 ) -> BundleReport:
@@ -164,6 +184,7 @@ def verify_bundle(
         commit = totals_hash(totals, int(m["params"]["tree_depth"]))
         if commit != int(m["totals_commit"]):
             raise BundleError("the published totals do not match the totals commitment")
+        _check_readable(m, totals)
         expected = [
             chain[-1],
             ctx,

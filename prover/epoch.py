@@ -141,14 +141,20 @@ def prove_epoch(
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = _fingerprint(snapshot, params, epoch, reserves, keys)
     fp_path = out / "private" / "run.json"
-    if fp_path.is_file() and read_json(fp_path).get("fingerprint") != fingerprint:
+    run_info = read_json(fp_path) if fp_path.is_file() else {}
+    if run_info and run_info.get("fingerprint") != fingerprint:
         raise EpochDirError(
             f"{out} holds a run with other inputs or keys; prove into a new directory"
         )
     seed = _seed(out)
     rep.info(f"planning epoch {epoch}: {len(snapshot.accounts)} accounts")
     plan = plan_epoch(snapshot, params, epoch, reserves, seed)
-    write_json(fp_path, {"fingerprint": fingerprint})
+    # The creation time is fixed at the first run, so that a resumed or repeated run writes
+    # a byte-identical manifest: its hash is the bundle hash registered on-chain.
+    created_at = (
+        run_info.get("created_at") or dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    )
+    write_json(fp_path, {"fingerprint": fingerprint, "created_at": created_at})
     _write_private(out, plan)
 
     inputs_dir = out / "private" / "inputs"
@@ -196,7 +202,7 @@ def prove_epoch(
 
             _run_jobs(jobs, finished)
 
-    manifest = _manifest(plan, keys, out, names)
+    manifest = _manifest(plan, keys, out, names, created_at)
     _write_keys(out, keys)
     write_json(out / "manifest.json", manifest)
     rep.info(f"epoch {epoch} proven: {plan.n_batches} batch proofs + 1 solvency proof in {out}")
@@ -262,7 +268,9 @@ def context_json(plan: EpochPlan) -> dict[str, Any]:
     }
 
 
-def _manifest(plan: EpochPlan, keys: Keys, out: Path, names: list[str]) -> dict[str, Any]:
+def _manifest(
+    plan: EpochPlan, keys: Keys, out: Path, names: list[str], created_at: str
+) -> dict[str, Any]:
     c = plan.context
     totals = plan.final_totals
     proofs = []
@@ -281,7 +289,7 @@ def _manifest(plan: EpochPlan, keys: Keys, out: Path, names: list[str]) -> dict[
     return {
         "format": FORMAT,
         "epoch": c.epoch,
-        "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "created_at": created_at,
         "params": c.params.as_dict(),
         "context": context_json(plan),
         "accounts": len(plan.accounts),

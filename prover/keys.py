@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
+import shutil
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import read_json, sha256_file, sha256_json, write_json, write_text
+from .atomic import atomic_path, read_json, sha256_file, sha256_json, write_json, write_text
 from .params import CircuitSpec, EpochParams
 from .paths import build_dir, circuits_dir, node_bin, node_module, repo_root
 from .progress import NullReporter, Reporter
 from .ptau import PtauInfo, check_ptau, required_power, resolve_ptau
 from .toolchain import run
+
+
+class KeySetupError(RuntimeError):
+    """Keys cannot be made or installed as asked."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class KeySet:
     ptau_sha256: str
     ptau_power: int
     development: bool
+    contributions: int
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
@@ -59,6 +66,7 @@ class KeySet:
             "ptau_sha256": self.ptau_sha256,
             "ptau_power": self.ptau_power,
             "development_setup": self.development,
+            "phase2_contributions": self.contributions,
         }
 
 
@@ -186,8 +194,6 @@ def setup_keys(
         raise ValueError(f"{build.spec.name} needs 2^{power} powers, the ptau has 2^{info.power}")
     out = build.dir / "keys"
     zkey = out / f"{build.spec.name}.zkey"
-    vkey_path = out / "verification_key.json"
-    sol = out / "verifier.sol"
     rep.info(f"Groth16 setup for {build.spec.name} ({build.n_constraints} constraints, 2^{power})")
     out.mkdir(parents=True, exist_ok=True)
     snarkjs = node_bin("snarkjs")
@@ -196,21 +202,56 @@ def setup_keys(
     # One contribution with fresh entropy, so that no key is the deterministic output of the
     # ptau alone. Production keys need more contributions, from other parties: see
     # docs/threat-model.md.
-    run(
-        [
-            snarkjs,
-            "zkey",
-            "contribute",
-            z0,
-            zkey,
-            "--name=zksolvency setup",
-            f"-e={secrets.token_hex(32)}",
-        ]
-    )
+    contribute_zkey(z0, zkey, "zksolvency setup")
     z0.unlink()
+    return _install(build, zkey, info, contributions=1)
+
+
+def contribute_zkey(zkey_in: Path, zkey_out: Path, name: str) -> str:
+    """Add one phase-2 contribution; return the contribution hash snarkjs prints.
+
+    Entropy goes in on stdin (snarkjs also mixes in 64 bytes from the OS), never on the
+    command line. This is what each outside party of a production key ceremony runs.
+    """
+    out = run(
+        [node_bin("snarkjs"), "zkey", "contribute", zkey_in, zkey_out, f"--name={name}"],
+        stdin=secrets.token_hex(32) + "\n",
+    )
+    digest = re.search(r"Contribution Hash:\s*((?:[0-9a-fA-F]{8}\s*){16})", out)
+    return re.sub(r"\s+", "", digest.group(1)) if digest else ""
+
+
+def verify_zkey(build: CircuitBuild, zkey: Path, info: PtauInfo) -> int:
+    """Check a zkey's whole transcript against this r1cs and ptau; return its contribution count.
+
+    `snarkjs zkey verify` recomputes the initial key from the r1cs and ptau and checks every
+    contribution in the chain, so a key cannot claim a ceremony it did not go through.
+    """
+    out = run([node_bin("snarkjs"), "zkey", "verify", build.r1cs, info.path, zkey])
+    if "ZKey Ok!" not in out:
+        raise KeySetupError(f"{zkey}: snarkjs did not accept the key:\n{out[-2000:]}")
+    return len(re.findall(r"contribution #\d+", out))
+
+
+def import_zkey(build: CircuitBuild, zkey: Path, info: PtauInfo) -> KeySet:
+    """Install a zkey that went through outside contributions, after verifying its transcript."""
+    contributions = verify_zkey(build, zkey, info)
+    target = build.dir / "keys" / f"{build.spec.name}.zkey"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(zkey, tmp)
+    return _install(build, target, info, contributions)
+
+
+def _install(build: CircuitBuild, zkey: Path, info: PtauInfo, contributions: int) -> KeySet:
+    """Export the vkey and Solidity verifier of `zkey` and write the stamp (last)."""
+    out = build.dir / "keys"
+    vkey_path = out / "verification_key.json"
+    sol = out / "verifier.sol"
+    snarkjs = node_bin("snarkjs")
     run([snarkjs, "zkey", "export", "verificationkey", zkey, vkey_path])
     run([snarkjs, "zkey", "export", "solidityverifier", zkey, sol])
-    stamp = _stamp(build, zkey, info)
+    stamp = {**_stamp(build, zkey, info), "contributions": contributions}
     write_json(out / "keys.json", stamp)
     return _keyset(build, zkey, vkey_path, sol, stamp)
 
@@ -233,6 +274,14 @@ def build_keys(params: EpochParams, ptau: Path | None, reporter: Reporter | None
         builds = list(pool.map(lambda spec: compile_circuit(spec, rep), specs))
     found = [cached_keys(b, ptau) for b in builds]
     stale = [b for b, k in zip(builds, found, strict=True) if k is None]
+    for b in stale:
+        stamp = b.dir / "keys" / "keys.json"
+        if stamp.is_file() and read_json(stamp).get("development") is False:
+            # Production keys carry outside contributions that cannot be redone here.
+            raise KeySetupError(
+                f"{b.dir / 'keys'} holds ceremony keys that no longer match the circuit, the "
+                "zkey file or the given --ptau; re-import the ceremony's zkey or move the folder"
+            )
     if stale:
         power = max(required_power(b.n_constraints, b.n_public) for b in stale)
         info = resolve_ptau(power, ptau, rep)
@@ -277,4 +326,5 @@ def _keyset(
         ptau_sha256=stamp["ptau_sha256"],
         ptau_power=int(stamp["ptau_power"]),
         development=bool(stamp["development"]),
+        contributions=int(stamp.get("contributions", 1)),
     )

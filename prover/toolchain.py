@@ -26,21 +26,32 @@ def run(
     cwd: Path | None = None,
     on_line: Callable[[str], None] | None = None,
     timeout: float | None = None,
+    stdin: str | None = None,
 ) -> str:
     """Run a command, returning its combined output; raise ToolError on a non-zero exit.
 
-    With `on_line`, output is streamed line by line (for progress on long steps).
+    With `on_line`, output is streamed line by line (for progress on long steps). `stdin` is
+    fed to the process (secrets go this way rather than on the command line, where `ps` shows
+    them); it is only supported without `on_line`.
     """
     args = [str(c) for c in cmd]
     workdir = cwd or repo_root()
     if on_line is None:
         done = subprocess.run(
-            args, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False
+            args,
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            input=stdin,
         )
         out = done.stdout + done.stderr
         if done.returncode != 0:
             raise ToolError(args, done.returncode, out)
         return out
+    if stdin is not None:
+        raise ValueError("stdin cannot be combined with on_line")
     lines: list[str] = []
     with subprocess.Popen(
         args,

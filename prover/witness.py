@@ -133,14 +133,16 @@ def plan_epoch(
     """Everything the proofs will show, computed in Python; refuses unprovable snapshots."""
     context = make_context(snapshot, params, epoch)
     n = params.n_assets
-    accounts = snapshot.accounts
+    # Leaf order follows a keyed shuffle, so a leaf's position says nothing about where the
+    # account stood in the exchange's snapshot (sign-up order, size, ...).
+    accounts = tuple(sorted(snapshot.accounts, key=lambda a: derive_secret(seed, "position", a.id)))
     if len(accounts) > params.max_accounts:
         raise PlanError(
             f"{len(accounts)} accounts exceed the tree's {params.max_accounts} leaves "
             f"(tree depth {params.tree_depth}); use a deeper tree"
         )
     failing = []
-    for acc in accounts:
+    for acc in snapshot.accounts:  # in file order, for the operator
         eq_value, debt_value = account_values(snapshot, acc)
         if eq_value < debt_value:
             failing.append(

@@ -11,9 +11,9 @@ template RangeCheck(N_BITS) {
     bits.in <== in;
 }
 
-// NonNegativeDifference(N_BITS): proves a >= b for integers already known to be < 2^N_BITS
-// - 1, by range-checking a - b. If a < b the difference wraps to p - (b - a) >= p - 2^N_BITS,
-// which has more than N_BITS bits whenever N_BITS <= 252.
+// NonNegativeDifference(N_BITS): proves a >= b, for a and b that the caller already knows to
+// be integers below 2^N_BITS. It range-checks a - b: if a < b the difference wraps to
+// p - (b - a) >= p - 2^N_BITS, which needs more than N_BITS bits whenever N_BITS <= 252.
 template NonNegativeDifference(N_BITS) {
     assert(N_BITS >= 1 && N_BITS <= 252);
     signal input a;
