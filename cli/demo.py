@@ -13,6 +13,7 @@ from zksolvency.prover.progress import Reporter
 
 def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -> None:
     from zksolvency.prover import snapshot as snap
+    from zksolvency.prover.bundle import TrustAnchors
     from zksolvency.prover.chain import Anvil
     from zksolvency.prover.deployment import deploy_registry
     from zksolvency.prover.epoch import build_keys, prove_epoch
@@ -64,8 +65,9 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
         user = s.accounts[len(s.accounts) // 2].id
         pkg_path = workdir / f"inclusion-{user}.json"
         pkg = export_package(epoch_dir, user, pkg_path)
-        on_chain = verify_against_chain(pkg, node.url, deployment["registry"])
-        offline = verify_against_bundle(pkg, epoch_dir)
+        anchors = TrustAnchors.load(workdir / "deployment.json")
+        on_chain = verify_against_chain(pkg, node.url, deployment["registry"], anchors)
+        offline = verify_against_bundle(pkg, epoch_dir, anchors)
 
         click.secho("6/6 an edited package is rejected", bold=True, err=True)
         forged = json.loads(json.dumps(pkg))

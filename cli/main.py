@@ -50,7 +50,7 @@ def fail(msg: str, code: int) -> NoReturn:
 
 def handle_errors(f: F) -> F:
     """Map the prover's exceptions to exit codes: 2 for bad input, 1 for failed checks."""
-    from zksolvency.prover.bundle import BundleError
+    from zksolvency.prover.bundle import BundleError, BundleFormatError
     from zksolvency.prover.chain import ChainError
     from zksolvency.prover.epoch import EpochDirError
     from zksolvency.prover.inclusion import InclusionError, PackageFormatError
@@ -70,6 +70,7 @@ def handle_errors(f: F) -> F:
             PlanError,
             PtauError,
             PackageFormatError,
+            BundleFormatError,
             EpochDirError,
             KeySetupError,
         ) as exc:
@@ -533,12 +534,12 @@ def verify(
     if rpc is not None and registry is None:
         raise click.UsageError("--rpc needs --registry")
     pkg = load_package(package)
+    anchors = TrustAnchors.load(trusted_keys) if trusted_keys else None
     if bundle is not None:
-        anchors = TrustAnchors.load(trusted_keys) if trusted_keys else None
         result = verify_against_bundle(pkg, bundle, anchors, ClickReporter())
     else:
         assert rpc is not None and registry is not None
-        result = verify_against_chain(pkg, rpc, registry)
+        result = verify_against_chain(pkg, rpc, registry, anchors)
     for w in result.warnings:
         click.secho(f"warning: {w}", fg="yellow", err=True)
     click.secho(

@@ -23,23 +23,40 @@ from .snapshot import format_amount
 
 
 class BundleError(ValueError):
-    """The bundle is malformed, inconsistent or its proofs do not verify."""
+    """The bundle is inconsistent or its proofs do not verify."""
+
+
+class BundleFormatError(BundleError):
+    """A bundle or trust-anchor file is missing or unreadable (bad input, not a failed check)."""
 
 
 @dataclass(frozen=True)
 class TrustAnchors:
-    """Verification-key hashes a verifier accepts, e.g. pinned by the registry's deployer."""
+    """What a verifier pins: verification-key hashes and, for on-chain checks, where the
+    registry lives and the code hashes of its verifiers. A deployment record is one."""
 
     batch_vkey_sha256: str
     solvency_vkey_sha256: str
+    chain_id: int | None = None
+    registry: str | None = None
+    batch_verifier_codehash: str | None = None
+    solvency_verifier_codehash: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> TrustAnchors:
         try:
             d = json.loads(path.read_text())
-            return cls(str(d["batch_vkey_sha256"]), str(d["solvency_vkey_sha256"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BundleError(f"{path}: not a trust-anchor file ({exc})") from exc
+            chain_id = d.get("chain_id")
+            return cls(
+                str(d["batch_vkey_sha256"]),
+                str(d["solvency_vkey_sha256"]),
+                int(chain_id) if chain_id is not None else None,
+                d.get("registry"),
+                d.get("batch_verifier_codehash"),
+                d.get("solvency_verifier_codehash"),
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BundleFormatError(f"{path}: not a trust-anchor file ({exc})") from exc
 
 
 @dataclass
@@ -78,13 +95,13 @@ class Bundle:
 def load_bundle(directory: Path) -> Bundle:
     path = directory / "manifest.json"
     if not path.is_file():
-        raise BundleError(f"{directory}: no manifest.json (is this an epoch directory?)")
+        raise BundleFormatError(f"{directory}: no manifest.json (is this an epoch directory?)")
     try:
         manifest = read_json(path)
     except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+        raise BundleFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{path}: not a {FORMAT} manifest")
+        raise BundleFormatError(f"{path}: not a {FORMAT} manifest")
     return Bundle(directory, manifest, sha256_file(path))
 
 

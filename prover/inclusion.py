@@ -65,6 +65,10 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
                 for a, v in zip(assets, row["debt"], strict=True)
             },
         },
+        "vkeys": {
+            "batch": m["circuits"]["batch"]["vkey_json"],
+            "solvency": m["circuits"]["solvency"]["vkey_json"],
+        },
         "leaf_index": idx,
         "leaf": str(tree.leaves[idx]),
         "siblings": [str(s) for s in tree.inclusion_path(idx)],
@@ -194,11 +198,35 @@ def verify_against_bundle(
     return result
 
 
-def verify_against_chain(pkg: dict[str, Any], rpc_url: str, registry: str) -> InclusionResult:
-    """Check the package's root and context against the registry's finalized epoch."""
+def vkey_words(vkey: dict[str, Any]) -> list[int]:
+    """Every coordinate of a snarkjs verification key, as the verifier contract embeds them."""
+    points = [vkey["vk_alpha_1"], vkey["vk_beta_2"], vkey["vk_gamma_2"], vkey["vk_delta_2"]]
+    points += vkey["IC"]
+    out: list[int] = []
+    for pt in points:
+        for coord in pt[:2]:
+            out.extend(int(c) for c in (coord if isinstance(coord, list) else [coord]))
+    return out
+
+
+def code_embeds_vkey(code: bytes, vkey: dict[str, Any]) -> bool:
+    """Whether a snarkjs verifier's runtime code carries every constant of `vkey`.
+
+    A quick, offline-computable link between the registry's verifier and a key; an exact
+    match is the code hash pinned in the deployment record (trust anchors).
+    """
+    return all(w.to_bytes(32, "big") in code for w in vkey_words(vkey))
+
+
+def verify_against_chain(
+    pkg: dict[str, Any], rpc_url: str, registry: str, trusted: TrustAnchors | None = None
+) -> InclusionResult:
+    """Check the package's root and context against the registry's finalized epoch, and that
+    the registry's verifiers are the ones for the package's keys (pinned by `trusted`)."""
     from web3 import Web3
     from web3.providers.rpc import HTTPProvider
 
+    from .atomic import sha256_json
     from .chain import EpochStatus, read_epoch, registry_at
     from .deployment import registry_abi
 
@@ -208,7 +236,38 @@ def verify_against_chain(pkg: dict[str, Any], rpc_url: str, registry: str) -> In
         raise ConnectionError(f"cannot reach an Ethereum node at {rpc_url}")
     if not Web3.is_address(registry) or not w3.eth.get_code(Web3.to_checksum_address(registry)):
         raise InclusionError(f"no contract at {registry} on chain {w3.eth.chain_id}")
+    chain_id = int(w3.eth.chain_id)
+    if trusted is not None:
+        if trusted.chain_id is not None and trusted.chain_id != chain_id:
+            raise InclusionError(f"the node serves chain {chain_id}, not {trusted.chain_id}")
+        if trusted.registry is not None and Web3.to_checksum_address(
+            trusted.registry
+        ) != Web3.to_checksum_address(registry):
+            raise InclusionError(f"{registry} is not the pinned registry {trusted.registry}")
     contract = registry_at(w3, registry, registry_abi())
+    vkeys = pkg.get("vkeys") or {}
+    for kind in ("batch", "solvency"):
+        address = getattr(contract.functions, f"{kind}Verifier")().call()
+        code = bytes(w3.eth.get_code(address))
+        vkey = vkeys.get(kind)
+        if vkey is None:
+            result.warnings.append("the package carries no verification keys to compare")
+        elif not code_embeds_vkey(code, vkey):
+            raise InclusionError(
+                f"the registry's {kind} verifier is not built from the package's verification key"
+            )
+        if trusted is not None:
+            if vkey is not None and sha256_json(vkey) != getattr(trusted, f"{kind}_vkey_sha256"):
+                raise InclusionError(f"the package's {kind} key is not the pinned one")
+            pinned = getattr(trusted, f"{kind}_verifier_codehash")
+            codehash = Web3.keccak(code).hex().removeprefix("0x")
+            if pinned is not None and codehash != pinned.removeprefix("0x"):
+                raise InclusionError(f"the registry's {kind} verifier code is not the pinned one")
+    if trusted is None:
+        result.warnings.append(
+            "no trust anchors given: the registry's verifiers were matched "
+            "to the package's keys, but those keys were not pinned"
+        )
     rec = read_epoch(w3, contract, result.epoch)
     if rec.status is not EpochStatus.FINALIZED:
         raise InclusionError(
@@ -222,7 +281,7 @@ def verify_against_chain(pkg: dict[str, Any], rpc_url: str, registry: str) -> In
         result.warnings.append("the registry names another bundle hash than the package")
     result.checked_against = "chain"
     result.details = {
-        "chain_id": int(w3.eth.chain_id),
+        "chain_id": chain_id,
         "registry": Web3.to_checksum_address(registry),
         "finalized_at": rec.finalized_at,
         "batches": rec.n_batches,
