@@ -16,7 +16,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     from zksolvency.prover.bundle import TrustAnchors
     from zksolvency.prover.chain import Anvil
     from zksolvency.prover.deployment import deploy_registry
-    from zksolvency.prover.epoch import build_keys, prove_epoch
+    from zksolvency.prover.epoch import prove_epoch
     from zksolvency.prover.inclusion import (
         InclusionError,
         check_package,
@@ -24,6 +24,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
         verify_against_bundle,
         verify_against_chain,
     )
+    from zksolvency.prover.keys import build_keys
     from zksolvency.prover.params import EpochParams
     from zksolvency.prover.reserves import load_reserves
 

@@ -53,7 +53,7 @@ def handle_errors(f: F) -> F:
     from zksolvency.prover.bundle import BundleError, BundleFormatError
     from zksolvency.prover.chain import ChainError
     from zksolvency.prover.epoch import EpochDirError
-    from zksolvency.prover.inclusion import InclusionError, PackageFormatError
+    from zksolvency.prover.inclusion import ExportError, InclusionError, PackageFormatError
     from zksolvency.prover.keys import KeySetupError
     from zksolvency.prover.paths import ToolchainMissing
     from zksolvency.prover.ptau import PtauError
@@ -73,6 +73,7 @@ def handle_errors(f: F) -> F:
             BundleFormatError,
             EpochDirError,
             KeySetupError,
+            ExportError,
         ) as exc:
             fail(str(exc), EXIT_USAGE)
         except (InclusionError, BundleError) as exc:
@@ -122,7 +123,7 @@ def setup(
     batch_levels: int | None, tree_depth: int | None, n_assets: int | None, ptau: Path | None
 ) -> None:
     """Compile the circuits and make their Groth16 keys (cached under build/)."""
-    from zksolvency.prover.epoch import build_keys
+    from zksolvency.prover.keys import build_keys
 
     params = resolve_params(batch_levels, tree_depth, n_assets)
     keys = build_keys(params, ptau, ClickReporter())
@@ -297,11 +298,11 @@ def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
 @main.command()
 @click.argument("snapshot", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--assets",
+    "--assets-file",
     "assets_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Assets file, for a CSV snapshot.",
+    help="Assets file (symbol,decimals,price_usd), for a CSV snapshot.",
 )
 @click.option(
     "--reserves",
@@ -412,7 +413,7 @@ def deploy(
 ) -> None:
     """Deploy the two verifiers and the registry for these circuits' keys."""
     from zksolvency.prover.deployment import deploy_registry
-    from zksolvency.prover.epoch import build_keys
+    from zksolvency.prover.keys import build_keys
 
     params = resolve_params(batch_levels, tree_depth, n_assets)
     keys = build_keys(params, ptau, ClickReporter())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -12,11 +13,21 @@ from pathlib import Path
 from typing import Any
 
 
+@functools.cache
+def _new_file_mode() -> int:
+    """The mode open() would give a new file under this process's umask (read once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync and rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # mkstemp makes 0600 files; outputs such as a bundle's manifest are meant to be shared.
+    os.fchmod(fd, _new_file_mode())
     os.close(fd)
     tmp_path = Path(tmp)
     try:

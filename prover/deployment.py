@@ -9,9 +9,10 @@ from typing import Any
 
 from web3 import Web3
 
-from .atomic import read_json, write_json
+from .atomic import read_json, write_json, write_text
 from .chain import (
     BATCH_VERIFIER_NAME,
+    DEFAULT_EVM_VERSION,
     REGISTRY_NAME,
     SOLVENCY_VERIFIER_NAME,
     ContractArtifact,
@@ -20,7 +21,7 @@ from .chain import (
     deploy,
     render_verifier,
 )
-from .epoch import Keys
+from .keys import Keys
 from .params import EpochParams
 from .paths import build_dir, repo_root
 
@@ -28,23 +29,30 @@ FORMAT = "zksolvency-deployment/1"
 
 
 def registry_source() -> Path:
+    """The hand-written registry contract."""
     return repo_root() / "verifier_contract" / "src" / "SolvencyRegistry.sol"
 
 
-def build_contracts(keys: Keys) -> dict[str, ContractArtifact]:
-    """Render both snarkjs verifiers under build/contracts/generated and compile everything."""
-    params_name = keys.batch.build.spec.name
-    gen = build_dir() / "contracts" / params_name / "generated"
+def build_contracts(
+    keys: Keys, out_dir: Path | None = None, *, evm_version: str = DEFAULT_EVM_VERSION
+) -> dict[str, ContractArtifact]:
+    """Render both snarkjs verifiers of ``keys`` and compile them with the registry.
+
+    Sources go to ``out_dir/generated``, artefacts to ``out_dir/out``; ``out_dir`` defaults to
+    ``build/contracts/<batch circuit>``. An unchanged source is not rewritten.
+    """
+    out_dir = out_dir or build_dir() / "contracts" / keys.batch.build.spec.name
     sources: dict[str, Path] = {}
     for ks, name in ((keys.batch, BATCH_VERIFIER_NAME), (keys.solvency, SOLVENCY_VERIFIER_NAME)):
-        target = gen / f"{name}.sol"
-        text = render_verifier(ks.verifier_sol.read_text(), name, f"zkey sha256:{ks.zkey_sha256}")
-        if not target.is_file() or target.read_text() != text:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
+        target = out_dir / "generated" / f"{name}.sol"
+        text = render_verifier(
+            ks.verifier_sol.read_text(encoding="utf-8"), name, f"zkey sha256:{ks.zkey_sha256}"
+        )
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            write_text(target, text)
         sources[f"generated/{name}.sol"] = target
-    sources["SolvencyRegistry.sol"] = registry_source()
-    return compile_contracts(sources, build_dir() / "contracts" / params_name / "out")
+    sources[f"{REGISTRY_NAME}.sol"] = registry_source()
+    return compile_contracts(sources, out_dir / "out", evm_version=evm_version)
 
 
 def registry_abi() -> list[dict[str, Any]]:
@@ -58,6 +66,7 @@ def registry_abi() -> list[dict[str, Any]]:
 def deploy_registry(
     w3: Web3, sender: str, keys: Keys, params: EpochParams, out: Path | None = None
 ) -> dict[str, Any]:
+    """Build and deploy the contracts for ``keys``; return (and write to ``out``) the record."""
     artifacts = build_contracts(keys)
     dep: Deployment = deploy(w3, sender, artifacts, params.n_assets)
     record = {
@@ -71,6 +80,9 @@ def deploy_registry(
         "params": params.as_dict(),
         "batch_vkey_sha256": keys.batch.vkey_hash,
         "solvency_vkey_sha256": keys.solvency.vkey_hash,
+        # Pinned by on-chain verification (TrustAnchors): the verifiers' runtime code.
+        "batch_verifier_codehash": _codehash(w3, dep.batch_verifier),
+        "solvency_verifier_codehash": _codehash(w3, dep.solvency_verifier),
         "development_setup": keys.batch.development or keys.solvency.development,
         "gas_used": dep.gas_used,
     }
@@ -79,7 +91,13 @@ def deploy_registry(
     return record
 
 
+def _codehash(w3: Web3, address: str) -> str:
+    code = w3.eth.get_code(Web3.to_checksum_address(address))
+    return Web3.keccak(bytes(code)).to_0x_hex()
+
+
 def load_deployment(path: Path) -> dict[str, Any]:
+    """Read a deployment record written by :func:`deploy_registry`."""
     record: dict[str, Any] = read_json(path)
     if record.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
@@ -89,5 +107,5 @@ def load_deployment(path: Path) -> dict[str, Any]:
 def write_registry_abi(artifacts: dict[str, ContractArtifact]) -> Path:
     """Refresh the shipped ABI (a test keeps it equal to the compiled one)."""
     target = Path(__file__).parent / "data" / "SolvencyRegistry.abi.json"
-    target.write_text(json.dumps(artifacts[REGISTRY_NAME].abi, indent=1) + "\n")
+    write_text(target, json.dumps(artifacts[REGISTRY_NAME].abi, indent=1) + "\n")
     return target

@@ -29,6 +29,10 @@ class InclusionError(ValueError):
     """The account is not included as the package claims (verification failed)."""
 
 
+class ExportError(ValueError):
+    """A package cannot be exported as asked: unknown account, no private data (bad input)."""
+
+
 class PackageFormatError(InclusionError):
     """The package file cannot be read or is not an inclusion package (bad input)."""
 
@@ -41,7 +45,7 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
     rows = _private_rows(epoch_dir)
     match = [r for r in rows if r["id"] == account_id]
     if not match:
-        raise InclusionError(f"no account {account_id!r} in epoch {bundle.epoch}")
+        raise ExportError(f"no account {account_id!r} in epoch {bundle.epoch}")
     row = match[0]
     tree = _rebuild_tree(params, rows, m)
     assets = m["context"]["assets"]
@@ -83,7 +87,7 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
 def _private_rows(epoch_dir: Path) -> list[dict[str, Any]]:
     path = epoch_dir / "private" / "accounts.jsonl"
     if not path.is_file():
-        raise InclusionError(
+        raise ExportError(
             f"{path} is missing: packages are exported by the exchange that proved the epoch"
         )
     return [json.loads(line) for line in path.read_text().splitlines() if line]
@@ -215,7 +219,15 @@ def code_embeds_vkey(code: bytes, vkey: dict[str, Any]) -> bool:
     A quick, offline-computable link between the registry's verifier and a key; an exact
     match is the code hash pinned in the deployment record (trust anchors).
     """
-    return all(w.to_bytes(32, "big") in code for w in vkey_words(vkey))
+    return all(_embedded(code, w) for w in vkey_words(vkey))
+
+
+def _embedded(code: bytes, word: int) -> bool:
+    """solc pushes a constant with as few bytes as it needs (PUSH31 for a word with a leading
+    zero byte), or keeps it as a 32-byte data word: accept either."""
+    n = max(1, (word.bit_length() + 7) // 8)
+    push = bytes([0x5F + n]) + word.to_bytes(n, "big")
+    return push in code or word.to_bytes(32, "big") in code
 
 
 def verify_against_chain(

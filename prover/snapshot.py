@@ -164,8 +164,12 @@ def _parse_price(text: str) -> int:
 
 
 def format_amount(value: int, decimals: int) -> str:
-    """Render an integer at scale 10^decimals as a canonical decimal string (inverse of parse)."""
-    _check_decimals(decimals)
+    """Render an integer at scale 10^decimals as a canonical decimal string (inverse of parse).
+
+    Also renders values (not only amounts) at wider scales, such as USD values at 10^(8+18).
+    """
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 64:
+        raise ValueError(f"decimals must be an int in 0..64, got {decimals!r}")
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"amount must be a non-negative int, got {value!r}")
     digits = str(value).rjust(decimals + 1, "0")

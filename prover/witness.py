@@ -19,7 +19,7 @@ from .commitments import (
     weight,
 )
 from .params import EpochParams
-from .snapshot import Account, Asset, Snapshot, account_values
+from .snapshot import Account, Asset, Snapshot, account_values, format_amount
 from .tree import BatchedTree
 
 
@@ -145,8 +145,11 @@ def plan_epoch(
     for acc in snapshot.accounts:  # in file order, for the operator
         eq_value, debt_value = account_values(snapshot, acc)
         if eq_value < debt_value:
+            unit = 8 + context.max_decimals  # account_values are USD * 10^unit
             failing.append(
-                f"{acc.id} (line {acc.line}): equity value {eq_value} < debt {debt_value}"
+                f"{acc.id} (line {acc.line}) in {snapshot.source}: equity worth "
+                f"{format_amount(eq_value, unit)} USD < debt worth "
+                f"{format_amount(debt_value, unit)} USD"
             )
     if failing:
         head = "\n  ".join(failing[:20])
@@ -217,7 +220,8 @@ def plan_epoch(
         states.append(state)
 
     short = [
-        f"{a.symbol}: liabilities {totals[2 * i] - totals[2 * i + 1]} > reserves {reserves[i]}"
+        f"{a.symbol}: liabilities {format_amount(totals[2 * i] - totals[2 * i + 1], a.decimals)}"
+        f" > reserves {format_amount(reserves[i], a.decimals)}"
         for i, a in enumerate(context.assets)
         if totals[2 * i] > reserves[i] + totals[2 * i + 1]
     ]

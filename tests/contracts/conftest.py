@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ import pytest
 from web3 import Web3
 from web3.types import RPCEndpoint
 from zksolvency.prover import chain
+from zksolvency.prover.atomic import sha256_file
+from zksolvency.prover.deployment import build_contracts
+from zksolvency.prover.keys import CircuitBuild, Keys, KeySet, r1cs_header, setup_keys
+from zksolvency.prover.params import CircuitSpec
+from zksolvency.prover.paths import ToolchainMissing, node_bin
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -33,10 +39,13 @@ Proof = dict[str, Any]
 
 @dataclass(frozen=True)
 class ToySetup:
+    """Toy keys and the contracts built from them (``build`` holds generated/ and out/)."""
+
     build: Path
     artifacts: dict[str, chain.ContractArtifact]
     wasm: dict[str, Path]
     zkey: dict[str, Path]
+    keys: Keys
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,7 @@ def account(w3: Web3, i: int) -> str:
 
 
 def calldata(proof: Proof) -> tuple[list[int], list[list[int]], list[int]]:
-    """Independent of chain._calldata on purpose: G2 coordinates go (c1, c0) for the EVM."""
+    """Independent of groth16.proof_calldata on purpose: G2 coordinates go (c1, c0) for the EVM."""
     a = [int(x) for x in proof["pi_a"][:2]]
     b = [[int(proof["pi_b"][i][1]), int(proof["pi_b"][i][0])] for i in range(2)]
     c = [int(x) for x in proof["pi_c"][:2]]
@@ -106,6 +115,32 @@ def _run(cmd: list[str], cwd: Path, stdin: str | None = None) -> str:
     return proc.stdout
 
 
+def _toy_keys(circuit: str, template: str, build: Path, circom: Path) -> KeySet:
+    """Compile one toy circuit and set up its keys the way the prover does for real ones."""
+    src = HERE / "circuits" / f"{circuit}.circom"
+    out = build / circuit
+    out.mkdir()
+    # circom2 (WASI) only reaches paths below its working directory's ancestors: run it from
+    # the checkout so the include path resolves.
+    _run(
+        [str(circom), str(src), "--r1cs", "--wasm", "-l", "node_modules", "-o", str(out)],
+        cwd=REPO,
+    )
+    r1cs = out / f"{circuit}.r1cs"
+    n_constraints, n_public = r1cs_header(r1cs)
+    circuit_build = CircuitBuild(
+        spec=CircuitSpec(circuit, src.name, template, (), ()),
+        dir=out,
+        r1cs=r1cs,
+        wasm=out / f"{circuit}_js" / f"{circuit}.wasm",
+        sym=out / f"{circuit}.sym",
+        n_constraints=n_constraints,
+        n_public=n_public,
+        r1cs_sha256=sha256_file(r1cs),
+    )
+    return setup_keys(circuit_build, PTAU)
+
+
 @pytest.fixture(scope="session")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> ToySetup:
     if not PTAU.is_file():
@@ -113,28 +148,30 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> ToySetup:
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
     try:
-        circom, snarkjs = chain.node_bin("circom2"), chain.node_bin("snarkjs")
-        chain.node_bin("anvil")
-    except chain.ChainError as exc:
+        circom = node_bin("circom2")
+        node_bin("snarkjs")
+        node_bin("anvil")
+    except ToolchainMissing as exc:
         pytest.skip(str(exc))
 
     build = tmp_path_factory.mktemp("toy")
-    wasm: dict[str, Path] = {}
-    zkey: dict[str, Path] = {}
-    for circuit in ("toy_batch", "toy_solvency"):
-        src = HERE / "circuits" / f"{circuit}.circom"
-        # circom2 (WASI) only reaches paths below its working directory's ancestors: run it
-        # from the checkout so the include path resolves.
-        _run(
-            [str(circom), str(src), "--r1cs", "--wasm", "-l", "node_modules", "-o", str(build)],
-            cwd=REPO,
-        )
-        r1cs = build / f"{circuit}.r1cs"
-        zkey[circuit] = build / f"{circuit}.zkey"
-        _run([str(snarkjs), "groth16", "setup", str(r1cs), str(PTAU), str(zkey[circuit])], build)
-        wasm[circuit] = build / f"{circuit}_js" / f"{circuit}.wasm"
-    artifacts = chain.build_contracts(zkey["toy_batch"], zkey["toy_solvency"], build)
-    return ToySetup(build=build, artifacts=artifacts, wasm=wasm, zkey=zkey)
+    circuits = {"toy_batch": "ToyBatch", "toy_solvency": "ToySolvency"}
+    # Two independent node pipelines: run them side by side.
+    with ThreadPoolExecutor(len(circuits)) as pool:
+        futures = {
+            name: pool.submit(_toy_keys, name, template, build, circom)
+            for name, template in circuits.items()
+        }
+        key_sets = {name: f.result() for name, f in futures.items()}
+    keys = Keys(key_sets["toy_batch"], key_sets["toy_solvency"])
+    artifacts = build_contracts(keys, build / "contracts")
+    return ToySetup(
+        build=build / "contracts",
+        artifacts=artifacts,
+        wasm={name: ks.build.wasm for name, ks in key_sets.items()},
+        zkey={name: ks.zkey for name, ks in key_sets.items()},
+        keys=keys,
+    )
 
 
 def _solvency_input(final: int, ctx: int, root: int, count: int) -> dict[str, Any]:

@@ -1,0 +1,162 @@
+"""The tiny epoch on a local anvil through the CLI: deploy, publish (idempotent), verify a user
+against the registry, and the refusals: an edited package, a publisher the registry does not
+know, an epoch the registry never saw."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from zksolvency.prover import chain
+from zksolvency.prover.atomic import sha256_file
+from zksolvency.prover.deployment import registry_abi
+from zksolvency.prover.params import EpochParams
+from zksolvency.prover.paths import build_dir
+
+TINY = ("--batch-levels", "1", "--tree-depth", "4", "--assets", "2")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    node: chain.Anvil
+    record_file: Path
+    record: dict[str, Any]
+    publish_result: Result
+
+    @property
+    def registry(self) -> str:
+        return str(self.record["registry"])
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[chain.Anvil]:
+    with chain.Anvil() as anvil:
+        yield anvil
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    cli: Callable[..., Result],
+    node: chain.Anvil,
+    tiny_epoch: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Deployed:
+    """The tiny circuits' registry, deployed with `deploy`, and the epoch `publish`ed to it."""
+    record_file = tmp_path_factory.mktemp("deploy") / "dep.json"
+    result = cli("deploy", "--rpc", node.url, "--out", record_file, *TINY)
+    assert result.exit_code == 0, result.output
+    record = json.loads(record_file.read_text())
+    assert f"registry {record['registry']} on chain 31337" in result.stdout
+    published = cli("publish", tiny_epoch.dir, "--rpc", node.url, "--registry", record["registry"])
+    assert published.exit_code == 0, published.output
+    print(f"\n{published.stdout.strip()}")
+    return Deployed(node, record_file, record, published)
+
+
+def test_deploy_record_pins_the_epoch_keys(deployed: Deployed, tiny_epoch: Any) -> None:
+    r, circuits = deployed.record, tiny_epoch.manifest["circuits"]
+    assert r["format"] == "zksolvency-deployment/1"
+    assert (r["chain_id"], r["n_assets"]) == (31337, 2)
+    assert r["publisher"] == deployed.node.accounts[0]
+    assert r["params"] == {"batch_levels": 1, "tree_depth": 4, "n_assets": 2}
+    assert r["batch_vkey_sha256"] == circuits["batch"]["vkey_sha256"]
+    assert r["solvency_vkey_sha256"] == circuits["solvency"]["vkey_sha256"]
+    w3 = deployed.node.w3
+    for kind in ("batch", "solvency"):
+        code = bytes(w3.eth.get_code(r[f"{kind}_verifier"]))
+        assert r[f"{kind}_verifier_codehash"] == w3.keccak(code).to_0x_hex()
+
+
+def test_publish_finalizes_the_epoch(deployed: Deployed, tiny_epoch: Any) -> None:
+    assert "epoch published: 3 batches sent (0 already there)" in deployed.publish_result.stdout
+    w3 = deployed.node.w3
+    registry = chain.registry_at(w3, deployed.registry, registry_abi())
+    rec = chain.read_epoch(w3, registry, 1)
+    m = tiny_epoch.manifest
+    assert rec.status is chain.EpochStatus.FINALIZED
+    assert (rec.root, rec.n_batches, rec.batches_submitted) == (int(m["root"]), 3, 3)
+    assert rec.bundle_hash.hex() == sha256_file(tiny_epoch.dir / "manifest.json")
+    assert [str(r) for r in rec.reserves] == m["reserves_raw"]
+
+
+def test_verify_against_the_chain(
+    cli: Callable[..., Result], deployed: Deployed, packages: Any
+) -> None:
+    url, registry = deployed.node.url, deployed.registry
+    result = cli("verify", packages.good, "--rpc", url, "--registry", registry)
+    assert result.exit_code == 0, result.output
+    assert "OK: account bob is included in epoch 1 (checked against the chain)" in result.stdout
+    assert "equity                   0.25" in result.stdout
+    assert "debt                   50.5" in result.stdout
+    assert "no trust anchors given" in result.stderr
+
+    # Pinned by the deployment record: no warning about unpinned keys.
+    pinned = cli(
+        "verify", packages.good, "--rpc", url, "--registry", registry,
+        "--trusted-keys", deployed.record_file,
+    )  # fmt: skip
+    assert pinned.exit_code == 0, pinned.output
+    assert "no trust anchors given" not in pinned.stderr
+
+
+def test_verify_against_the_chain_refuses_an_edited_package(
+    cli: Callable[..., Result], deployed: Deployed, packages: Any
+) -> None:
+    result = cli(
+        "verify", packages.tampered, "--rpc", deployed.node.url, "--registry", deployed.registry
+    )
+    assert result.exit_code == 1, result.output
+    assert "verification FAILED: your balances and id do not hash to the epoch root" in (
+        result.stderr
+    )
+
+
+def test_verify_against_an_unreachable_node(cli: Callable[..., Result], packages: Any) -> None:
+    result = cli(
+        "verify", packages.good, "--rpc", "http://127.0.0.1:9", "--registry", "0x" + "11" * 20
+    )
+    assert result.exit_code == 1
+    assert "cannot reach an Ethereum node at http://127.0.0.1:9" in result.stderr
+
+
+def test_publish_again_sends_nothing(
+    cli: Callable[..., Result], deployed: Deployed, tiny_epoch: Any
+) -> None:
+    w3 = deployed.node.w3
+    block = w3.eth.block_number
+    url, registry = deployed.node.url, deployed.registry
+    result = cli("publish", tiny_epoch.dir, "--rpc", url, "--registry", registry)
+    assert result.exit_code == 0, result.output
+    assert "epoch published: 0 batches sent (3 already there), total gas 0" in result.stdout
+    assert w3.eth.block_number == block
+
+
+def test_publish_from_a_non_publisher_is_refused(
+    cli: Callable[..., Result], deployed: Deployed, tiny_epoch: Any, packages: Any
+) -> None:
+    """A fresh registry for the same keys, and the same epoch sent by another account."""
+    w3 = deployed.node.w3
+    out = build_dir() / "contracts" / EpochParams(1, 4, 2).batch_spec().name / "out"
+    names = (chain.BATCH_VERIFIER_NAME, chain.SOLVENCY_VERIFIER_NAME, chain.REGISTRY_NAME)
+    artifacts = {n: chain.ContractArtifact.load(out / f"{n}.json") for n in names}
+    fresh = chain.deploy(w3, deployed.node.accounts[0], artifacts, 2)
+    intruder = deployed.node.accounts[1]
+
+    block = w3.eth.block_number
+    result = cli(
+        "publish", tiny_epoch.dir, "--rpc", deployed.node.url, "--registry", fresh.registry,
+        "--from", intruder,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert f"error: {intruder} is not the registry's publisher {fresh.publisher}" in result.stderr
+    assert w3.eth.block_number == block, "nothing may be sent"
+
+    # The user's check against that registry fails: it never finalized epoch 1.
+    result = cli("verify", packages.good, "--rpc", deployed.node.url, "--registry", fresh.registry)
+    assert result.exit_code == 1, result.output
+    assert "epoch 1 is none on the registry, not finalized" in result.stderr

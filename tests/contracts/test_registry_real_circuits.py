@@ -1,0 +1,257 @@
+"""The registry with the real circuits' verifiers and real proofs of the tiny epoch
+(tests/conftest.py): publish and finalize, and the refusals, each decoded to its custom error.
+
+Run with -s to see the gas of each batch and of finalize.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from web3 import Web3
+from zksolvency.prover import chain
+from zksolvency.prover.bundle import recompute_context
+from zksolvency.prover.deployment import build_contracts
+from zksolvency.prover.inclusion import code_embeds_vkey
+from zksolvency.prover.keys import build_keys
+from zksolvency.prover.params import EpochParams
+
+from .conftest import calldata, rpc
+
+PARAMS = EpochParams(batch_levels=1, tree_depth=4, n_assets=2)
+KIND_BATCH, KIND_SOLVENCY = 0, 1
+Proof = tuple[dict[str, Any], list[str]]
+
+
+@dataclass(frozen=True)
+class RealEpoch:
+    """The tiny epoch's proofs and public values, as the registry takes them."""
+
+    epoch: int
+    ctx: int
+    bundle_hash: bytes
+    batches: list[Proof]
+    solvency: Proof
+
+    @property
+    def root(self) -> int:
+        return int(self.solvency[1][2])
+
+    def batch_args(self, i: int, index: int | None = None, epoch: int = 1) -> tuple[Any, ...]:
+        proof, public = self.batches[i]
+        a, b, c = calldata(proof)
+        return (epoch, i if index is None else index, a, b, c, int(public[1]))
+
+    def finalize_args(self, **override: Any) -> tuple[Any, ...]:
+        proof, public = self.solvency
+        a, b, c = calldata(proof)
+        values = {
+            "root": int(public[2]),
+            "totals": int(public[3]),
+            "reserves": [int(r) for r in public[5:]],
+        }
+        values.update(override)
+        return (self.epoch, a, b, c, values["root"], values["totals"], values["reserves"])
+
+
+@pytest.fixture(scope="module")
+def real(tiny_epoch: Any) -> RealEpoch:
+    *batches, solvency = tiny_epoch.proofs()
+    m = tiny_epoch.manifest
+    return RealEpoch(
+        epoch=int(m["epoch"]),
+        ctx=int(m["context"]["ctx_hash"]),
+        bundle_hash=bytes.fromhex(tiny_epoch.sha256()),
+        batches=batches,
+        solvency=solvency,
+    )
+
+
+@pytest.fixture(scope="module")
+def real_node(tiny_epoch: Any) -> Iterator[chain.Anvil]:
+    with chain.Anvil() as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def real_deployment(real_node: chain.Anvil) -> chain.Deployment:
+    """Verifiers generated from the tiny circuits' keys (cached under build/), and a registry."""
+    artifacts = build_contracts(build_keys(PARAMS, None))
+    d = chain.deploy(real_node.w3, real_node.accounts[0], artifacts, PARAMS.n_assets)
+    print(f"\nreal-circuit deploy gas: {d.gas_used}")
+    return d
+
+
+@pytest.fixture
+def w3(real_node: chain.Anvil, real_deployment: chain.Deployment) -> Iterator[Web3]:
+    """The node, rolled back to the fresh deployment after each test."""
+    snap = rpc(real_node.w3, "evm_snapshot")
+    yield real_node.w3
+    assert rpc(real_node.w3, "evm_revert", snap)
+
+
+@pytest.fixture
+def registry(w3: Web3, real_deployment: chain.Deployment) -> Any:
+    return real_deployment.registry_contract(w3)
+
+
+def send(w3: Web3, registry: Any, fn: str, args: tuple[Any, ...], sender: int = 0) -> Any:
+    return chain.transact(w3, list(w3.eth.accounts)[sender], registry, fn, args, gas=1_000_000)
+
+
+def reverts(
+    w3: Web3, registry: Any, fn: str, args: tuple[Any, ...], sender: int = 0
+) -> chain.RegistryRevert:
+    """The decoded revert of a call that must fail (in preflight: nothing is mined)."""
+    block = w3.eth.block_number
+    with pytest.raises(chain.RegistryRevert) as info:
+        send(w3, registry, fn, args, sender)
+    assert w3.eth.block_number == block
+    return info.value
+
+
+def open_epoch(
+    w3: Web3, registry: Any, e: RealEpoch, epoch: int = 1, ctx: int | None = None
+) -> None:
+    args = (epoch, e.ctx if ctx is None else ctx, len(e.batches), e.bundle_hash)
+    send(w3, registry, "openEpoch", args)
+
+
+def test_valid_epoch_publishes_and_finalizes(w3: Web3, registry: Any, real: RealEpoch) -> None:
+    report = chain.publish_epoch(
+        w3, w3.eth.accounts[0], registry, real.epoch, real.ctx, real.bundle_hash,
+        real.batches, real.solvency,
+    )  # fmt: skip
+    print(
+        f"\nreal circuits gas: open {report.open_gas}, per batch {report.batch_gas}, "
+        f"finalize {report.finalize_gas}, total {report.total_gas}"
+    )
+    assert len(report.batch_gas) == 3 and report.finalize_tx is not None
+    assert max(report.batch_gas) < chain.BATCH_GAS
+    assert report.finalize_gas is not None and report.finalize_gas < chain.FINALIZE_GAS
+
+    rec = chain.read_epoch(w3, registry, 1)
+    assert rec.status is chain.EpochStatus.FINALIZED
+    assert (rec.root, rec.ctx_hash, rec.bundle_hash) == (real.root, real.ctx, real.bundle_hash)
+    assert rec.state == int(real.batches[-1][1][1])
+    f = registry.functions
+    assert f.isFinalizedRoot(1, real.root).call()
+    assert not f.isFinalizedRoot(1, real.root + 1).call()
+    assert not f.isFinalizedRoot(2, real.root).call()
+
+
+def test_wrong_publisher_is_refused(w3: Web3, registry: Any, real: RealEpoch) -> None:
+    intruder = list(w3.eth.accounts)[1]
+    args = (1, real.ctx, 3, real.bundle_hash)
+    err = reverts(w3, registry, "openEpoch", args, sender=1)
+    assert (err.error, err.error_args) == ("NotPublisher", (intruder,))
+    open_epoch(w3, registry, real)
+    err = reverts(w3, registry, "submitBatch", real.batch_args(0), sender=1)
+    assert (err.error, err.error_args) == ("NotPublisher", (intruder,))
+    with pytest.raises(chain.PublishError, match="is not the registry's publisher"):
+        chain.publish_epoch(
+            w3, intruder, registry, 1, real.ctx, real.bundle_hash, real.batches, real.solvency
+        )
+
+
+def test_replayed_batch_reverts(w3: Web3, registry: Any, real: RealEpoch) -> None:
+    open_epoch(w3, registry, real)
+    send(w3, registry, "submitBatch", real.batch_args(0))
+    err = reverts(w3, registry, "submitBatch", real.batch_args(0))
+    assert (err.error, err.error_args) == ("WrongBatchIndex", (1, 0))
+    # Replayed under the next index it no longer continues the stored state.
+    err = reverts(w3, registry, "submitBatch", real.batch_args(0, index=1))
+    assert (err.error, err.error_args) == ("InvalidProof", (KIND_BATCH,))
+
+
+def test_out_of_order_batch_reverts(w3: Web3, registry: Any, real: RealEpoch) -> None:
+    open_epoch(w3, registry, real)
+    err = reverts(w3, registry, "submitBatch", real.batch_args(1))
+    assert (err.error, err.error_args) == ("WrongBatchIndex", (0, 1))
+    err = reverts(w3, registry, "submitBatch", real.batch_args(1, index=0))
+    assert (err.error, err.error_args) == ("InvalidProof", (KIND_BATCH,))
+    err = reverts(w3, registry, "submitBatch", real.batch_args(0, index=3))
+    assert (err.error, err.error_args) == ("TooManyBatches", (3, 3))
+    assert chain.read_epoch(w3, registry, 1).batches_submitted == 0
+
+
+def test_batch_proof_with_a_changed_public_input_is_invalid(
+    w3: Web3, registry: Any, real: RealEpoch
+) -> None:
+    open_epoch(w3, registry, real)
+    epoch, index, a, b, c, next_state = real.batch_args(0)
+    err = reverts(w3, registry, "submitBatch", (epoch, index, a, b, c, next_state + 1))
+    assert (err.error, err.error_args) == ("InvalidProof", (KIND_BATCH,))
+    # The genuine one still goes through.
+    send(w3, registry, "submitBatch", real.batch_args(0))
+
+
+def test_batch_proof_for_another_epoch_context_is_invalid(
+    w3: Web3, registry: Any, real: RealEpoch, tiny_epoch: Any
+) -> None:
+    """Epoch 1's real batch proof replayed into epoch 2 (same prices and circuit shape)."""
+    m = tiny_epoch.manifest
+    ctx2 = recompute_context({**m["context"], "epoch": 2}, m["params"])
+    assert ctx2 != real.ctx
+    open_epoch(w3, registry, real, epoch=2, ctx=ctx2)
+    err = reverts(w3, registry, "submitBatch", real.batch_args(0, epoch=2))
+    assert (err.error, err.error_args) == ("InvalidProof", (KIND_BATCH,))
+
+
+def test_solvency_proof_with_changed_public_inputs_is_invalid(
+    w3: Web3, registry: Any, real: RealEpoch
+) -> None:
+    open_epoch(w3, registry, real)
+    for i in range(3):
+        send(w3, registry, "submitBatch", real.batch_args(i))
+    reserves = [int(r) for r in real.solvency[1][5:]]
+    for override in (
+        {"root": real.root + 1},
+        {"totals": int(real.solvency[1][3]) + 1},
+        {"reserves": [reserves[0] + 1, *reserves[1:]]},
+    ):
+        err = reverts(w3, registry, "finalize", real.finalize_args(**override))
+        assert (err.error, err.error_args) == ("InvalidProof", (KIND_SOLVENCY,)), override
+    send(w3, registry, "finalize", real.finalize_args())
+    assert registry.functions.isFinalizedRoot(1, real.root).call()
+
+
+def test_finalize_before_all_batches_reverts(w3: Web3, registry: Any, real: RealEpoch) -> None:
+    open_epoch(w3, registry, real)
+    err = reverts(w3, registry, "finalize", real.finalize_args())
+    assert (err.error, err.error_args) == ("BatchesMissing", (0, 3))
+    for i in range(2):
+        send(w3, registry, "submitBatch", real.batch_args(i))
+    err = reverts(w3, registry, "finalize", real.finalize_args())
+    assert (err.error, err.error_args) == ("BatchesMissing", (2, 3))
+    assert not registry.functions.isFinalizedRoot(1, real.root).call()
+
+
+def test_deployed_verifiers_embed_the_manifest_vkeys(
+    real_node: chain.Anvil, real_deployment: chain.Deployment, tiny_epoch: Any
+) -> None:
+    """What `verify --rpc` checks before trusting the registry's root."""
+    circuits = tiny_epoch.manifest["circuits"]
+    codes = {
+        kind: bytes(real_node.w3.eth.get_code(address))
+        for kind, address in (
+            ("batch", real_deployment.batch_verifier),
+            ("solvency", real_deployment.solvency_verifier),
+        )
+    }
+    assert code_embeds_vkey(codes["batch"], circuits["batch"]["vkey_json"])
+    assert code_embeds_vkey(codes["solvency"], circuits["solvency"]["vkey_json"])
+    assert not code_embeds_vkey(codes["batch"], circuits["solvency"]["vkey_json"])
+
+
+def test_code_embeds_vkey_finds_constants_with_a_leading_zero_byte() -> None:
+    """solc pushes such a constant with PUSH31; a 32-byte search missed it (~10% of keys)."""
+    word = 0x5A17 << 232  # 31 significant bytes
+    g1, g2 = [str(word), str(word), "1"], [[str(word)] * 2, [str(word)] * 2, ["1", "0"]]
+    vkey = {"vk_alpha_1": g1, "vk_beta_2": g2, "vk_gamma_2": g2, "vk_delta_2": g2, "IC": [g1]}
+    assert code_embeds_vkey(b"\x00\x7e" + word.to_bytes(31, "big") + b"\x00", vkey)  # PUSH31
+    assert code_embeds_vkey(b"\x00" + word.to_bytes(32, "big"), vkey)  # a data word
+    assert not code_embeds_vkey(b"\x7f" + word.to_bytes(31, "big"), vkey)  # PUSH32 of another
