@@ -102,8 +102,8 @@ class R1CS:
         n_wires, n_pub_out, n_pub_in, n_prv_in, n_labels, n_constraints = struct.unpack_from(
             "<IIIIQI", data, pos + 4 + n8
         )
-        if 1 + n_pub_out + n_pub_in + n_prv_in > n_wires:
-            raise ValueError("r1cs header declares more inputs and outputs than wires")
+        # No check that 1 + outputs + inputs <= wires: circom merges an output that equals an
+        # input into one wire, so a valid file can declare more signals than it has wires.
 
         pos, size = _unique(sections, _CONSTRAINTS)
         end = pos + size

@@ -125,7 +125,6 @@ def test_parse_rejects_damaged_files() -> None:
         (good[:4] + struct.pack("<I", 2) + good[8:], "version"),
         (good[:-1], "past the end"),
         (good + b"\0", "trailing"),
-        (_r1cs_bytes(2, (1, 0, 1), _SMALL), "more inputs"),
         (_r1cs_bytes(3, (0, 0, 1), _SMALL), "wire 3"),
         (_r1cs_bytes(4, (1, 0, 1), [({2: P}, {}, {})]), "wire 2"),
         (_r1cs_bytes(4, (1, 0, 1), _SMALL, wire_map=[0, 1]), "wire2label"),
