@@ -22,8 +22,8 @@ $(STAMP_NODE): package.json package-lock.json
 	npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 
-## make test: the whole pytest suite (slow and bench markers excluded).
-test: install
+## make test: lint, type-check, then the whole pytest suite (slow and bench markers excluded).
+test: install lint typecheck
 	$(BIN)/pytest
 
 ## make demo: build circuits and keys, prove a sample epoch, publish it on a local anvil, verify one user.
