@@ -21,8 +21,8 @@ from pathlib import Path
 from zksolvency.prover.bundle import load_bundle, verify_bundle
 from zksolvency.prover.chain import Anvil, publish_epoch, registry_at
 from zksolvency.prover.deployment import deploy_registry, registry_abi
-from zksolvency.prover.epoch import build_keys, prove_epoch
-from zksolvency.prover.keys import compile_circuit
+from zksolvency.prover.epoch import prove_epoch
+from zksolvency.prover.keys import build_keys, compile_circuit
 from zksolvency.prover.params import EpochParams
 from zksolvency.prover.progress import NullReporter, StderrReporter
 from zksolvency.prover.snapshot import Account, Snapshot, sample_snapshot

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -225,7 +224,7 @@ def keys_info(batch_levels: int | None, tree_depth: int | None, n_assets: int | 
     for spec in (params.batch_spec(), params.solvency_spec()):
         ks = cached_keys(compile_circuit(spec, ClickReporter()))
         if ks is None:
-            click.echo(f"{spec.name}: no keys (run `zksolvency setup`)")
+            click.echo(f"{spec.name}: no keys matching this circuit (run `zksolvency setup`)")
             continue
         kind = "DEVELOPMENT (insecure)" if ks.development else "ceremony ptau"
         click.echo(
@@ -590,10 +589,6 @@ def node(port: int) -> None:
         subprocess.run(
             [str(node_bin("anvil")), "--host", "127.0.0.1", "--port", str(port)], check=False
         )
-
-
-def json_dump(obj: Any) -> str:
-    return json.dumps(obj, indent=2)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,6 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
     row = match[0]
     tree = _rebuild_tree(params, rows, m)
     assets = m["context"]["assets"]
-    n = params.n_assets
     idx = int(row["index"])
     pkg = {
         "format": FORMAT,
@@ -78,7 +77,6 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
         "siblings": [str(s) for s in tree.inclusion_path(idx)],
         "root": str(tree.root),
     }
-    del n
     if out is not None:
         write_json(out, pkg)
     return pkg
@@ -258,13 +256,13 @@ def verify_against_chain(
             raise InclusionError(f"{registry} is not the pinned registry {trusted.registry}")
     contract = registry_at(w3, registry, registry_abi())
     vkeys = pkg.get("vkeys") or {}
+    if not vkeys:
+        result.warnings.append("the package carries no verification keys to compare")
     for kind in ("batch", "solvency"):
         address = getattr(contract.functions, f"{kind}Verifier")().call()
         code = bytes(w3.eth.get_code(address))
         vkey = vkeys.get(kind)
-        if vkey is None:
-            result.warnings.append("the package carries no verification keys to compare")
-        elif not code_embeds_vkey(code, vkey):
+        if vkey is not None and not code_embeds_vkey(code, vkey):
             raise InclusionError(
                 f"the registry's {kind} verifier is not built from the package's verification key"
             )

@@ -22,7 +22,7 @@ from .params import CircuitSpec, EpochParams
 from .paths import build_dir, circuits_dir, node_bin, node_module, repo_root
 from .progress import NullReporter, Reporter
 from .ptau import PtauInfo, check_ptau, required_power, resolve_ptau
-from .toolchain import run
+from .toolchain import ToolError, run
 
 
 class KeySetupError(RuntimeError):
@@ -227,7 +227,10 @@ def verify_zkey(build: CircuitBuild, zkey: Path, info: PtauInfo) -> int:
     `snarkjs zkey verify` recomputes the initial key from the r1cs and ptau and checks every
     contribution in the chain, so a key cannot claim a ceremony it did not go through.
     """
-    out = run([node_bin("snarkjs"), "zkey", "verify", build.r1cs, info.path, zkey])
+    try:
+        out = run([node_bin("snarkjs"), "zkey", "verify", build.r1cs, info.path, zkey])
+    except ToolError as exc:
+        out = exc.output
     if "ZKey Ok!" not in out:
         raise KeySetupError(f"{zkey}: snarkjs did not accept the key:\n{out[-2000:]}")
     return len(re.findall(r"contribution #\d+", out))
@@ -256,6 +259,18 @@ def _install(build: CircuitBuild, zkey: Path, info: PtauInfo, contributions: int
     return _keyset(build, zkey, vkey_path, sol, stamp)
 
 
+def refuse_replacing_ceremony_keys(stale: list[CircuitBuild]) -> None:
+    """Stop before regenerating keys that came from a ceremony: their outside contributions
+    cannot be redone here, and new keys would not match the deployed verifiers."""
+    for b in stale:
+        stamp = b.dir / "keys" / "keys.json"
+        if stamp.is_file() and read_json(stamp).get("development") is False:
+            raise KeySetupError(
+                f"{b.dir / 'keys'} holds ceremony keys that no longer match the circuit, the "
+                "zkey file or the given --ptau; re-import the ceremony's zkey or move the folder"
+            )
+
+
 @dataclass(frozen=True)
 class Keys:
     batch: KeySet
@@ -274,14 +289,7 @@ def build_keys(params: EpochParams, ptau: Path | None, reporter: Reporter | None
         builds = list(pool.map(lambda spec: compile_circuit(spec, rep), specs))
     found = [cached_keys(b, ptau) for b in builds]
     stale = [b for b, k in zip(builds, found, strict=True) if k is None]
-    for b in stale:
-        stamp = b.dir / "keys" / "keys.json"
-        if stamp.is_file() and read_json(stamp).get("development") is False:
-            # Production keys carry outside contributions that cannot be redone here.
-            raise KeySetupError(
-                f"{b.dir / 'keys'} holds ceremony keys that no longer match the circuit, the "
-                "zkey file or the given --ptau; re-import the ceremony's zkey or move the folder"
-            )
+    refuse_replacing_ceremony_keys(stale)
     if stale:
         power = max(required_power(b.n_constraints, b.n_public) for b in stale)
         info = resolve_ptau(power, ptau, rep)

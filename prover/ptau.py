@@ -205,6 +205,14 @@ def generate_dev_ptau(power: int, reporter: Reporter) -> Path:
     return dst
 
 
+def _known_development(info: PtauInfo) -> bool:
+    """A file this tool made or seeded, or one listed by a development seed folder."""
+    cache = (cache_dir() / "ptau").resolve()
+    if info.path.resolve().parent == cache:
+        return True
+    return any(info.sha256 in _sums(folder).values() for folder in _seed_dirs())
+
+
 def resolve_ptau(
     power_needed: int,
     ceremony: Path | None = None,
@@ -214,7 +222,11 @@ def resolve_ptau(
     """The ptau to set keys up with: a ceremony file if given, else the machine's dev cache."""
     rep = reporter or NullReporter()
     if ceremony is not None:
-        return check_ptau(ceremony, power_needed, development=False)
+        info = check_ptau(ceremony, power_needed, development=False)
+        if _known_development(info):
+            rep.warn(f"{ceremony} is a development ptau, not a ceremony file: {DEV_BANNER}")
+            return PtauInfo(info.path, info.power, info.sha256, development=True)
+        return info
     rep.warn(DEV_BANNER)
     path = _cached(power_needed) or _seed_from_shared(power_needed, rep)
     if path is None:

@@ -160,3 +160,46 @@ def test_publish_from_a_non_publisher_is_refused(
     result = cli("verify", packages.good, "--rpc", deployed.node.url, "--registry", fresh.registry)
     assert result.exit_code == 1, result.output
     assert "epoch 1 is none on the registry, not finalized" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("batch_vkey_sha256", "00" * 32, "batch key is not the pinned one"),
+        ("solvency_verifier_codehash", "0x" + "11" * 32, "verifier code is not the pinned one"),
+        ("chain_id", 1, "not 1"),
+        ("registry", "0x" + "22" * 20, "is not the pinned registry"),
+    ],
+)
+def test_verify_against_the_chain_refuses_other_anchors(
+    cli: Callable[..., Result],
+    deployed: Deployed,
+    packages: Any,
+    tmp_path: Path,
+    field: str,
+    value: Any,
+    message: str,
+) -> None:
+    # Trust anchors that disagree with the chain in any one field must fail the check.
+    anchors = {**deployed.record, field: value}
+    path = tmp_path / "anchors.json"
+    path.write_text(json.dumps(anchors))
+    result = cli(
+        "verify", packages.good, "--rpc", deployed.node.url, "--registry", deployed.registry,
+        "--trusted-keys", path,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+
+
+def test_verify_refuses_a_registry_whose_verifier_has_another_key(
+    cli: Callable[..., Result], deployed: Deployed, packages: Any, tmp_path: Path
+) -> None:
+    # A package whose batch key differs from the one the registry's verifier embeds.
+    pkg = json.loads(packages.good.read_text())
+    pkg["vkeys"]["batch"]["vk_delta_2"][0][0] = str(3**150)  # a word no verifier holds
+    path = tmp_path / "pkg.json"
+    path.write_text(json.dumps(pkg))
+    result = cli("verify", path, "--rpc", deployed.node.url, "--registry", deployed.registry)
+    assert result.exit_code == 1, result.output
+    assert "batch verifier is not built from the package's verification key" in result.stderr

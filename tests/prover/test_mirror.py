@@ -168,3 +168,18 @@ def test_plan_refuses_more_assets_than_circuit_slots() -> None:
     snap = _snapshot([([1, 0], [0, 0])])
     with pytest.raises(PlanError, match="circuits take 1"):
         plan_epoch(snap, EpochParams(1, 4, 1), 1, (1, 0), b"s" * 32)
+
+
+def test_leaf_order_is_a_keyed_shuffle_not_the_snapshot_order() -> None:
+    rows = [([10**6 * (i + 1), 0], [0, 0]) for i in range(8)]
+    snap = _snapshot(rows)
+    reordered = Snapshot(snap.assets, tuple(reversed(snap.accounts)), "test")
+    params = EpochParams(1, 4, 2)
+    reserves = (10**9, 0)
+    a = plan_epoch(snap, params, 1, reserves, b"a" * 32)
+    # the same seed places accounts identically whatever order the snapshot lists them in
+    assert plan_epoch(reordered, params, 1, reserves, b"a" * 32).tree.root == a.tree.root
+    # another seed (another epoch) moves them
+    b = plan_epoch(snap, params, 1, reserves, b"b" * 32)
+    assert [x.id for x in a.accounts] != [x.id for x in b.accounts]
+    assert sorted(x.id for x in a.accounts) == sorted(x.id for x in snap.accounts)

@@ -118,3 +118,15 @@ def test_cache_is_seeded_from_a_folder_with_checksums(
     except PtauError as exc:
         assert "no development ptau" in str(exc)
     assert any("does not match its SHA256SUMS" in line for line in rec2.lines)
+
+
+def test_a_development_file_passed_as_ceremony_stays_development(
+    generated: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --ptau with the machine's own dev file must not relabel its keys as ceremony keys.
+    path, _ = generated
+    monkeypatch.setenv("ZKSOLVENCY_CACHE", str(path.parent.parent))
+    rec = Recorder()
+    info = resolve_ptau(8, ceremony=path, reporter=rec)
+    assert info.development
+    assert any("is a development ptau" in line for line in rec.lines)

@@ -1,0 +1,141 @@
+"""Offline bundle verification refuses every edit to a proven epoch's bundle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from zksolvency.prover.bundle import (
+    BundleError,
+    BundleFormatError,
+    TrustAnchors,
+    load_bundle,
+    verify_bundle,
+)
+
+
+@pytest.fixture
+def bundle_copy(tiny_epoch: Any, tmp_path: Path) -> Path:
+    out = tmp_path / "bundle"
+    shutil.copytree(tiny_epoch.dir, out, ignore=shutil.ignore_patterns("private"))
+    return out
+
+
+def _edit(bundle: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    path = bundle / "manifest.json"
+    m = json.loads(path.read_text())
+    change(m)
+    path.write_text(json.dumps(m, indent=2))
+
+
+def test_an_untouched_bundle_verifies(bundle_copy: Path) -> None:
+    report = verify_bundle(load_bundle(bundle_copy))
+    assert report.proofs_verified == report.batches + 1
+    assert any("taken from the bundle" in w for w in report.warnings)
+
+
+def _set_total(m: dict[str, Any]) -> None:
+    m["totals"]["BTC"]["net"] = "0"
+
+
+def _set_reserve(m: dict[str, Any]) -> None:
+    m["reserves"]["BTC"] = "1000000"
+
+
+def _set_raw_reserve(m: dict[str, Any]) -> None:
+    m["reserves_raw"][0] = str(int(m["reserves_raw"][0]) + 1)
+
+
+def _raise_reserve_consistently(m: dict[str, Any]) -> None:
+    # readable and raw agree, so only the solvency proof's public signals can catch it
+    from zksolvency.prover.snapshot import format_amount
+
+    raw = int(m["reserves_raw"][0]) + 1
+    m["reserves_raw"][0] = str(raw)
+    m["reserves"]["BTC"] = format_amount(raw, int(m["context"]["assets"][0]["decimals"]))
+
+
+def _set_raw_total(m: dict[str, Any]) -> None:
+    m["totals_raw"][0] = str(int(m["totals_raw"][0]) + 1)
+
+
+def _swap_states(m: dict[str, Any]) -> None:
+    m["state_chain"][1], m["state_chain"][2] = m["state_chain"][2], m["state_chain"][1]
+
+
+def _drop_batch(m: dict[str, Any]) -> None:
+    del m["proofs"]["batches"][1]
+    del m["state_chain"][2]
+    m["batches"] -= 1
+
+
+def _reprice(m: dict[str, Any]) -> None:
+    m["context"]["assets"][0]["price_e8"] = str(int(m["context"]["assets"][0]["price_e8"]) + 1)
+
+
+def _root(m: dict[str, Any]) -> None:
+    m["root"] = str(int(m["root"]) + 1)
+
+
+def _vkey(m: dict[str, Any]) -> None:
+    m["circuits"]["batch"]["vkey_json"]["IC"][0][0] = "1"
+
+
+def _public(m: dict[str, Any]) -> None:
+    m["proofs"]["batches"][0]["public_signals"][1] = "5"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set_total, "readable totals or reserves differ"),
+        (_set_reserve, "readable totals or reserves differ"),
+        (_set_raw_reserve, "readable totals or reserves differ"),
+        (_raise_reserve_consistently, "solvency proof: public signals differ"),
+        (_set_raw_total, "do not match the totals commitment"),
+        (_swap_states, "do not continue the state chain"),
+        (_drop_batch, "do not continue the state chain"),
+        (_reprice, "published weight disagrees with its price"),
+        (_root, "solvency proof: public signals differ"),
+        (_vkey, "does not match its recorded hash"),
+        (_public, "disagrees with the manifest"),
+    ],
+)
+def test_edited_manifest_is_refused(
+    bundle_copy: Path, change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    _edit(bundle_copy, change)
+    with pytest.raises(BundleError, match=message):
+        verify_bundle(load_bundle(bundle_copy))
+
+
+def test_edited_proof_file_is_refused(bundle_copy: Path) -> None:
+    proof = bundle_copy / "proofs" / "batch_000001.proof.json"
+    data = json.loads(proof.read_text())
+    data["pi_a"][0], data["pi_c"][0] = data["pi_c"][0], data["pi_a"][0]
+    proof.write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="does not match the hash recorded"):
+        verify_bundle(load_bundle(bundle_copy))
+
+
+def test_keys_must_match_the_trust_anchors(bundle_copy: Path) -> None:
+    m = load_bundle(bundle_copy).manifest
+    good = TrustAnchors(
+        m["circuits"]["batch"]["vkey_sha256"], m["circuits"]["solvency"]["vkey_sha256"]
+    )
+    assert verify_bundle(load_bundle(bundle_copy), good).anchored
+    bad = TrustAnchors(good.batch_vkey_sha256, "ab" * 32)
+    with pytest.raises(BundleError, match=r"solvency verification key .* is not the trusted one"):
+        verify_bundle(load_bundle(bundle_copy), bad)
+
+
+def test_missing_or_foreign_manifest_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BundleFormatError, match=r"no manifest\.json"):
+        load_bundle(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"format": "something-else"}')
+    with pytest.raises(BundleFormatError, match="not a zksolvency-epoch/1 manifest"):
+        load_bundle(tmp_path)
