@@ -3,15 +3,26 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP_PY   := $(VENV)/.installed
+STAMP_DEV  := $(VENV)/.installed-dev
 STAMP_NODE := node_modules/.installed
 
-.PHONY: install test demo lint typecheck bench fuzz clean
+.PHONY: install install-dev test demo lint typecheck bench fuzz clean
 
-install: $(STAMP_PY) $(STAMP_NODE)
+# Python and Node dependencies install side by side (-j2): they share nothing.
+install:
+	@$(MAKE) --no-print-directory -j2 $(STAMP_PY) $(STAMP_NODE)
+
+install-dev:
+	@$(MAKE) --no-print-directory -j2 $(STAMP_DEV) $(STAMP_NODE)
 
 $(STAMP_PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# Test and lint tools come on top of the runtime install.
+$(STAMP_DEV): $(STAMP_PY)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -23,24 +34,24 @@ $(STAMP_NODE): package.json package-lock.json
 	touch $@
 
 ## make test: lint, type-check, then the whole pytest suite (slow and bench markers excluded).
-test: install lint typecheck
+test: install-dev lint typecheck
 	$(BIN)/pytest
 
 ## make demo: build circuits and keys, prove a sample epoch, publish it on a local anvil, verify one user.
 demo: install
 	$(BIN)/zksolvency demo --workdir demo-out
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check prover cli tests benchmarks
 	$(BIN)/ruff format --check prover cli tests benchmarks
 
 # mypy checks the installed layout (zksolvency.prover, zksolvency.cli): lay the sources out so.
-typecheck: install
+typecheck: install-dev
 	rm -rf build/typecheck && mkdir -p build/typecheck/zksolvency
 	cp -r prover build/typecheck/zksolvency/prover && cp -r cli build/typecheck/zksolvency/cli
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p zksolvency
 
-fuzz: install
+fuzz: install-dev
 	$(BIN)/pytest -m slow
 
 bench: install

@@ -563,9 +563,9 @@ def verify(
     "--accounts",
     "n_accounts",
     type=click.IntRange(1, 1024),
-    default=100,
+    default=48,
     show_default=True,
-    help="Accounts in the sample snapshot.",
+    help="Accounts in the sample snapshot (at most the tree's 2^depth leaves).",
 )
 @ptau_option
 @handle_errors
