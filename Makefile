@@ -17,12 +17,12 @@ install-dev:
 
 $(STAMP_PY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
 # Test and lint tools come on top of the runtime install.
 $(STAMP_DEV): $(STAMP_PY)
+	$(BIN)/pip install --quiet --upgrade setuptools wheel
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 

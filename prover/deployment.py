@@ -9,7 +9,7 @@ from typing import Any
 
 from web3 import Web3
 
-from .atomic import read_json, write_json, write_text
+from .atomic import read_json, sha256_file, sha256_json, write_json, write_text
 from .chain import (
     BATCH_VERIFIER_NAME,
     DEFAULT_EVM_VERSION,
@@ -23,7 +23,7 @@ from .chain import (
 )
 from .keys import Keys
 from .params import EpochParams
-from .paths import build_dir, repo_root
+from .paths import build_dir, node_module, repo_root
 
 FORMAT = "zksolvency-deployment/1"
 
@@ -52,7 +52,23 @@ def build_contracts(
             write_text(target, text)
         sources[f"generated/{name}.sol"] = target
     sources[f"{REGISTRY_NAME}.sol"] = registry_source()
-    return compile_contracts(sources, out_dir / "out", evm_version=evm_version)
+    # Compiling takes seconds: reuse the artefacts while sources and settings are unchanged.
+    fingerprint = sha256_json(
+        {
+            "sources": {unit: sha256_file(path) for unit, path in sources.items()},
+            "evm_version": evm_version,
+            "solc": json.loads((node_module("solc") / "package.json").read_text())["version"],
+        }
+    )
+    stamp = out_dir / "out" / "compile.json"
+    names = (BATCH_VERIFIER_NAME, SOLVENCY_VERIFIER_NAME, REGISTRY_NAME)
+    if stamp.is_file() and read_json(stamp).get("fingerprint") == fingerprint:
+        paths = [out_dir / "out" / f"{n}.json" for n in names]
+        if all(p.is_file() for p in paths):
+            return {n: ContractArtifact.load(p) for n, p in zip(names, paths, strict=True)}
+    artifacts = compile_contracts(sources, out_dir / "out", evm_version=evm_version)
+    write_json(stamp, {"fingerprint": fingerprint})
+    return artifacts
 
 
 def registry_abi() -> list[dict[str, Any]]:
