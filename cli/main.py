@@ -343,13 +343,10 @@ def prove(
     from zksolvency.prover.epoch import prove_epoch
     from zksolvency.prover.reserves import load_reserves
     from zksolvency.prover.snapshot import load_snapshot
-    from zksolvency.prover.witness import plan_epoch
 
     params = resolve_params(batch_levels, tree_depth, n_assets)
     snap = load_snapshot(snapshot, assets_file)
     res = load_reserves(reserves, snap.assets)
-    # A dry plan first (throwaway seed) so bad input stops before anything is written.
-    plan_epoch(snap, params, epoch, res, b"\0" * 32)
     manifest = prove_epoch(
         snap, res, out, epoch=epoch, params=params, ptau=ptau, reporter=ClickReporter()
     )

@@ -40,16 +40,23 @@ class EpochDirError(RuntimeError):
     """The output directory belongs to another run, or holds files that fail their checks."""
 
 
-def _seed(out: Path) -> bytes:
+def _seed(out: Path) -> tuple[bytes, bool]:
+    """The epoch's secret seed (salts, blinds, leaf order): the stored one, else a fresh one.
+
+    Returns (seed, is_new); a new seed is written only once the snapshot has been planned.
+    """
     path = out / "private" / "seed"
     if path.is_file():
-        return bytes.fromhex(path.read_text().strip())
-    seed = secrets.token_bytes(32)
+        return bytes.fromhex(path.read_text().strip()), False
+    return secrets.token_bytes(32), True
+
+
+def _store_seed(out: Path, seed: bytes) -> None:
+    path = out / "private" / "seed"
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     write_bytes(path, seed.hex().encode())
     os.chmod(path, 0o600)
-    return seed
 
 
 def _fingerprint(
@@ -137,8 +144,12 @@ def prove_epoch(
     `stats`, if given, receives one record per proof made: name and witness/prove/verify seconds.
     """
     rep = reporter or NullReporter()
+    # Plan first: a snapshot that cannot be proven stops here, before any key work and before
+    # anything is written to `out`.
+    seed, new_seed = _seed(out)
+    rep.info(f"planning epoch {epoch}: {len(snapshot.accounts)} accounts")
+    plan = plan_epoch(snapshot, params, epoch, reserves, seed)
     keys = build_keys(params, ptau, rep)
-    out.mkdir(parents=True, exist_ok=True)
     fingerprint = _fingerprint(snapshot, params, epoch, reserves, keys)
     fp_path = out / "private" / "run.json"
     run_info = read_json(fp_path) if fp_path.is_file() else {}
@@ -146,9 +157,9 @@ def prove_epoch(
         raise EpochDirError(
             f"{out} holds a run with other inputs or keys; prove into a new directory"
         )
-    seed = _seed(out)
-    rep.info(f"planning epoch {epoch}: {len(snapshot.accounts)} accounts")
-    plan = plan_epoch(snapshot, params, epoch, reserves, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    if new_seed:
+        _store_seed(out, seed)
     # The creation time is fixed at the first run, so that a resumed or repeated run writes
     # a byte-identical manifest: its hash is the bundle hash registered on-chain.
     created_at = (
