@@ -173,7 +173,7 @@ def prove_epoch(
     names = [f"batch_{k:06d}" for k in range(plan.n_batches)] + ["solvency"]
     all_inputs = [*plan.batch_inputs, plan.solvency_input()]
     publics = [plan.batch_public(k) for k in range(plan.n_batches)] + [plan.solvency_public()]
-    pending: list[tuple[str, str]] = []
+    pending: list[tuple[str, str, list[int]]] = []
     for name, inp, pub in zip(names, all_inputs, publics, strict=True):
         input_sha = sha256_json(inp)
         if _done(out, name, input_sha, pub):
@@ -195,7 +195,7 @@ def prove_epoch(
                 "public_out": str(public),
             }
         )
-        pending.append((name, input_sha))
+        pending.append((name, input_sha, pub))
     skipped = len(names) - len(jobs)
     if skipped:
         rep.info(f"resuming: {skipped} of {len(names)} proofs already done")
@@ -204,10 +204,10 @@ def prove_epoch(
 
             def finished(res: dict[str, Any]) -> None:
                 i = int(res["i"])
-                name, input_sha = pending[i]
+                name, input_sha, pub = pending[i]
                 if stats is not None:
                     stats.append({"name": name, **{k: res[k] for k in res if k.endswith("_s")}})
-                _finish(out, name, input_sha, publics[names.index(name)])
+                _finish(out, name, input_sha, pub)
                 os.unlink(jobs[i]["input"])  # private balances: keep no more copies than needed
                 advance(1)
 

@@ -160,7 +160,7 @@ def _seed_from_shared(power_needed: int, reporter: Reporter) -> Path | None:
 def generate_dev_ptau(power: int, reporter: Reporter) -> Path:
     """Run a single-contributor ceremony with snarkjs (slow: prepare phase2 is O(n log n))."""
     reporter.warn(DEV_BANNER)
-    minutes = {12: "1.5", 13: "3", 14: "6", 15: "12", 16: "22"}.get(power, "many")
+    minutes = {12: "2", 13: "5", 14: "10", 15: "20", 16: "40"}.get(power, "many")
     reporter.info(
         f"generating a development ptau of 2^{power}; on 2 cores this takes about "
         f"{minutes} min, once per machine"
