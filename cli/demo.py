@@ -97,7 +97,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     )
     click.echo(
         f"  circuits          {b.spec.name}: {b.n_constraints} constraints "
-        f"({b.n_constraints // params.batch_size} per account); "
+        f"({b.n_constraints // params.batch_size} per account, batch overhead included); "
         f"{sv.spec.name}: {sv.n_constraints}"
     )
     click.echo(f"  proving           {prove_s:.1f} s for {manifest['batches'] + 1} proofs")
