@@ -160,6 +160,9 @@ def prove_epoch(
     out.mkdir(parents=True, exist_ok=True)
     if new_seed:
         _store_seed(out, seed)
+    # A killed run can leave temporary files (never a half-written final one): clear them.
+    for stale in out.rglob("*.tmp"):
+        stale.unlink()
     # The creation time is fixed at the first run, so that a resumed or repeated run writes
     # a byte-identical manifest: its hash is the bundle hash registered on-chain.
     created_at = (
