@@ -14,12 +14,14 @@ Every write is atomic. A rerun with the same inputs skips proofs already made an
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import secrets
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,11 +160,38 @@ def prove_epoch(
             f"{out} holds a run with other inputs or keys; prove into a new directory"
         )
     out.mkdir(parents=True, exist_ok=True)
-    if new_seed:
-        _store_seed(out, seed)
-    # A killed run can leave temporary files (never a half-written final one): clear them.
-    for stale in out.rglob("*.tmp"):
-        stale.unlink()
+    with _exclusive(out):
+        if new_seed:
+            _store_seed(out, seed)
+        # A killed run can leave temporary files (never a half-written final one): clear them.
+        for stale in out.rglob("*.tmp"):
+            stale.unlink()
+        return _prove_planned(out, plan, keys, fingerprint, run_info, rep, stats)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One prove per epoch directory at a time; the OS drops the lock if the process dies."""
+    (out / "private").mkdir(parents=True, exist_ok=True)
+    with open(out / "private" / "lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EpochDirError(f"another prove is already running in {out}") from None
+        yield
+
+
+def _prove_planned(
+    out: Path,
+    plan: EpochPlan,
+    keys: Keys,
+    fingerprint: str,
+    run_info: dict[str, Any],
+    rep: Reporter,
+    stats: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    fp_path = out / "private" / "run.json"
+    epoch = plan.context.epoch
     # The creation time is fixed at the first run, so that a resumed or repeated run writes
     # a byte-identical manifest: its hash is the bundle hash registered on-chain.
     created_at = (

@@ -50,3 +50,20 @@ def test_killed_prove_resumes_without_redoing_proofs(tiny_epoch: Any, tmp_path: 
     assert check.returncode == 0, check.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["batches"] == 3 and len(manifest["state_chain"]) == 4
+
+
+def test_a_second_prove_on_the_same_directory_is_refused(tiny_epoch: Any, tmp_path: Path) -> None:
+    import fcntl
+
+    from click.testing import CliRunner
+    from zksolvency.cli.main import main
+
+    out = tmp_path / "epoch"
+    (out / "private").mkdir(parents=True)
+    args = list(tiny_epoch.prove_args)
+    args[args.index("--out") + 1] = str(out)
+    with open(out / "private" / "lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running prove would hold it
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "another prove is already running" in result.stderr
