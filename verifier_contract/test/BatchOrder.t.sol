@@ -40,12 +40,12 @@ contract BatchOrderTest is RegistryTest {
         // The verifier only accepts the exact public signals [prevState, nextState, ctxHash].
         batchVerifier.expectInputs(keccak256(abi.encode([CTX, 42, CTX])));
         vm.expectEmit(true, true, true, true, address(registry));
-        emit BatchVerified(1, 0, CTX, 42);
+        emit SolvencyRegistry.BatchVerified(1, 0, CTX, 42);
         _submit(1, 0, 42);
 
         batchVerifier.expectInputs(keccak256(abi.encode([uint256(42), 43, CTX])));
         vm.expectEmit(true, true, true, true, address(registry));
-        emit BatchVerified(1, 1, 42, 43);
+        emit SolvencyRegistry.BatchVerified(1, 1, 42, 43);
         _submit(1, 1, 43);
 
         SolvencyRegistry.Epoch memory e = registry.getEpoch(1);

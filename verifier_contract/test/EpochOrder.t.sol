@@ -47,7 +47,7 @@ contract EpochOrderTest is RegistryTest {
         _open(1, 2);
         _submit(1, 0, 42);
         vm.expectEmit(true, true, true, true, address(registry));
-        emit EpochAbandoned(1, 1);
+        emit SolvencyRegistry.EpochAbandoned(1, 1);
         vm.prank(PUBLISHER);
         registry.abandonEpoch(1);
         assertEq(registry.openEpochId(), 0, "still open");

@@ -29,7 +29,7 @@ contract FinalizeTest is RegistryTest {
     function test_StoredStateAndEvents() public {
         vm.warp(1_000);
         vm.expectEmit(true, true, true, true, address(registry));
-        emit EpochOpened(5, CTX, 2, keccak256("bundle"));
+        emit SolvencyRegistry.EpochOpened(5, CTX, 2, keccak256("bundle"));
         _open(5, 2);
         _submit(5, 0, 42);
         _submit(5, 1, 43);
@@ -37,7 +37,7 @@ contract FinalizeTest is RegistryTest {
         vm.warp(2_000);
         solvencyVerifier.expectInputs(keccak256(abi.encode([uint256(43), CTX, 7, 99, 2, 500, 700])));
         vm.expectEmit(true, true, true, true, address(registry));
-        emit EpochFinalized(5, 7, 43, 99, 2, _reserves());
+        emit SolvencyRegistry.EpochFinalized(5, 7, 43, 99, 2, _reserves());
         _finalize(5, 7);
 
         SolvencyRegistry.Epoch memory e = registry.getEpoch(5);

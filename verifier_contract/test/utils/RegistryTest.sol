@@ -23,18 +23,6 @@ abstract contract RegistryTest {
     uint256[2][2] internal pb = [[uint256(3), 4], [uint256(5), 6]];
     uint256[2] internal pc = [uint256(7), 8];
 
-    event EpochOpened(uint64 indexed epoch, uint256 ctxHash, uint64 nBatches, bytes32 bundleHash);
-    event BatchVerified(uint64 indexed epoch, uint64 index, uint256 prevState, uint256 nextState);
-    event EpochFinalized(
-        uint64 indexed epoch,
-        uint256 root,
-        uint256 finalState,
-        uint256 totalsCommit,
-        uint64 nBatches,
-        uint256[] reserves
-    );
-    event EpochAbandoned(uint64 indexed epoch, uint64 batchesSubmitted);
-
     function setUp() public virtual {
         batchVerifier = new MockBatchVerifier();
         solvencyVerifier = new MockSolvencyVerifier();
