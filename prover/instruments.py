@@ -32,6 +32,7 @@ from .snapshot import (
     SnapshotError,
     StrPath,
     account_values,
+    csv_header,
     format_amount,
 )
 
@@ -703,26 +704,13 @@ def _positions_columns(
 ) -> tuple[int, list[tuple[int, int, str]]]:
     """Map the positions header to (id column, [(column, instrument index, name)])."""
     index = {inst.id: k for k, inst in enumerate(instruments)}
-    where: dict[str, int] = {}
-    columns: list[tuple[int, int, str]] = []
-    for col, name in enumerate(header):
-        if name in where:
-            raise SnapshotError(
-                file, line, name, f"duplicate column (columns {where[name] + 1} and {col + 1})"
-            )
-        where[name] = col
-        if name == "id":
-            continue
-        if name == "":
-            raise SnapshotError(file, line, name, "empty column name (a trailing comma?)")
-        if name != name.strip():
-            raise SnapshotError(file, line, name, "column name has surrounding whitespace")
+
+    def check(name: str) -> None:
         if name not in index:
             raise SnapshotError(file, line, name, _unknown_instrument(name, instruments))
-        columns.append((col, index[name], name))
-    if "id" not in where:
-        raise SnapshotError(file, line, "id", "missing column")
-    return where["id"], columns
+
+    id_col, where = csv_header(file, line, header, check)
+    return id_col, [(col, index[name], name) for name, col in where.items()]
 
 
 def _load_positions_csv(

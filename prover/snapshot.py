@@ -13,7 +13,7 @@ import json
 import os
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -636,13 +636,15 @@ def load_assets(path: StrPath) -> tuple[Asset, ...]:
     return _load_assets_json(path) if _is_json(path) else _load_assets_csv(path)
 
 
-def _account_columns(
-    file: str, line: int, header: list[str], assets: tuple[Asset, ...]
-) -> tuple[int, list[int], list[int]]:
-    """Map the accounts CSV header to (id column, equity columns, debt columns) per asset."""
-    if tuple(header) == ASSETS_HEADER:
-        raise SnapshotError(file, line, None, "this is an assets file, not an accounts CSV")
-    index = {a.symbol: k for k, a in enumerate(assets)}
+def csv_header(
+    file: str, line: int, header: list[str], check: Callable[[str], None]
+) -> tuple[int, dict[str, int]]:
+    """Check a CSV header keyed by an `id` column: (id column, {other name: column}).
+
+    Names must be unique, non-empty and free of surrounding whitespace; `check` judges what
+    each other name means, in column order, before a missing `id` is reported. Shared by the
+    accounts and positions files.
+    """
     where: dict[str, int] = {}
     for col, name in enumerate(header):
         if name in where:
@@ -652,28 +654,43 @@ def _account_columns(
         where[name] = col
         if name == "id":
             continue
+        if name == "":
+            raise SnapshotError(file, line, name, "empty column name (a trailing comma?)")
         if name != name.strip():
             raise SnapshotError(file, line, name, "column name has surrounding whitespace")
+        check(name)
+    if "id" not in where:
+        raise SnapshotError(file, line, "id", "missing column")
+    id_col = where.pop("id")
+    return id_col, where
+
+
+def _account_columns(
+    file: str, line: int, header: list[str], assets: tuple[Asset, ...]
+) -> tuple[int, list[int], list[int]]:
+    """Map the accounts CSV header to (id column, equity columns, debt columns) per asset."""
+    if tuple(header) == ASSETS_HEADER:
+        raise SnapshotError(file, line, None, "this is an assets file, not an accounts CSV")
+    index = {a.symbol: k for k, a in enumerate(assets)}
+
+    def check(name: str) -> None:
         if name.endswith("_equity"):
             symbol = name[: -len("_equity")]
         elif name.endswith("_debt"):
             symbol = name[: -len("_debt")]
         else:
-            if name == "":
-                problem = "empty column name (a trailing comma?)"
-            else:
-                problem = "unexpected column; expected 'id', '<SYMBOL>_equity' or '<SYMBOL>_debt'"
+            problem = "unexpected column; expected 'id', '<SYMBOL>_equity' or '<SYMBOL>_debt'"
             raise SnapshotError(file, line, name, problem)
         if symbol not in index:
             raise SnapshotError(file, line, name, _unknown_asset(symbol, assets))
-    if "id" not in where:
-        raise SnapshotError(file, line, "id", "missing column")
+
+    id_col, where = csv_header(file, line, header, check)
     for name in (f"{a.symbol}_{kind}" for a in assets for kind in ("equity", "debt")):
         if name not in where:
             raise SnapshotError(file, line, name, "missing column")
     equity = [where[f"{a.symbol}_equity"] for a in assets]
     debt = [where[f"{a.symbol}_debt"] for a in assets]
-    return where["id"], equity, debt
+    return id_col, equity, debt
 
 
 def _load_accounts_csv(path: Path, assets: tuple[Asset, ...]) -> tuple[Account, ...]:
