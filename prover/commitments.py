@@ -15,14 +15,28 @@ from .field import P, pack
 from .poseidon import hash_list, poseidon
 
 AMOUNT_BITS = 64  # every equity and debt is range-checked to 64 bits in-circuit
-WEIGHT_BITS = 128  # price_e8 * 10^(maxdec - dec) < 2^64 * 10^18 < 2^124
+WEIGHT_BITS = 128  # price_e8 * 10^(18 - dec) < 2^64 * 10^18 < 2^124
+RISK_BITS = 128  # |L[i][s]| < 2^128: a risk entry is value units per 10^-8 contract
+QTY_CODE_BITS = 64  # a position is m + 2^63 * b: 63-bit magnitude, sign bit on top
+SIGN_BIT = 1 << 63
+# Every value in the circuits is USD * 10^VALUE_DECIMALS whatever the snapshot's decimals, so
+# that risk arrays can be published before the snapshot is known.
+VALUE_DECIMALS = 26
+MAX_ASSET_DECIMALS = 18
+# L[i][s] = floor(R[i][s] * 10^RISK_SCALE) for R in USD per contract: with quantities in
+# 10^-8 contracts, q * L is in value units (8 + 18 = 26).
+RISK_SCALE = VALUE_DECIMALS - 8
+RATE_ONE = 10_000  # haircut rates are basis points
 RESERVE_BITS = 128
 ID_HASH_BITS = 248  # ids hash below 2^248 so distinct ids can never alias mod p
 MAX_TREE_DEPTH = 32
 
-# "zksolvency-v1" as a big-endian integer: a domain tag so that a context hash can never be
-# mistaken for any other Poseidon output the protocol produces.
-CTX_TAG = int.from_bytes(b"zksolvency-v1", "big")
+# "zksolvency-v2" as a big-endian integer: a domain tag so that a context hash can never be
+# mistaken for any other Poseidon output the protocol produces. v2 added margin to the context.
+CTX_TAG = int.from_bytes(b"zksolvency-v2", "big")
+
+STRICT = 0  # every account must meet the margin rule
+SHORTFALL = 1  # failing accounts declare a shortfall that an insurance fund must cover
 
 
 def total_bits(tree_depth: int) -> int:
@@ -33,6 +47,30 @@ def total_bits(tree_depth: int) -> int:
 def value_bits(n_assets: int) -> int:
     """Bits of sum_i amount_i * weight_i over n assets (AccountLeaf's range check)."""
     return AMOUNT_BITS + WEIGHT_BITS + max(1, (n_assets - 1).bit_length())
+
+
+def margin_bits(n_assets: int, n_instruments: int) -> int:
+    """Bits of a scenario's margin value (circuit twin: margin.circom marginBits): 2N + P + 2
+    terms, each below 2^192, plus a bit so that a negative value can never pass."""
+    return 192 + (2 * n_assets + n_instruments + 2).bit_length() + 1
+
+
+def fund_bits(tree_depth: int, n_assets: int, n_instruments: int) -> int:
+    """Bits of the epoch's shortfall total and of the insurance fund it is compared with."""
+    return margin_bits(n_assets, n_instruments) + tree_depth
+
+
+def qty_code(q: int) -> int:
+    """A signed quantity (10^-8 contracts) as the circuit's 64-bit code m + 2^63 * b."""
+    if not -SIGN_BIT < q < SIGN_BIT:
+        raise ValueError(f"quantity {q} does not fit in 63 bits and a sign")
+    return -q | SIGN_BIT if q < 0 else q
+
+
+def qty_from_code(code: int) -> int:
+    if not 0 <= code < (1 << QTY_CODE_BITS) or code == SIGN_BIT:
+        raise ValueError(f"{code} is not a canonical quantity code")
+    return -(code ^ SIGN_BIT) if code & SIGN_BIT else code
 
 
 def id_hash(account_id: str) -> int:
@@ -55,20 +93,99 @@ def id_commitment(account_id: str, salt: int) -> int:
     return poseidon([id_hash(account_id), salt])
 
 
-def leaf_hash(id_commit: int, equity: Sequence[int], debt: Sequence[int]) -> int:
-    """AccountLeaf: HashList(idCommit, pack64(eq_0, debt_0, eq_1, debt_1, ...))."""
+def leaf_hash(
+    id_commit: int, equity: Sequence[int], debt: Sequence[int], qty_codes: Sequence[int]
+) -> int:
+    """AccountLeaf: HashList(idCommit, pack64(eq_0, debt_0, eq_1, ...), pack64(qty codes))."""
     if len(equity) != len(debt):
         raise ValueError("equity and debt must have one entry per asset")
     interleaved = [v for pair in zip(equity, debt, strict=True) for v in pair]
-    return hash_list([id_commit, *pack(interleaved, AMOUNT_BITS)])
+    return hash_list(
+        [id_commit, *pack(interleaved, AMOUNT_BITS), *pack(list(qty_codes), QTY_CODE_BITS)]
+    )
 
 
-def context_hash(epoch: int, tree_depth: int, batch_levels: int, weights: Sequence[int]) -> int:
-    """ContextHash: binds the epoch, the circuit shape and every asset's price weight."""
-    for w in weights:
-        if not 0 <= w < (1 << WEIGHT_BITS):
-            raise ValueError(f"weight {w} does not fit in {WEIGHT_BITS} bits")
-    return hash_list([CTX_TAG, epoch, tree_depth, batch_levels, len(weights), *weights])
+def context_preimage(
+    epoch: int,
+    tree_depth: int,
+    batch_levels: int,
+    mode: int,
+    weights: Sequence[int],
+    tier_weights: Sequence[Sequence[int]],
+    tier_widths: Sequence[Sequence[int]],
+    cap_limits: Sequence[int],
+    risk: Sequence[Sequence[int]],
+) -> list[int]:
+    """The field elements ContextHash hashes, checked against ContextBounds' ranges (the
+    solvency circuit would refuse anything else). Risk entries are signed."""
+    n = len(weights)
+    k = len(tier_weights[0]) if tier_weights else 0
+    p = len(risk)
+    s = len(risk[0]) if risk else 0
+    if mode not in (STRICT, SHORTFALL):
+        raise ValueError(f"mode must be {STRICT} (strict) or {SHORTFALL} (shortfall)")
+    if k < 2 or p < 1 or s < 1:
+        raise ValueError("the circuits need at least 2 tiers, 1 instrument and 1 scenario")
+    if len(tier_weights) != n or len(tier_widths) != n or len(cap_limits) != n:
+        raise ValueError("tier weights, tier widths and cap limits need one row per asset")
+    cap_max = 1 << (AMOUNT_BITS + tree_depth)
+    for a in range(n):
+        if not 0 <= weights[a] < (1 << WEIGHT_BITS):
+            raise ValueError(f"weight {weights[a]} does not fit in {WEIGHT_BITS} bits")
+        if len(tier_weights[a]) != k or len(tier_widths[a]) != k - 1:
+            raise ValueError(f"asset {a}: need {k} tier weights and {k - 1} tier widths")
+        if not all(0 <= w <= weights[a] for w in tier_weights[a]):
+            raise ValueError(f"asset {a}: tier weights must lie in [0, weight]")
+        if not all(0 <= d < (1 << AMOUNT_BITS) for d in tier_widths[a]):
+            raise ValueError(f"asset {a}: tier widths must fit in {AMOUNT_BITS} bits")
+        if not 0 <= cap_limits[a] < cap_max:
+            raise ValueError(f"asset {a}: cap limit must be below 2^{AMOUNT_BITS + tree_depth}")
+    for row in risk:
+        if len(row) != s or not all(-(1 << RISK_BITS) <= v < (1 << RISK_BITS) for v in row):
+            raise ValueError(f"risk rows need {s} entries in [-2^{RISK_BITS}, 2^{RISK_BITS})")
+    return [
+        CTX_TAG,
+        epoch,
+        tree_depth,
+        batch_levels,
+        n,
+        p,
+        s,
+        k,
+        mode,
+        *weights,
+        *(w for row in tier_weights for w in row),
+        *(d for row in tier_widths for d in row),
+        *cap_limits,
+        *(v % P for row in risk for v in row),
+    ]
+
+
+def context_hash(
+    epoch: int,
+    tree_depth: int,
+    batch_levels: int,
+    mode: int,
+    weights: Sequence[int],
+    tier_weights: Sequence[Sequence[int]],
+    tier_widths: Sequence[Sequence[int]],
+    cap_limits: Sequence[int],
+    risk: Sequence[Sequence[int]],
+) -> int:
+    """ContextHash: binds the epoch, the circuit shape, the mode, prices, haircuts and risk."""
+    return hash_list(
+        context_preimage(
+            epoch,
+            tree_depth,
+            batch_levels,
+            mode,
+            weights,
+            tier_weights,
+            tier_widths,
+            cap_limits,
+            risk,
+        )
+    )
 
 
 def totals_hash(totals: Sequence[int], tree_depth: int) -> int:
@@ -76,9 +193,11 @@ def totals_hash(totals: Sequence[int], tree_depth: int) -> int:
     return hash_list(pack(list(totals), total_bits(tree_depth)))
 
 
-def state_hash(ctx: int, batch_count: int, root: int, totals_h: int, blind: int) -> int:
+def state_hash(
+    ctx: int, batch_count: int, root: int, totals_h: int, shortfall: int, blind: int
+) -> int:
     """State after `batch_count` batches. The blind keeps partial totals private."""
-    return poseidon([ctx, batch_count, root, totals_h, blind])
+    return poseidon([ctx, batch_count, root, totals_h, shortfall, blind])
 
 
 @cache
@@ -90,7 +209,9 @@ def empty_nodes(depth: int = MAX_TREE_DEPTH) -> tuple[int, ...]:
     return tuple(nodes)
 
 
-def weight(price_e8: int, decimals: int, max_decimals: int) -> int:
-    """Integer price per smallest unit, scaled so every asset shares one value unit."""
-    scale: int = 10 ** (max_decimals - decimals)
+def weight(price_e8: int, decimals: int) -> int:
+    """Integer price per smallest unit in value units (USD * 10^VALUE_DECIMALS)."""
+    if not 0 <= decimals <= MAX_ASSET_DECIMALS:
+        raise ValueError(f"decimals must be 0..{MAX_ASSET_DECIMALS}")
+    scale: int = 10 ** (MAX_ASSET_DECIMALS - decimals)
     return price_e8 * scale

@@ -26,7 +26,7 @@ function EMPTY_NODE(level) {{
     return z[level];
 }}
 
-// "zksolvency-v1" as a big-endian integer: the domain tag that opens every context hash.
+// "zksolvency-v2" as a big-endian integer: the domain tag that opens every context hash.
 function CTX_TAG() {{
     return {CTX_TAG};
 }}

@@ -40,11 +40,16 @@ class CircuitSpec:
 
 @dataclass(frozen=True)
 class EpochParams:
-    """The shape of an epoch: 2^batch_levels accounts per batch, a tree of 2^tree_depth leaves."""
+    """The shape of an epoch: 2^batch_levels accounts per batch, a tree of 2^tree_depth leaves,
+    n_assets balances, n_instruments positions per account, n_scenarios risk scenarios and
+    n_tiers haircut tiers per asset."""
 
     batch_levels: int
     tree_depth: int
     n_assets: int
+    n_instruments: int
+    n_scenarios: int
+    n_tiers: int
 
     def __post_init__(self) -> None:
         if not 0 <= self.batch_levels < self.tree_depth <= MAX_TREE_DEPTH:
@@ -54,11 +59,17 @@ class EpochParams:
             )
         if not 1 <= self.n_assets <= 64:
             raise ValueError(f"n_assets must be 1..64, got {self.n_assets}")
+        if not 1 <= self.n_instruments <= 256:
+            raise ValueError(f"n_instruments must be 1..256, got {self.n_instruments}")
+        if not 1 <= self.n_scenarios <= 256:
+            raise ValueError(f"n_scenarios must be 1..256, got {self.n_scenarios}")
+        if not 2 <= self.n_tiers <= 16:
+            raise ValueError(f"n_tiers must be 2..16, got {self.n_tiers}")
 
     @classmethod
     def default(cls) -> EpochParams:
         d = circuits_config()["default"]
-        return cls(int(d["batch_levels"]), int(d["tree_depth"]), int(d["n_assets"]))
+        return cls(**{k: int(d[k]) for k in FIELDS})
 
     @property
     def batch_size(self) -> int:
@@ -72,26 +83,29 @@ class EpochParams:
     def max_accounts(self) -> int:
         return 1 << self.tree_depth
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(getattr(self, k) for k in FIELDS)
+
+    @property
+    def suffix(self) -> str:
+        return "_".join(map(str, self.shape))
+
     def batch_spec(self) -> CircuitSpec:
-        return _spec(
-            "batch",
-            f"batch_{self.batch_levels}_{self.tree_depth}_{self.n_assets}",
-            (self.batch_levels, self.tree_depth, self.n_assets),
-        )
+        return _spec("batch", f"batch_{self.suffix}", self.shape)
 
     def solvency_spec(self) -> CircuitSpec:
-        return _spec(
-            "solvency",
-            f"solvency_{self.tree_depth}_{self.n_assets}",
-            (self.tree_depth, self.n_assets),
-        )
+        return _spec("solvency", f"solvency_{self.suffix}", self.shape)
+
+    def margin_spec(self) -> CircuitSpec:
+        """The single-account margin proof for accounts of epochs of this shape."""
+        return _spec("margin", f"margin_{self.suffix}", self.shape)
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "batch_levels": self.batch_levels,
-            "tree_depth": self.tree_depth,
-            "n_assets": self.n_assets,
-        }
+        return {k: getattr(self, k) for k in FIELDS}
+
+
+FIELDS = ("batch_levels", "tree_depth", "n_assets", "n_instruments", "n_scenarios", "n_tiers")
 
 
 def _spec(kind: str, name: str, params: tuple[int, ...]) -> CircuitSpec:

@@ -10,15 +10,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .commitments import (
-    context_hash,
+    RISK_SCALE,
+    SHORTFALL,
+    STRICT,
+    VALUE_DECIMALS,
     derive_secret,
+    fund_bits,
     id_commitment,
     leaf_hash,
+    qty_code,
     state_hash,
     totals_hash,
     weight,
 )
+from .field import P
+from .haircuts import HaircutTable, default_haircuts, select_bracket, tier_rates, tier_weights
+from .haircuts import tier_widths as table_tier_widths
+from .instruments import Derivatives
+from .margin import MarginContext, headroom, tier_split
 from .params import EpochParams
+from .risk import ScenarioGrid, pricing_inputs, risk_arrays, to_fixed
 from .snapshot import Account, Asset, Snapshot, account_values, format_amount
 from .tree import BatchedTree
 
@@ -28,13 +39,36 @@ class PlanError(ValueError):
 
 
 @dataclass(frozen=True)
+class MarginInputs:
+    """What margin needs beyond the snapshot. Without derivatives every position is zero; without
+    a haircut table every asset counts at full value."""
+
+    derivatives: Derivatives | None = None
+    haircuts: HaircutTable | None = None
+    grid: ScenarioGrid | None = None  # default: ScenarioGrid() sized to the circuit
+    mode: int = STRICT
+    insurance_fund: int = 0  # value units (USD * 10^26); only shortfall mode may use it
+
+    def __post_init__(self) -> None:
+        if self.mode not in (STRICT, SHORTFALL):
+            raise ValueError("mode must be STRICT or SHORTFALL")
+        if self.insurance_fund < 0:
+            raise ValueError("the insurance fund cannot be negative")
+
+
+@dataclass(frozen=True)
 class EpochContext:
     epoch: int
     params: EpochParams
     assets: tuple[Asset, ...]  # the snapshot's assets; circuit slots past them are zero-weight
-    weights: tuple[int, ...]  # one per circuit asset slot (n_assets of them)
-    max_decimals: int
+    margin: MarginContext
+    grid: ScenarioGrid
+    inputs: MarginInputs
     ctx_hash: int
+
+    @property
+    def weights(self) -> tuple[int, ...]:
+        return self.margin.weights
 
 
 @dataclass
@@ -49,7 +83,15 @@ class EpochPlan:
     totals_after: list[list[int]]  # totals_after[k]: interleaved totals once k batches are in
     blinds: list[int]  # blinds[k]: blind of the state after k batches (blinds[0] unused)
     states: list[int]  # states[0] = ctx_hash, states[k] after k batches
+    qty: list[list[int]] = field(default_factory=list)  # per account (tree order), padded
+    headrooms: list[tuple[int, int]] = field(default_factory=list)  # (worst value, scenario)
+    shortfalls: list[int] = field(default_factory=list)
+    shortfall_after: list[int] = field(default_factory=list)  # per state, like totals_after
     batch_inputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def shortfall(self) -> int:
+        return self.shortfall_after[-1]
 
     @property
     def n_batches(self) -> int:
@@ -72,6 +114,8 @@ class EpochPlan:
             self.tree.root,
             self.totals_commit(),
             self.n_batches,
+            self.shortfall,
+            self.context.inputs.insurance_fund,
             *self._reserve_slots(),
         ]
 
@@ -88,7 +132,10 @@ class EpochPlan:
                 "root": pub[2],
                 "totalsCommit": pub[3],
                 "batchCount": pub[4],
-                "reserves": pub[5:],
+                "shortfall": pub[5],
+                "insuranceFund": pub[6],
+                "reserves": pub[7:],
+                **self.context.margin.circuit_inputs(self.context.epoch),
                 "totals": self.final_totals,
                 "blind": self.blinds[-1],
             }
@@ -96,19 +143,100 @@ class EpochPlan:
         return out
 
 
-def make_context(snapshot: Snapshot, params: EpochParams, epoch: int) -> EpochContext:
+def _grid_for(params: EpochParams, grid: ScenarioGrid | None) -> ScenarioGrid:
+    if grid is None:
+        steps, rest = divmod(params.n_scenarios - 4, 4)
+        if rest or steps < 1:
+            raise PlanError(
+                f"the circuits take {params.n_scenarios} scenarios, which no default grid has "
+                "(4k + 4 for k price steps); pass a scenario grid"
+            )
+        grid = ScenarioGrid(price_steps=steps)
+    if grid.n_scenarios != params.n_scenarios:
+        raise PlanError(
+            f"the scenario grid has {grid.n_scenarios} scenarios but the circuits take "
+            f"{params.n_scenarios}"
+        )
+    return grid
+
+
+def risk_matrix(
+    derivatives: Derivatives | None, params: EpochParams, grid: ScenarioGrid
+) -> list[list[int]]:
+    """L[i][s] = floor(R[i][s] * 10^18) per instrument slot: value units per 10^-8 contract."""
+    rows: list[list[int]] = []
+    if derivatives is not None:
+        if len(derivatives.instruments) > params.n_instruments:
+            raise PlanError(
+                f"the derivatives list {len(derivatives.instruments)} instruments but the "
+                f"circuits take {params.n_instruments}; choose circuits with more instruments"
+            )
+        instruments, market, as_of = pricing_inputs(derivatives)
+        rows = to_fixed(risk_arrays(instruments, market, grid, as_of), RISK_SCALE)
+    zero = [0] * params.n_scenarios
+    return rows + [list(zero) for _ in range(params.n_instruments - len(rows))]
+
+
+def exchange_totals(snapshot: Snapshot) -> list[int]:
+    """Total equity per asset over all accounts: the figure the haircut caps are chosen by."""
+    return [sum(acc.equity[i] for acc in snapshot.accounts) for i in range(len(snapshot.assets))]
+
+
+def make_context(
+    snapshot: Snapshot, params: EpochParams, epoch: int, inputs: MarginInputs | None = None
+) -> EpochContext:
     if epoch < 1:
         raise PlanError("epochs are numbered from 1")
+    inputs = inputs or MarginInputs()
     if len(snapshot.assets) > params.n_assets:
         raise PlanError(
             f"the snapshot has {len(snapshot.assets)} assets but the circuits take "
             f"{params.n_assets}; choose circuits with at least that many assets"
         )
-    maxdec = max(a.decimals for a in snapshot.assets)
-    weights = [weight(a.price_e8, a.decimals, maxdec) for a in snapshot.assets]
-    weights += [0] * (params.n_assets - len(weights))
-    ctx = context_hash(epoch, params.tree_depth, params.batch_levels, weights)
-    return EpochContext(epoch, params, snapshot.assets, tuple(weights), maxdec, ctx)
+    if inputs.mode == STRICT and inputs.insurance_fund:
+        raise PlanError("an insurance fund is only used in shortfall mode")
+    if inputs.insurance_fund >= 1 << fund_bits(
+        params.tree_depth, params.n_assets, params.n_instruments
+    ):
+        raise PlanError("the insurance fund is too large for the circuits")
+    grid = _grid_for(params, inputs.grid)
+    table = inputs.haircuts or default_haircuts(snapshot.assets)
+    k = params.n_tiers
+    totals = exchange_totals(snapshot)
+    weights, tws, widths, caps = [], [], [], []
+    try:
+        for asset, total in zip(snapshot.assets, totals, strict=True):
+            w = weight(asset.price_e8, asset.decimals)
+            cap_bps, cap_limit = select_bracket(table, asset, total, params.tree_depth)
+            weights.append(w)
+            tws.append(tier_weights(w, tier_rates(table, asset, k), cap_bps))
+            widths.append(table_tier_widths(table, asset, k))
+            caps.append(cap_limit)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc
+    for _ in range(params.n_assets - len(snapshot.assets)):
+        weights.append(0)
+        tws.append([0] * k)
+        widths.append([0] * (k - 1))
+        caps.append(0)
+    margin = MarginContext(
+        inputs.mode, weights, tws, widths, caps, risk_matrix(inputs.derivatives, params, grid)
+    )
+    ctx = margin.hash(epoch, params.tree_depth, params.batch_levels)
+    return EpochContext(epoch, params, snapshot.assets, margin, grid, inputs, ctx)
+
+
+def format_value(value: int) -> str:
+    """A value (USD * 10^26) as USD with cents, rounded toward zero."""
+    cents = abs(value) // 10 ** (VALUE_DECIMALS - 2)
+    sign = "-" if value < 0 and cents else ""
+    return f"{sign}{cents // 100:,}.{cents % 100:02d}"
+
+
+def _listing(lines: list[str], limit: int = 20) -> str:
+    head = "\n  ".join(lines[:limit])
+    more = f"\n  ... and {len(lines) - limit} more" if len(lines) > limit else ""
+    return f"\n  {head}{more}" if lines else ""
 
 
 def _slots(values: tuple[int, ...], n: int) -> list[int]:
@@ -120,7 +248,23 @@ def _strs(obj: Any) -> Any:
         return {k: _strs(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_strs(v) for v in obj]
+    if isinstance(obj, int) and obj < 0:  # signed risk entries: the field element p - |x|
+        return str(obj % P)
     return str(obj)
+
+
+def _positions(
+    snapshot: Snapshot, inputs: MarginInputs, params: EpochParams
+) -> dict[str, list[int]]:
+    d = inputs.derivatives
+    if d is None:
+        return {}
+    known = {acc.id for acc in snapshot.accounts}
+    strays = sorted(set(d.positions) - known)
+    if strays:
+        raise PlanError(f"positions name accounts that are not in the snapshot: {strays[:10]}")
+    pad = [0] * (params.n_instruments - len(d.instruments))
+    return {a: [*q, *pad] for a, q in d.positions.items()}
 
 
 def plan_epoch(
@@ -129,10 +273,15 @@ def plan_epoch(
     epoch: int,
     reserves: tuple[int, ...],
     seed: bytes,
+    margin: MarginInputs | None = None,
 ) -> EpochPlan:
     """Everything the proofs will show, computed in Python; refuses unprovable snapshots."""
-    context = make_context(snapshot, params, epoch)
+    context = make_context(snapshot, params, epoch, margin)
+    inputs = context.inputs
+    mctx = context.margin
     n = params.n_assets
+    positions = _positions(snapshot, inputs, params)
+    no_position = [0] * params.n_instruments
     # Leaf order follows a keyed shuffle, so a leaf's position says nothing about where the
     # account stood in the exchange's snapshot (sign-up order, size, ...).
     accounts = tuple(sorted(snapshot.accounts, key=lambda a: derive_secret(seed, "position", a.id)))
@@ -152,18 +301,44 @@ def plan_epoch(
                 f"{format_amount(debt_value, unit)} USD"
             )
     if failing:
-        head = "\n  ".join(failing[:20])
-        more = f"\n  ... and {len(failing) - 20} more" if len(failing) > 20 else ""
         raise PlanError(
             f"{len(failing)} account(s) have less equity than debt at the epoch's prices; "
-            f"no proof can include them:\n  {head}{more}"
+            f"no proof can include them:" + _listing(failing)
+        )
+
+    # Margin, in file order: strict mode refuses any failing account before proving starts.
+    by_id: dict[str, tuple[int, int]] = {}
+    margin_failing = []
+    labels = [sc.label for sc in context.grid.scenarios()]
+    for acc in snapshot.accounts:
+        value, worst = headroom(
+            _slots(acc.equity, n), _slots(acc.debt, n), positions.get(acc.id, no_position), mctx
+        )
+        by_id[acc.id] = (value, worst)
+        if value < 0:
+            margin_failing.append(
+                f"{acc.id} (line {acc.line}) in {snapshot.source}: short by "
+                f"{format_value(-value)} USD in scenario {worst} ({labels[worst]})"
+            )
+    if margin_failing and inputs.mode == STRICT:
+        raise PlanError(
+            f"{len(margin_failing)} account(s) fail the margin rule (strict mode); fix them or "
+            f"prove in shortfall mode with an insurance fund:" + _listing(margin_failing)
+        )
+    total_shortfall = sum(max(0, -v) for v, _ in by_id.values())
+    if total_shortfall > inputs.insurance_fund:
+        raise PlanError(
+            f"the accounts' total margin shortfall {format_value(total_shortfall)} USD exceeds "
+            f"the insurance fund {format_value(inputs.insurance_fund)} USD:"
+            + _listing(margin_failing)
         )
 
     salts = [derive_secret(seed, "salt", acc.id) or 1 for acc in accounts]
     id_commits = [id_commitment(acc.id, s) for acc, s in zip(accounts, salts, strict=True)]
+    qty = [positions.get(acc.id, no_position) for acc in accounts]
     leaves = [
-        leaf_hash(c, _slots(acc.equity, n), _slots(acc.debt, n))
-        for c, acc in zip(id_commits, accounts, strict=True)
+        leaf_hash(c, _slots(acc.equity, n), _slots(acc.debt, n), [qty_code(x) for x in q])
+        for c, acc, q in zip(id_commits, accounts, qty, strict=True)
     ]
     tree = BatchedTree.build(params, leaves)
 
@@ -175,24 +350,41 @@ def plan_epoch(
     plan = EpochPlan(
         context, accounts, salts, id_commits, leaves, tree, reserves, totals_after, blinds, states
     )
+    plan.qty = qty
+    plan.headrooms = [by_id[acc.id] for acc in accounts]
+    plan.shortfalls = [max(0, -v) if inputs.mode == SHORTFALL else 0 for v, _ in plan.headrooms]
+    plan.shortfall_after = [0]
+    ctx_inputs = mctx.circuit_inputs(epoch)
     for k in range(tree.n_batches):
         members = list(accounts[k * b : (k + 1) * b])
         commits = id_commits[k * b : (k + 1) * b]
         equity = [_slots(a.equity, n) for a in members]
         debt = [_slots(a.debt, n) for a in members]
-        while len(equity) < b:  # padding slots: id commitment 0, zero balances
+        codes = [[qty_code(x) for x in q] for q in qty[k * b : (k + 1) * b]]
+        shorts = plan.shortfalls[k * b : (k + 1) * b]
+        while len(equity) < b:  # padding slots: id commitment 0, zero balances and positions
             commits = [*commits, 0]
             equity.append([0] * n)
             debt.append([0] * n)
+            codes.append(list(no_position))
+            shorts = [*shorts, 0]
+        splits = [[tier_split(row[i], mctx.tier_widths[i]) for i in range(n)] for row in equity]
         new_totals = list(totals)
         for eq_row, debt_row in zip(equity, debt, strict=True):
             for i in range(n):
                 new_totals[2 * i] += eq_row[i]
                 new_totals[2 * i + 1] += debt_row[i]
+        old_short = plan.shortfall_after[k]
+        new_short = old_short + sum(shorts)
         blind = derive_secret(seed, "blind", k + 1)
         root_after = tree.root_after(k + 1)
         state = state_hash(
-            context.ctx_hash, k + 1, root_after, totals_hash(new_totals, params.tree_depth), blind
+            context.ctx_hash,
+            k + 1,
+            root_after,
+            totals_hash(new_totals, params.tree_depth),
+            new_short,
+            blind,
         )
         plan.batch_inputs.append(
             _strs(
@@ -200,22 +392,26 @@ def plan_epoch(
                     "prevState": states[k],
                     "nextState": state,
                     "ctxHash": context.ctx_hash,
-                    "epoch": epoch,
-                    "weights": context.weights,
+                    **ctx_inputs,
                     "batchIndex": k,
                     "oldRoot": tree.root_after(k),
                     "oldTotals": totals,
+                    "oldShortfall": old_short,
                     "prevBlind": blinds[k],
                     "nextBlind": blind,
                     "siblings": tree.insertion_siblings(k),
                     "idCommit": commits,
                     "equity": equity,
                     "debt": debt,
+                    "qty": codes,
+                    "split": splits,
+                    "shortfall": shorts,
                 }
             )
         )
         totals = new_totals
         totals_after.append(list(totals))
+        plan.shortfall_after.append(new_short)
         blinds.append(blind)
         states.append(state)
 

@@ -42,7 +42,7 @@ function EMPTY_NODE(level) {
     return z[level];
 }
 
-// "zksolvency-v1" as a big-endian integer: the domain tag that opens every context hash.
+// "zksolvency-v2" as a big-endian integer: the domain tag that opens every context hash.
 function CTX_TAG() {
-    return 9699090275443848096054892131889;
+    return 9699090275443848096054892131890;
 }

@@ -67,3 +67,27 @@ template MerkleUpdate(LEVELS) {
     oldRoot <== oldNode[LEVELS];
     newRoot <== newNode[LEVELS];
 }
+
+// MerkleRoot(LEVELS): the root above `leaf` along a path, for inclusion proofs. Same path
+// convention and boolean bits as MerkleUpdate.
+template MerkleRoot(LEVELS) {
+    assert(LEVELS >= 1);
+    signal input leaf;
+    signal input pathBits[LEVELS];
+    signal input siblings[LEVELS];
+    signal output root;
+
+    signal node[LEVELS + 1];
+    signal left[LEVELS];
+    component h[LEVELS];
+    node[0] <== leaf;
+    for (var i = 0; i < LEVELS; i++) {
+        pathBits[i] * (pathBits[i] - 1) === 0;
+        left[i] <== node[i] + pathBits[i] * (siblings[i] - node[i]);
+        h[i] = Poseidon(2);
+        h[i].inputs[0] <== left[i];
+        h[i].inputs[1] <== node[i] + siblings[i] - left[i];
+        node[i + 1] <== h[i].out;
+    }
+    root <== node[LEVELS];
+}

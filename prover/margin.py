@@ -1,0 +1,139 @@
+"""Python mirror of the margin rule (circuits/lib/margin.circom) and the epoch's margin context.
+
+Every number here is an exact integer in the circuit's units (docs/margin-design.md): values in
+USD * 10^26, quantities in 10^-8 contracts, risk entries L[i][s] = floor(R[i][s] * 10^18).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .commitments import AMOUNT_BITS, SHORTFALL, STRICT, context_preimage
+from .poseidon import hash_list
+
+
+@dataclass(frozen=True)
+class MarginContext:
+    """The margin half of an epoch's public context, padded to the circuit's shape."""
+
+    mode: int
+    weights: tuple[int, ...]  # one per asset slot
+    tier_weights: tuple[tuple[int, ...], ...]  # [asset][tier]
+    tier_widths: tuple[tuple[int, ...], ...]  # [asset][tier], every tier but the last
+    cap_limits: tuple[int, ...]  # [asset], smallest units
+    risk: tuple[tuple[int, ...], ...]  # [instrument][scenario], signed
+
+    def __post_init__(self) -> None:
+        if self.mode not in (STRICT, SHORTFALL):
+            raise ValueError("mode must be STRICT or SHORTFALL")
+        for name in ("weights", "cap_limits"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("tier_weights", "tier_widths", "risk"):
+            object.__setattr__(self, name, tuple(tuple(r) for r in getattr(self, name)))
+
+    @property
+    def n_assets(self) -> int:
+        return len(self.weights)
+
+    @property
+    def n_tiers(self) -> int:
+        return len(self.tier_weights[0])
+
+    @property
+    def n_instruments(self) -> int:
+        return len(self.risk)
+
+    @property
+    def n_scenarios(self) -> int:
+        return len(self.risk[0])
+
+    def preimage(self, epoch: int, tree_depth: int, batch_levels: int) -> list[int]:
+        return context_preimage(
+            epoch,
+            tree_depth,
+            batch_levels,
+            self.mode,
+            self.weights,
+            self.tier_weights,
+            self.tier_widths,
+            self.cap_limits,
+            self.risk,
+        )
+
+    def hash(self, epoch: int, tree_depth: int, batch_levels: int) -> int:
+        return hash_list(self.preimage(epoch, tree_depth, batch_levels))
+
+    def circuit_inputs(self, epoch: int) -> dict[str, object]:
+        """The context's named circuit inputs (as ints; negative risk entries stay negative,
+        which the witness calculators read as p - |L|)."""
+        return {
+            "epoch": epoch,
+            "mode": self.mode,
+            "weights": list(self.weights),
+            "tierWeights": [list(r) for r in self.tier_weights],
+            "tierWidths": [list(r) for r in self.tier_widths],
+            "capLimit": list(self.cap_limits),
+            "risk": [list(r) for r in self.risk],
+        }
+
+
+def tier_split(amount: int, widths: Sequence[int]) -> list[int]:
+    """Fill the tiers in order: the split the circuit credits most (rates fall by tier)."""
+    if not 0 <= amount < (1 << AMOUNT_BITS):
+        raise ValueError(f"amount {amount} does not fit in {AMOUNT_BITS} bits")
+    out = []
+    rest = amount
+    for w in widths:
+        take = min(rest, w)
+        out.append(take)
+        rest -= take
+    out.append(rest)
+    return out
+
+
+def credit(equity: Sequence[int], ctx: MarginContext) -> int:
+    """Haircut-weighted collateral value: Σ_a Σ_t split[a][t] · W[a][t] at the best split."""
+    return sum(
+        x * w
+        for a, amount in enumerate(equity)
+        for x, w in zip(tier_split(amount, ctx.tier_widths[a]), ctx.tier_weights[a], strict=True)
+    )
+
+
+def debt_value(debt: Sequence[int], ctx: MarginContext) -> int:
+    return sum(d * w for d, w in zip(debt, ctx.weights, strict=True))
+
+
+def margin_values(
+    equity: Sequence[int], debt: Sequence[int], qty: Sequence[int], ctx: MarginContext
+) -> list[int]:
+    """credit − debt value + Σ_i q_i·L[i][s] − Σ_i |q_i| for every scenario s (value units).
+
+    The `− Σ|q_i|` term lets floor-rounded L serve shorts too (ceil − floor ≤ 1), so this is
+    never above the exact P&L of the positions.
+    """
+    if len(qty) != ctx.n_instruments:
+        raise ValueError(f"expected {ctx.n_instruments} quantities, got {len(qty)}")
+    base = credit(equity, ctx) - debt_value(debt, ctx) - sum(abs(q) for q in qty)
+    return [
+        base + sum(q * ctx.risk[i][s] for i, q in enumerate(qty) if q)
+        for s in range(ctx.n_scenarios)
+    ]
+
+
+def headroom(
+    equity: Sequence[int], debt: Sequence[int], qty: Sequence[int], ctx: MarginContext
+) -> tuple[int, int]:
+    """(worst margin value, index of the scenario giving it): the account passes strictly
+    when the value is ≥ 0; otherwise its shortfall is minus the value."""
+    values = margin_values(equity, debt, qty, ctx)
+    worst = min(range(len(values)), key=values.__getitem__)
+    return values[worst], worst
+
+
+def shortfall(
+    equity: Sequence[int], debt: Sequence[int], qty: Sequence[int], ctx: MarginContext
+) -> int:
+    value, _ = headroom(equity, debt, qty, ctx)
+    return max(0, -value)
