@@ -85,15 +85,14 @@ def handle_errors(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def resolve_params(batch_levels: int | None, tree_depth: int | None, n_assets: int | None) -> Any:
-    from zksolvency.prover.params import EpochParams
+def resolve_params(**given: int | None) -> Any:
+    """EpochParams from the circuit options; an option left out takes circuits.json's default."""
+    from zksolvency.prover.params import FIELDS, EpochParams
 
     d = EpochParams.default()
     try:
         return EpochParams(
-            d.batch_levels if batch_levels is None else batch_levels,
-            d.tree_depth if tree_depth is None else tree_depth,
-            d.n_assets if n_assets is None else n_assets,
+            **{k: getattr(d, k) if given.get(k) is None else given[k] for k in FIELDS}
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -118,13 +117,11 @@ def main() -> None:
 @circuit_params
 @ptau_option
 @handle_errors
-def setup(
-    batch_levels: int | None, tree_depth: int | None, n_assets: int | None, ptau: Path | None
-) -> None:
+def setup(ptau: Path | None, **shape: int | None) -> None:
     """Compile the circuits and make their Groth16 keys (cached under build/)."""
     from zksolvency.prover.keys import build_keys
 
-    params = resolve_params(batch_levels, tree_depth, n_assets)
+    params = resolve_params(**shape)
     keys = build_keys(params, ptau, ClickReporter())
     for kind, ks in (("batch", keys.batch), ("solvency", keys.solvency)):
         click.echo(
@@ -190,9 +187,7 @@ def keys_import(
     batch_zkey: Path | None,
     solvency_zkey: Path | None,
     ptau: Path,
-    batch_levels: int | None,
-    tree_depth: int | None,
-    n_assets: int | None,
+    **shape: int | None,
 ) -> None:
     """Verify contributed zkeys against the circuits and the ptau, then install them."""
     from zksolvency.prover.keys import compile_circuit, import_zkey
@@ -200,7 +195,7 @@ def keys_import(
 
     if batch_zkey is None and solvency_zkey is None:
         raise click.UsageError("give --batch and/or --solvency")
-    params = resolve_params(batch_levels, tree_depth, n_assets)
+    params = resolve_params(**shape)
     rep = ClickReporter()
     for spec, zkey in ((params.batch_spec(), batch_zkey), (params.solvency_spec(), solvency_zkey)):
         if zkey is None:
@@ -216,11 +211,11 @@ def keys_import(
 @keys.command("info")
 @circuit_params
 @handle_errors
-def keys_info(batch_levels: int | None, tree_depth: int | None, n_assets: int | None) -> None:
+def keys_info(**shape: int | None) -> None:
     """Show the installed keys: hashes, contributions and whether they are development keys."""
     from zksolvency.prover.keys import cached_keys, compile_circuit
 
-    params = resolve_params(batch_levels, tree_depth, n_assets)
+    params = resolve_params(**shape)
     for spec in (params.batch_spec(), params.solvency_spec()):
         ks = cached_keys(compile_circuit(spec, ClickReporter()))
         if ks is None:
@@ -321,6 +316,44 @@ def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
     required=True,
     help="Epoch directory to write (re-run the same command to resume).",
 )
+@click.option(
+    "--instruments",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Derivative instruments (docs/derivatives-format.md); needs --market and --positions.",
+)
+@click.option(
+    "--market",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Market data per underlying: spot, vol, rate, and the valuation time as_of.",
+)
+@click.option(
+    "--positions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Every account's signed quantity per instrument.",
+)
+@click.option(
+    "--haircuts",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Haircut table (docs/haircuts-format.md). Default: no haircut.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["strict", "shortfall"]),
+    default="strict",
+    show_default=True,
+    help="strict: refuse while any account fails its margin. shortfall: prove, publishing the "
+    "failing accounts' total shortfall, which --insurance-fund must cover.",
+)
+@click.option(
+    "--insurance-fund",
+    default="0",
+    show_default=True,
+    help="Insurance fund in USD (decimal string), shortfall mode only.",
+)
 @circuit_params
 @ptau_option
 @handle_errors
@@ -330,30 +363,80 @@ def prove(
     reserves: Path,
     epoch: int,
     out: Path,
-    batch_levels: int | None,
-    tree_depth: int | None,
-    n_assets: int | None,
+    instruments: Path | None,
+    market: Path | None,
+    positions: Path | None,
+    haircuts: Path | None,
+    mode: str,
+    insurance_fund: str,
     ptau: Path | None,
+    **shape: int | None,
 ) -> None:
-    """Prove an epoch: every account covered, liabilities within reserves.
+    """Prove an epoch: every account covered and within its margin, liabilities within reserves.
 
-    Nothing is written to --out if the snapshot or reserves are invalid, or if any account
-    fails its check: those are listed first and the command exits with code 2.
+    Nothing is written to --out if any input is invalid, or if any account fails its check
+    (in strict mode, its margin too): those are listed first and the command exits with code 2.
     """
     from zksolvency.prover.epoch import prove_epoch
     from zksolvency.prover.reserves import load_reserves
     from zksolvency.prover.snapshot import load_snapshot
 
-    params = resolve_params(batch_levels, tree_depth, n_assets)
+    params = resolve_params(**shape)
     snap = load_snapshot(snapshot, assets_file)
     res = load_reserves(reserves, snap.assets)
+    margin = load_margin_inputs(
+        snap, instruments, market, positions, haircuts, mode, insurance_fund
+    )
     manifest = prove_epoch(
-        snap, res, out, epoch=epoch, params=params, ptau=ptau, reporter=ClickReporter()
+        snap,
+        res,
+        out,
+        epoch=epoch,
+        params=params,
+        ptau=ptau,
+        reporter=ClickReporter(),
+        margin=margin,
     )
     print_epoch_summary(manifest, out)
 
 
+def load_margin_inputs(
+    snap: Any,
+    instruments: Path | None,
+    market: Path | None,
+    positions: Path | None,
+    haircuts: Path | None,
+    mode: str,
+    insurance_fund: str,
+) -> Any:
+    from zksolvency.prover.commitments import SHORTFALL, STRICT, VALUE_DECIMALS
+    from zksolvency.prover.haircuts import load_haircuts
+    from zksolvency.prover.instruments import load_derivatives
+    from zksolvency.prover.snapshot import parse_amount
+    from zksolvency.prover.witness import MarginInputs
+
+    given = [p is not None for p in (instruments, market, positions)]
+    if any(given) and not all(given):
+        raise click.UsageError("--instruments, --market and --positions go together")
+    derivatives = None
+    if instruments is not None and market is not None and positions is not None:
+        derivatives = load_derivatives(instruments, market, positions, snap)
+    table = load_haircuts(haircuts, snap.assets) if haircuts is not None else None
+    try:
+        # USD with at most 8 decimals, in value units (USD * 10^26)
+        fund = parse_amount(insurance_fund, 8) * 10 ** (VALUE_DECIMALS - 8)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--insurance-fund") from exc
+    if mode == "strict" and fund:
+        raise click.UsageError("--insurance-fund only applies with --mode shortfall")
+    return MarginInputs(
+        derivatives, table, None, SHORTFALL if mode == "shortfall" else STRICT, fund
+    )
+
+
 def print_epoch_summary(m: dict[str, Any], out: Path) -> None:
+    from zksolvency.prover.witness import format_value
+
     click.echo(
         f"epoch {m['epoch']}: {m['accounts']} accounts in {m['batches']} batches, "
         f"root {str(m['root'])[:20]}..."
@@ -361,6 +444,17 @@ def print_epoch_summary(m: dict[str, Any], out: Path) -> None:
     click.echo(f"  {'asset':8s} {'net liabilities':>24s} {'reserves':>24s}")
     for sym, t in m["totals"].items():
         click.echo(f"  {sym:8s} {t['net']:>24s} {m['reserves'][sym]:>24s}")
+    ctx = m["context"]
+    click.echo(
+        f"  margin: {ctx['mode']} mode, {len(ctx['risk']['instruments'])} instruments, "
+        f"{len(ctx['risk']['grid']['scenarios'])} scenarios; "
+        f"shortfall {format_value(int(m['shortfall']))} USD"
+        + (
+            f" covered by an insurance fund of {format_value(int(m['insurance_fund']))} USD"
+            if int(m["shortfall"])
+            else ""
+        )
+    )
     click.echo(f"  bundle: {out}  (publish everything except {out / 'private'})")
 
 
@@ -399,19 +493,17 @@ def verify_bundle_cmd(bundle: Path, trusted_keys: Path | None) -> None:
 )
 @handle_errors
 def deploy(
-    batch_levels: int | None,
-    tree_depth: int | None,
-    n_assets: int | None,
     ptau: Path | None,
     rpc: str,
     sender: str | None,
     out: Path,
+    **shape: int | None,
 ) -> None:
     """Deploy the two verifiers and the registry for these circuits' keys."""
     from zksolvency.prover.deployment import deploy_registry
     from zksolvency.prover.keys import build_keys
 
-    params = resolve_params(batch_levels, tree_depth, n_assets)
+    params = resolve_params(**shape)
     keys = build_keys(params, ptau, ClickReporter())
     w3 = connect(rpc)
     record = deploy_registry(w3, sender or w3.eth.accounts[0], keys, params, out)

@@ -12,7 +12,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def circuit_params(f: F) -> F:
-    """--batch-levels / --tree-depth / --assets: the circuit instance (defaults: circuits.json)."""
+    """--batch-levels / --tree-depth / --assets / --instrument-slots / --scenarios / --tiers:
+    the circuit instance (defaults: circuits.json)."""
+    f = click.option(
+        "--tiers",
+        "n_tiers",
+        type=click.IntRange(2, 16),
+        default=None,
+        help="Haircut tiers per asset in the circuits. Default from circuits.json.",
+    )(f)
+    f = click.option(
+        "--scenarios",
+        "n_scenarios",
+        type=click.IntRange(1, 256),
+        default=None,
+        help="Risk scenarios in the circuits (4k + 4 for the default grid). Default from "
+        "circuits.json.",
+    )(f)
+    f = click.option(
+        "--instrument-slots",
+        "n_instruments",
+        type=click.IntRange(1, 256),
+        default=None,
+        help="Derivative instruments per account in the circuits. Default from circuits.json.",
+    )(f)
     f = click.option(
         "--assets",
         "n_assets",

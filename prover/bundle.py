@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import context as _context
 from .atomic import read_json, sha256_file, sha256_json
-from .commitments import context_hash, totals_hash, weight
+from .commitments import totals_hash
 from .epoch import FORMAT
 from .field import P
 from .groth16 import Proof, VerificationKey, verify
@@ -106,17 +107,12 @@ def load_bundle(directory: Path) -> Bundle:
 
 
 def recompute_context(context: dict[str, Any], params: dict[str, Any]) -> int:
-    """The context hash from the published prices and decimals, as the circuits compute it."""
-    assets = context["assets"]
-    maxdec = max(int(a["decimals"]) for a in assets)
-    weights = [weight(int(a["price_e8"]), int(a["decimals"]), maxdec) for a in assets]
-    for a, w in zip(assets, weights, strict=True):
-        if int(a["weight"]) != w:
-            raise BundleError(f"asset {a['symbol']}: published weight disagrees with its price")
-    weights += [0] * (int(params["n_assets"]) - len(weights))
-    return context_hash(
-        int(context["epoch"]), int(params["tree_depth"]), int(params["batch_levels"]), weights
-    )
+    """The context hash from the published prices, haircuts and risk arrays, as the circuits
+    compute it; every derived number is checked against what it derives from."""
+    try:
+        return _context.recompute_context(context, params)
+    except (_context.ContextError, KeyError, TypeError) as exc:
+        raise BundleError(f"the published context is inconsistent: {exc}") from exc
 
 
 @dataclass
@@ -179,6 +175,12 @@ def verify_bundle(
     solv_vk = _vkey(bundle, "solvency", trusted.solvency_vkey_sha256 if trusted else None)
 
     ctx = recompute_context(m["context"], m["params"])
+    risk = _context.risk_problems(m["context"])
+    if risk:
+        raise BundleError(
+            "the published risk arrays are less conservative than a recomputation from the "
+            "published market data:\n  " + "\n  ".join(risk)
+        )
     if ctx != bundle.ctx_hash or int(m["context"]["epoch"]) != bundle.epoch:
         raise BundleError("the context hash does not match the published prices and epoch")
     chain = [int(s) for s in m["state_chain"]]
@@ -202,12 +204,17 @@ def verify_bundle(
         if commit != int(m["totals_commit"]):
             raise BundleError("the published totals do not match the totals commitment")
         _check_readable(m, totals)
+        shortfall, fund = int(m["shortfall"]), int(m["insurance_fund"])
+        if fund != int(m["context"]["insurance_fund"]):
+            raise BundleError("the insurance fund differs between the manifest and its context")
         expected = [
             chain[-1],
             ctx,
             bundle.root,
             commit,
             report.batches,
+            shortfall,
+            fund,
             *(int(r) for r in m["reserves_raw"]),
         ]
         proof, public = bundle.proof(m["proofs"]["solvency"])

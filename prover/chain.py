@@ -1,10 +1,16 @@
-"""On-chain side of zksolvency: compile, run a local anvil, deploy, publish an epoch, read it back.
+"""On-chain side of zksolvency: compile, run a local anvil, deploy, publish an epoch, read it back,
+and check single-account margin proofs against a published epoch.
 
 The registry (verifier_contract/src/SolvencyRegistry.sol) accepts an epoch in three steps:
 ``openEpoch`` → ``submitBatch`` for every batch proof, strictly in index order → ``finalize`` with
 the solvency proof. :func:`publish_epoch` drives those steps idempotently: it checks every public
 signal against the registry's stored state before sending anything, resumes a half-published
 epoch, and turns a revert into :class:`RegistryRevert` carrying the decoded custom error.
+
+The optional AccountMarginVerifier (verifier_contract/src/AccountMarginVerifier.sol) checks a
+single-account margin proof against a finalized epoch of the registry:
+:func:`verify_margin_on_chain` asks it (a call, no transaction), :func:`attest_margin` records
+the proven headroom on chain.
 
 snarkjs verifiers return ``false`` instead of reverting, also when starved of gas, which makes
 ``eth_estimateGas`` under-estimate proof-carrying calls. The registry turns ``false`` into a
@@ -54,20 +60,33 @@ log = logging.getLogger(__name__)
 SNARK_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 #: Public signals of the batch circuit: [prevState, nextState, ctxHash].
 BATCH_PUBLIC_INPUTS = 3
-#: Solvency signals before the reserves: [finalState, ctxHash, root, totalsCommit, batchCount].
-SOLVENCY_FIXED_INPUTS = 5
+#: Solvency signals before the reserves:
+#: [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund].
+SOLVENCY_FIXED_INPUTS = 7
+#: Public signals of the single-account margin circuit: [ctxHash, root, idCommit, headroom].
+MARGIN_PUBLIC_INPUTS = 4
 #: Paris bytecode (no PUSH0) runs on every EVM chain and on anvil's default (latest) hardfork.
 DEFAULT_EVM_VERSION = "paris"
 #: A batch submit uses ~252k, and the registry refuses to call the verifier with less than
 #: ~236k left (a starved snarkjs verifier answers "false"), so limits need headroom.
 BATCH_GAS = 600_000
-#: Finalize uses ~453k with 4 assets; each asset adds ~30k (an ecMul, a new storage word, a
-#: log word), so the default limit grows past this for more than ~18 assets.
+#: Finalize uses ~512k with 4 assets (and a nonzero shortfall and fund); each asset adds ~30k
+#: (an ecMul, a new storage word, a log word), so the default limit grows past this for more
+#: than ~16 assets.
 FINALIZE_GAS = 1_000_000
+#: verifyMargin uses ~265k (the registry read, a 4-input verifier; eth_estimateGas says ~293k)
+#: and refuses to call the verifier with less than ~244k left.
+MARGIN_VERIFY_GAS = 400_000
+#: attest adds a storage word and a log to verifyMargin's work: ~288k for a first record.
+ATTEST_GAS = 450_000
 #: Contract names the registry deployment expects among the compiled artefacts.
 REGISTRY_NAME = "SolvencyRegistry"
 BATCH_VERIFIER_NAME = "BatchVerifier"
 SOLVENCY_VERIFIER_NAME = "SolvencyVerifier"
+#: Optional single-account margin contracts: the margin circuit's generated verifier and the
+#: hand-written contract that checks its proofs against the registry's finalized epochs.
+MARGIN_VERIFIER_NAME = "MarginVerifier"
+ACCOUNT_MARGIN_NAME = "AccountMarginVerifier"
 
 _ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
@@ -90,8 +109,13 @@ class PublishError(ChainError):
     """Inputs disagree with each other or with the registry; nothing was sent for the step."""
 
 
+class MarginError(PublishError):
+    """A margin proof does not fit the epoch it names (checked locally); nothing was sent."""
+
+
 class RegistryRevert(ChainError):
-    """A registry call reverted (in preflight, or mined with status 0 if ``tx_hash`` is set)."""
+    """A call to the registry or the margin verifier reverted (in preflight or an eth_call, or
+    mined with status 0 if ``tx_hash`` is set)."""
 
     def __init__(
         self, function: str, error: str, args: tuple[Any, ...], tx_hash: str | None = None
@@ -526,7 +550,11 @@ def _send_signed(w3: Web3, signer: LocalAccount, tx: TxParams) -> HexBytes:
 
 @dataclass(frozen=True)
 class Deployment:
-    """Where the registry and its verifiers live, and what deploying them cost."""
+    """Where the registry and its verifiers live, and what deploying them cost.
+
+    ``margin_verifier`` and ``account_margin_verifier`` are set when the single-account margin
+    contracts were deployed too.
+    """
 
     registry: ChecksumAddress
     batch_verifier: ChecksumAddress
@@ -536,13 +564,22 @@ class Deployment:
     n_assets: int
     publisher: ChecksumAddress
     registry_abi: list[dict[str, Any]] = field(repr=False)
+    margin_verifier: ChecksumAddress | None = None
+    account_margin_verifier: ChecksumAddress | None = None
+    account_margin_abi: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def registry_contract(self, w3: Web3) -> Contract:
         return registry_at(w3, self.registry, self.registry_abi)
 
+    def margin_contract(self, w3: Web3) -> Contract:
+        """The AccountMarginVerifier; :class:`ChainError` if it was not deployed."""
+        if self.account_margin_verifier is None:
+            raise ChainError("this deployment has no AccountMarginVerifier")
+        return registry_at(w3, self.account_margin_verifier, self.account_margin_abi)
+
 
 def registry_at(w3: Web3, address: str, abi: Sequence[Mapping[str, Any]]) -> Contract:
-    """A web3 handle on a deployed registry."""
+    """A web3 handle on a deployed contract (the registry or the margin verifier)."""
     return w3.eth.contract(address=Web3.to_checksum_address(address), abi=list(abi))
 
 
@@ -578,22 +615,32 @@ def deploy(
     n_assets: int,
     publisher: str | None = None,
     *,
+    margin: bool | None = None,
     signer: LocalAccount | None = None,
     receipt_timeout: float = 120.0,
 ) -> Deployment:
-    """Deploy BatchVerifier, SolvencyVerifier and SolvencyRegistry(publisher, ..., n_assets).
+    """Deploy BatchVerifier, SolvencyVerifier and SolvencyRegistry(publisher, ..., n_assets),
+    then, with ``margin``, MarginVerifier and AccountMarginVerifier(registry, MarginVerifier).
 
-    ``publisher`` defaults to the deployer. The solvency verifier is checked to expect
-    5 + ``n_assets`` public signals: a mismatch would make every finalize fail for good, since
-    the registry cannot swap verifiers.
+    ``publisher`` defaults to the deployer. ``margin`` defaults to whether ``artifacts`` hold a
+    MarginVerifier. The verifiers are checked to expect 3, 7 + ``n_assets`` and 4 public
+    signals before anything is sent: a mismatch would make every call fail for good, since
+    neither contract can swap verifiers.
     """
-    for name in (BATCH_VERIFIER_NAME, SOLVENCY_VERIFIER_NAME, REGISTRY_NAME):
+    if margin is None:
+        margin = MARGIN_VERIFIER_NAME in artifacts
+    names = [BATCH_VERIFIER_NAME, SOLVENCY_VERIFIER_NAME, REGISTRY_NAME]
+    if margin:
+        names += [MARGIN_VERIFIER_NAME, ACCOUNT_MARGIN_NAME]
+    for name in names:
         if name not in artifacts:
             raise ChainError(f"no compiled {name} among {sorted(artifacts)}")
     if n_assets < 1:
         raise ValueError("n_assets must be at least 1")
     _require_verifier_arity(artifacts[BATCH_VERIFIER_NAME], BATCH_PUBLIC_INPUTS)
     _require_verifier_arity(artifacts[SOLVENCY_VERIFIER_NAME], SOLVENCY_FIXED_INPUTS + n_assets)
+    if margin:
+        _require_verifier_arity(artifacts[MARGIN_VERIFIER_NAME], MARGIN_PUBLIC_INPUTS)
 
     frm = Web3.to_checksum_address(signer.address if signer is not None else sender)
     pub = Web3.to_checksum_address(publisher) if publisher is not None else frm
@@ -608,6 +655,18 @@ def deploy(
     reg_addr, gas[REGISTRY_NAME] = _deploy_one(
         w3, frm, registry_artifact, (pub, batch_addr, solv_addr, n_assets), signer, receipt_timeout
     )
+    margin_addr: ChecksumAddress | None = None
+    account_margin_addr: ChecksumAddress | None = None
+    account_margin_abi: list[dict[str, Any]] = []
+    if margin:
+        margin_addr, gas[MARGIN_VERIFIER_NAME] = _deploy_one(
+            w3, frm, artifacts[MARGIN_VERIFIER_NAME], (), signer, receipt_timeout
+        )
+        account_margin = artifacts[ACCOUNT_MARGIN_NAME]
+        account_margin_addr, gas[ACCOUNT_MARGIN_NAME] = _deploy_one(
+            w3, frm, account_margin, (reg_addr, margin_addr), signer, receipt_timeout
+        )
+        account_margin_abi = account_margin.abi
     return Deployment(
         registry=reg_addr,
         batch_verifier=batch_addr,
@@ -617,6 +676,9 @@ def deploy(
         n_assets=n_assets,
         publisher=pub,
         registry_abi=registry_artifact.abi,
+        margin_verifier=margin_addr,
+        account_margin_verifier=account_margin_addr,
+        account_margin_abi=account_margin_abi,
     )
 
 
@@ -626,8 +688,8 @@ def _require_verifier_arity(artifact: ContractArtifact, n_public: int) -> None:
             found = item["inputs"][-1]["type"]
             if found != f"uint256[{n_public}]":
                 raise ChainError(
-                    f"{artifact.name} takes {found} public signals, the registry needs "
-                    f"uint256[{n_public}] (wrong circuit or n_assets?)"
+                    f"{artifact.name} takes {found} public signals, the contract calling it "
+                    f"needs uint256[{n_public}] (wrong circuit or n_assets?)"
                 )
             return
     raise ChainError(f"{artifact.name} has no verifyProof function")
@@ -654,6 +716,8 @@ class EpochRecord:
     state: int
     root: int
     totals_commit: int
+    shortfall: int
+    insurance_fund: int
     n_batches: int
     batches_submitted: int
     opened_at: int
@@ -674,11 +738,13 @@ def read_epoch(w3: Web3, registry: Contract, epoch: int) -> EpochRecord:
         state=int(raw[2]),
         root=int(raw[3]),
         totals_commit=int(raw[4]),
-        n_batches=int(raw[5]),
-        batches_submitted=int(raw[6]),
-        opened_at=int(raw[7]),
-        finalized_at=int(raw[8]),
-        status=EpochStatus(int(raw[9])),
+        shortfall=int(raw[5]),
+        insurance_fund=int(raw[6]),
+        n_batches=int(raw[7]),
+        batches_submitted=int(raw[8]),
+        opened_at=int(raw[9]),
+        finalized_at=int(raw[10]),
+        status=EpochStatus(int(raw[11])),
         reserves=tuple(int(r) for r in reserves),
     )
 
@@ -773,10 +839,13 @@ def publish_epoch(
     """Publish one epoch: open it, submit every batch proof in order, finalize.
 
     Idempotent: batches the registry already holds are skipped (after checking they are the
-    ones given here), and an epoch already finalized with the same root, totals and reserves
-    is reported as such with nothing sent. Inconsistent inputs raise :class:`PublishError`
-    before any transaction; a revert raises :class:`RegistryRevert`. ``finalize_gas`` defaults
-    to :data:`FINALIZE_GAS`, raised for registries with many assets.
+    ones given here), and an epoch already finalized with the same root, totals, shortfall,
+    insurance fund and reserves is reported as such with nothing sent. Inconsistent inputs
+    raise :class:`PublishError` before any transaction; a revert raises
+    :class:`RegistryRevert`. ``finalize_gas`` defaults to :data:`FINALIZE_GAS`, raised for
+    registries with many assets. The solvency proof's
+    public signals give finalize its root, totals commitment, shortfall (position 5),
+    insurance fund (position 6) and reserves (from position 7).
     """
     if not 0 < epoch < 2**64:
         raise PublishError(f"epoch must be in [1, 2^64), got {epoch}")
@@ -787,7 +856,7 @@ def publish_epoch(
     bundle = _bytes32(bundle_hash)
     n_assets = int(registry.functions.nAssets().call())
     if finalize_gas is None:
-        finalize_gas = max(FINALIZE_GAS, 460_000 + 30_000 * n_assets)
+        finalize_gas = max(FINALIZE_GAS, 520_000 + 30_000 * n_assets)
     publisher = Web3.to_checksum_address(registry.functions.publisher().call())
     frm = Web3.to_checksum_address(signer.address if signer is not None else sender)
     if frm != publisher:
@@ -808,7 +877,7 @@ def publish_epoch(
         batch_calls.append((_calldata(proof), nxt))
         state = nxt
     s_proof, s_signals = solvency
-    final, s_ctx, root, totals, count, *reserves = _signals(
+    final, s_ctx, root, totals, count, shortfall, insurance_fund, *reserves = _signals(
         s_signals, SOLVENCY_FIXED_INPUTS + n_assets, "solvency proof"
     )
     if s_ctx != ctx_hash:
@@ -828,12 +897,15 @@ def publish_epoch(
 
     record = read_epoch(w3, registry, epoch)
     if record.status is EpochStatus.FINALIZED:
-        if (record.ctx_hash, record.root, record.totals_commit, record.reserves) != (
-            ctx_hash,
-            root,
-            totals,
-            tuple(reserves),
-        ):
+        stored = (
+            record.ctx_hash,
+            record.root,
+            record.totals_commit,
+            record.shortfall,
+            record.insurance_fund,
+            record.reserves,
+        )
+        if stored != (ctx_hash, root, totals, shortfall, insurance_fund, tuple(reserves)):
             raise PublishError(f"epoch {epoch} is already finalized with different values")
         report.already_finalized = True
         report.batches_skipped = total
@@ -899,7 +971,7 @@ def publish_epoch(
         frm,
         registry,
         "finalize",
-        (epoch, a, b, c, root, totals, reserves),
+        (epoch, a, b, c, root, totals, shortfall, insurance_fund, reserves),
         gas=finalize_gas,
         signer=signer,
     )
@@ -909,10 +981,151 @@ def publish_epoch(
     return report
 
 
+# --------------------------------------------------------------------------------------------
+# Single-account margin proofs
+
+
+@dataclass(frozen=True)
+class MarginAttestation:
+    """What :func:`attest_margin` recorded: ``headroom`` is this proof's, ``recorded_headroom``
+    the highest one on record for (epoch, id_commit) after the transaction."""
+
+    epoch: int
+    id_commit: int
+    headroom: int
+    recorded_headroom: int
+    tx_hash: str
+    gas_used: int
+
+
+def _margin_inputs(
+    w3: Web3, margin: Contract, epoch: int, proof: ProofWithSignals, check: bool
+) -> tuple[int, int, tuple[G1, G2, G1]]:
+    """(idCommit, headroom, calldata) of a margin proof; with ``check``, also that the proof's
+    ctxHash and root are those of ``epoch``, finalized on the margin verifier's registry."""
+    if not 0 <= epoch < 2**64:
+        raise MarginError(f"epoch must be in [0, 2^64), got {epoch}")
+    m_proof, m_signals = proof
+    ctx, root, id_commit, headroom = _signals(m_signals, MARGIN_PUBLIC_INPUTS, "margin proof")
+    call = _calldata(m_proof)
+    if check:
+        from .deployment import registry_abi  # deferred: deployment imports this module
+
+        registry = registry_at(w3, margin.functions.registry().call(), registry_abi())
+        rec = read_epoch(w3, registry, epoch)
+        if rec.status is not EpochStatus.FINALIZED:
+            raise MarginError(
+                f"epoch {epoch} is {rec.status.name.lower()} on the registry, not finalized"
+            )
+        if ctx != rec.ctx_hash:
+            raise MarginError(
+                f"the margin proof was made for ctxHash {ctx}, epoch {epoch} has {rec.ctx_hash}"
+            )
+        if root != rec.root:
+            raise MarginError(
+                f"the margin proof was made for root {root}, epoch {epoch} has {rec.root}"
+            )
+    return id_commit, headroom, call
+
+
+def verify_margin_on_chain(
+    w3: Web3,
+    margin: Contract,
+    epoch: int,
+    proof: ProofWithSignals,
+    *,
+    gas: int = MARGIN_VERIFY_GAS,
+    sender: str | None = None,
+    check: bool = True,
+) -> int:
+    """Ask the AccountMarginVerifier whether ``proof`` holds for finalized ``epoch`` (an
+    eth_call with an explicit gas limit, nothing is sent); return the proven headroom.
+
+    ``proof`` is (snarkjs proof, public signals [ctxHash, root, idCommit, headroom]). With
+    ``check``, a proof made for another context or root, or an epoch that is not finalized,
+    raises :class:`MarginError` before the call. A revert raises :class:`RegistryRevert`
+    carrying the contract's error (EpochNotFinalized, InvalidProof, InsufficientGas, ...).
+    """
+    id_commit, headroom, (a, b, c) = _margin_inputs(w3, margin, epoch, proof, check)
+    tx: TxParams = {
+        "to": margin.address,
+        "data": margin.encode_abi("verifyMargin", args=[epoch, id_commit, headroom, a, b, c]),
+        "gas": gas,
+    }
+    if sender is not None:
+        tx["from"] = Web3.to_checksum_address(sender)
+    try:
+        raw = w3.eth.call(tx, "latest")
+    except ContractLogicError as exc:
+        name, detail = decode_revert(margin.abi, _revert_data(exc))
+        raise RegistryRevert("verifyMargin", name, detail) from exc
+    (ok,) = abi_decode(["bool"], bytes(raw))
+    if not ok:  # the contract reverts rather than answering false; never trust a bare false
+        raise RegistryRevert("verifyMargin", "ReturnedFalse", ())
+    return headroom
+
+
+def attest_margin(
+    w3: Web3,
+    sender: str,
+    margin: Contract,
+    epoch: int,
+    proof: ProofWithSignals,
+    *,
+    gas: int = ATTEST_GAS,
+    signer: LocalAccount | None = None,
+    check: bool = True,
+    preflight: bool = True,
+) -> MarginAttestation:
+    """Record ``proof``'s headroom for (``epoch``, idCommit) on the AccountMarginVerifier.
+
+    Sent with an explicit gas limit (a starved verifier would answer false). The contract keeps
+    the highest headroom ever proven, so attesting a lower one succeeds without lowering it.
+    Local mismatches raise :class:`MarginError` before anything is sent (see
+    :func:`verify_margin_on_chain`); a revert raises :class:`RegistryRevert`.
+    """
+    id_commit, headroom, (a, b, c) = _margin_inputs(w3, margin, epoch, proof, check)
+    receipt = transact(
+        w3,
+        sender,
+        margin,
+        "attest",
+        (epoch, id_commit, headroom, a, b, c),
+        gas=gas,
+        signer=signer,
+        preflight=preflight,
+    )
+    block = int(receipt["blockNumber"])
+    proven, recorded = margin.functions.attestedHeadroom(epoch, id_commit).call(
+        block_identifier=block
+    )
+    if not proven:  # cannot happen after a successful attest
+        raise ChainError(f"attest of epoch {epoch} succeeded but recorded nothing")
+    return MarginAttestation(
+        epoch=epoch,
+        id_commit=id_commit,
+        headroom=headroom,
+        recorded_headroom=int(recorded),
+        tx_hash=receipt["transactionHash"].to_0x_hex(),
+        gas_used=int(receipt["gasUsed"]),
+    )
+
+
+def read_attested_headroom(margin: Contract, epoch: int, id_commit: int) -> int | None:
+    """The highest headroom attested for (``epoch``, ``id_commit``), or None if none was."""
+    proven, headroom = margin.functions.attestedHeadroom(epoch, id_commit).call()
+    return int(headroom) if proven else None
+
+
 __all__ = [
+    "ACCOUNT_MARGIN_NAME",
+    "ATTEST_GAS",
     "BATCH_GAS",
     "DEFAULT_EVM_VERSION",
     "FINALIZE_GAS",
+    "MARGIN_PUBLIC_INPUTS",
+    "MARGIN_VERIFIER_NAME",
+    "MARGIN_VERIFY_GAS",
     "SNARK_SCALAR_FIELD",
     "Anvil",
     "AnvilError",
@@ -922,17 +1135,22 @@ __all__ = [
     "Deployment",
     "EpochRecord",
     "EpochStatus",
+    "MarginAttestation",
+    "MarginError",
     "ProgressEvent",
     "PublishError",
     "PublishReport",
     "RegistryRevert",
+    "attest_margin",
     "compile_contracts",
     "decode_revert",
     "deploy",
     "publish_epoch",
+    "read_attested_headroom",
     "read_epoch",
     "registry_at",
     "render_verifier",
     "transact",
+    "verify_margin_on_chain",
     "verify_selector",
 ]

@@ -1,5 +1,6 @@
-"""Contracts stage: generated verifiers for the epoch's keys, the registry, and a record of
-where they were deployed (which doubles as the verifiers' trust anchors)."""
+"""Contracts stage: generated verifiers for the epoch's keys, the registry, optionally the
+single-account margin verifier, and a record of where they were deployed (which doubles as the
+verifiers' trust anchors)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from web3 import Web3
 
 from .atomic import read_json, sha256_file, sha256_json, write_json, write_text
 from .chain import (
+    ACCOUNT_MARGIN_NAME,
     BATCH_VERIFIER_NAME,
     DEFAULT_EVM_VERSION,
+    MARGIN_VERIFIER_NAME,
     REGISTRY_NAME,
     SOLVENCY_VERIFIER_NAME,
     ContractArtifact,
@@ -21,7 +24,7 @@ from .chain import (
     deploy,
     render_verifier,
 )
-from .keys import Keys
+from .keys import Keys, KeySet
 from .params import EpochParams
 from .paths import build_dir, node_module, repo_root
 
@@ -33,17 +36,31 @@ def registry_source() -> Path:
     return repo_root() / "verifier_contract" / "src" / "SolvencyRegistry.sol"
 
 
-def build_contracts(
-    keys: Keys, out_dir: Path | None = None, *, evm_version: str = DEFAULT_EVM_VERSION
-) -> dict[str, ContractArtifact]:
-    """Render both snarkjs verifiers of ``keys`` and compile them with the registry.
+def account_margin_source() -> Path:
+    """The hand-written contract checking single-account margin proofs against the registry."""
+    return repo_root() / "verifier_contract" / "src" / "AccountMarginVerifier.sol"
 
-    Sources go to ``out_dir/generated``, artefacts to ``out_dir/out``; ``out_dir`` defaults to
+
+def build_contracts(
+    keys: Keys,
+    out_dir: Path | None = None,
+    *,
+    margin: KeySet | None = None,
+    evm_version: str = DEFAULT_EVM_VERSION,
+) -> dict[str, ContractArtifact]:
+    """Render the snarkjs verifiers of ``keys`` and compile them with the registry.
+
+    ``margin``, the keys of the matching ``margin_*`` circuit instance, adds its verifier
+    (``MarginVerifier``) and the AccountMarginVerifier contract. Sources go to
+    ``out_dir/generated``, artefacts to ``out_dir/out``; ``out_dir`` defaults to
     ``build/contracts/<batch circuit>``. An unchanged source is not rewritten.
     """
     out_dir = out_dir or build_dir() / "contracts" / keys.batch.build.spec.name
     sources: dict[str, Path] = {}
-    for ks, name in ((keys.batch, BATCH_VERIFIER_NAME), (keys.solvency, SOLVENCY_VERIFIER_NAME)):
+    verifiers = [(keys.batch, BATCH_VERIFIER_NAME), (keys.solvency, SOLVENCY_VERIFIER_NAME)]
+    if margin is not None:
+        verifiers.append((margin, MARGIN_VERIFIER_NAME))
+    for ks, name in verifiers:
         target = out_dir / "generated" / f"{name}.sol"
         text = render_verifier(
             ks.verifier_sol.read_text(encoding="utf-8"), name, f"zkey sha256:{ks.zkey_sha256}"
@@ -52,7 +69,14 @@ def build_contracts(
             write_text(target, text)
         sources[f"generated/{name}.sol"] = target
     sources[f"{REGISTRY_NAME}.sol"] = registry_source()
-    # Compiling takes seconds: reuse the artefacts while sources and settings are unchanged.
+    names = [BATCH_VERIFIER_NAME, SOLVENCY_VERIFIER_NAME, REGISTRY_NAME]
+    if margin is not None:
+        # Its `import "./SolvencyRegistry.sol"` resolves to the registry unit above.
+        sources[f"{ACCOUNT_MARGIN_NAME}.sol"] = account_margin_source()
+        names += [
+            MARGIN_VERIFIER_NAME,
+            ACCOUNT_MARGIN_NAME,
+        ]  # Compiling takes seconds: reuse the artefacts while sources and settings are unchanged.
     fingerprint = sha256_json(
         {
             "sources": {unit: sha256_file(path) for unit, path in sources.items()},
@@ -61,7 +85,6 @@ def build_contracts(
         }
     )
     stamp = out_dir / "out" / "compile.json"
-    names = (BATCH_VERIFIER_NAME, SOLVENCY_VERIFIER_NAME, REGISTRY_NAME)
     if stamp.is_file() and read_json(stamp).get("fingerprint") == fingerprint:
         paths = [out_dir / "out" / f"{n}.json" for n in names]
         if all(p.is_file() for p in paths):
@@ -71,20 +94,39 @@ def build_contracts(
     return artifacts
 
 
-def registry_abi() -> list[dict[str, Any]]:
-    """The registry's ABI, shipped with the package so users need no build to read the chain."""
+def _shipped_abi(name: str) -> list[dict[str, Any]]:
     abi: list[dict[str, Any]] = json.loads(
-        (Path(__file__).parent / "data" / "SolvencyRegistry.abi.json").read_text()
+        (Path(__file__).parent / "data" / f"{name}.abi.json").read_text()
     )
     return abi
 
 
+def registry_abi() -> list[dict[str, Any]]:
+    """The registry's ABI, shipped with the package so users need no build to read the chain."""
+    return _shipped_abi(REGISTRY_NAME)
+
+
+def account_margin_abi() -> list[dict[str, Any]]:
+    """The AccountMarginVerifier's ABI, shipped like the registry's."""
+    return _shipped_abi(ACCOUNT_MARGIN_NAME)
+
+
 def deploy_registry(
-    w3: Web3, sender: str, keys: Keys, params: EpochParams, out: Path | None = None
+    w3: Web3,
+    sender: str,
+    keys: Keys,
+    params: EpochParams,
+    out: Path | None = None,
+    *,
+    margin: KeySet | None = None,
 ) -> dict[str, Any]:
-    """Build and deploy the contracts for ``keys``; return (and write to ``out``) the record."""
-    artifacts = build_contracts(keys)
-    dep: Deployment = deploy(w3, sender, artifacts, params.n_assets)
+    """Build and deploy the contracts for ``keys``; return (and write to ``out``) the record.
+
+    With ``margin`` (the keys of the matching ``margin_*`` circuit) the MarginVerifier and the
+    AccountMarginVerifier are deployed too; the record's margin fields are None otherwise.
+    """
+    artifacts = build_contracts(keys, margin=margin)
+    dep: Deployment = deploy(w3, sender, artifacts, params.n_assets, margin=margin is not None)
     record = {
         "format": FORMAT,
         "chain_id": dep.chain_id,
@@ -99,7 +141,16 @@ def deploy_registry(
         # Pinned by on-chain verification (TrustAnchors): the verifiers' runtime code.
         "batch_verifier_codehash": _codehash(w3, dep.batch_verifier),
         "solvency_verifier_codehash": _codehash(w3, dep.solvency_verifier),
-        "development_setup": keys.batch.development or keys.solvency.development,
+        "development_setup": keys.batch.development
+        or keys.solvency.development
+        or (margin is not None and margin.development),
+        # Single-account margin proofs (None when not deployed).
+        "margin_verifier": dep.margin_verifier,
+        "account_margin_verifier": dep.account_margin_verifier,
+        "margin_vkey_sha256": margin.vkey_hash if margin is not None else None,
+        "margin_verifier_codehash": (
+            _codehash(w3, dep.margin_verifier) if dep.margin_verifier is not None else None
+        ),
         "gas_used": dep.gas_used,
     }
     if out is not None:
@@ -121,7 +172,16 @@ def load_deployment(path: Path) -> dict[str, Any]:
 
 
 def write_registry_abi(artifacts: dict[str, ContractArtifact]) -> Path:
-    """Refresh the shipped ABI (a test keeps it equal to the compiled one)."""
-    target = Path(__file__).parent / "data" / "SolvencyRegistry.abi.json"
-    write_text(target, json.dumps(artifacts[REGISTRY_NAME].abi, indent=1) + "\n")
+    """Refresh the shipped registry ABI (a test keeps it equal to the compiled one)."""
+    return _write_abi(artifacts, REGISTRY_NAME)
+
+
+def write_account_margin_abi(artifacts: dict[str, ContractArtifact]) -> Path:
+    """Refresh the shipped AccountMarginVerifier ABI (a test keeps it equal to the compiled one)."""
+    return _write_abi(artifacts, ACCOUNT_MARGIN_NAME)
+
+
+def _write_abi(artifacts: dict[str, ContractArtifact], name: str) -> Path:
+    target = Path(__file__).parent / "data" / f"{name}.abi.json"
+    write_text(target, json.dumps(artifacts[name].abi, indent=1) + "\n")
     return target

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import read_json, sha256_file, sha256_json, write_bytes, write_json
+from .context import context_json
 from .keys import Keys, build_keys
 from .params import EpochParams
 from .paths import js_script, repo_root
@@ -33,9 +34,9 @@ from .progress import NullReporter, Reporter
 from .reserves import render_reserves
 from .snapshot import Snapshot, format_amount
 from .toolchain import ToolError
-from .witness import EpochPlan, plan_epoch
+from .witness import EpochPlan, MarginInputs, format_value, plan_epoch
 
-FORMAT = "zksolvency-epoch/1"
+FORMAT = "zksolvency-epoch/2"
 
 
 class EpochDirError(RuntimeError):
@@ -61,11 +62,12 @@ def _store_seed(out: Path, seed: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def _fingerprint(
-    snapshot: Snapshot, params: EpochParams, epoch: int, reserves: tuple[int, ...], keys: Keys
-) -> str:
+def _fingerprint(plan: EpochPlan, snapshot: Snapshot, reserves: tuple[int, ...], keys: Keys) -> str:
+    params, epoch = plan.context.params, plan.context.epoch
     return sha256_json(
         {
+            "ctx_hash": str(plan.context.ctx_hash),
+            "positions": [[str(x) for x in q] for q in plan.qty],
             "assets": [[a.symbol, a.decimals, a.price_e8] for a in snapshot.assets],
             "accounts": [[a.id, list(a.equity), list(a.debt)] for a in snapshot.accounts],
             "params": params.as_dict(),
@@ -140,6 +142,7 @@ def prove_epoch(
     ptau: Path | None = None,
     reporter: Reporter | None = None,
     stats: list[dict[str, Any]] | None = None,
+    margin: MarginInputs | None = None,
 ) -> dict[str, Any]:
     """Prove an epoch into `out` and return its manifest. Resumes an interrupted run.
 
@@ -150,9 +153,10 @@ def prove_epoch(
     # anything is written to `out`.
     seed, new_seed = _seed(out)
     rep.info(f"planning epoch {epoch}: {len(snapshot.accounts)} accounts")
-    plan = plan_epoch(snapshot, params, epoch, reserves, seed)
+    plan = plan_epoch(snapshot, params, epoch, reserves, seed, margin)
+    rep.info(margin_summary(plan))
     keys = build_keys(params, ptau, rep)
-    fingerprint = _fingerprint(snapshot, params, epoch, reserves, keys)
+    fingerprint = _fingerprint(plan, snapshot, reserves, keys)
     fp_path = out / "private" / "run.json"
     run_info = read_json(fp_path) if fp_path.is_file() else {}
     if run_info and run_info.get("fingerprint") != fingerprint:
@@ -284,31 +288,45 @@ def _write_private(out: Path, plan: EpochPlan) -> None:
                     "salt": str(salt),
                     "equity": [str(v) for v in acc.equity],
                     "debt": [str(v) for v in acc.debt],
+                    "qty": [str(v) for v in plan.qty[i]],
                 },
                 separators=(",", ":"),
             )
         )
     write_bytes(out / "private" / "accounts.jsonl", ("\n".join(rows) + "\n").encode())
+    # The headroom distribution is the exchange's own view: quantiles of a small epoch would
+    # give single accounts away, so it stays private.
+    write_json(out / "private" / "margin.json", margin_stats(plan))
 
 
-def context_json(plan: EpochPlan) -> dict[str, Any]:
-    c = plan.context
+def margin_stats(plan: EpochPlan) -> dict[str, Any]:
+    """Public, aggregate margin figures: no single account can be read from them."""
+    values = sorted(v for v, _ in plan.headrooms)
+    n = len(values)
+
+    def q(f: float) -> str:
+        return format_value(values[min(n - 1, int(f * n))]) if n else "0.00"
+
     return {
-        "epoch": c.epoch,
-        "ctx_hash": str(c.ctx_hash),
-        "max_decimals": c.max_decimals,
-        "assets": [
-            {
-                "symbol": a.symbol,
-                "decimals": a.decimals,
-                "price_usd": format_amount(a.price_e8, 8),
-                "price_e8": str(a.price_e8),
-                "weight": str(w),
-            }
-            for a, w in zip(c.assets, c.weights, strict=False)
-        ],
-        "weights": [str(w) for w in c.weights],
+        "accounts": n,
+        "with_positions": sum(1 for qty in plan.qty if any(qty)),
+        "failing": sum(1 for v in values if v < 0),
+        "headroom_usd": {"p1": q(0.01), "p10": q(0.10), "p50": q(0.50), "p90": q(0.90)},
+        "shortfall_usd": format_value(plan.shortfall),
+        "insurance_fund_usd": format_value(plan.context.inputs.insurance_fund),
     }
+
+
+def margin_summary(plan: EpochPlan) -> str:
+    st = margin_stats(plan)
+    h = st["headroom_usd"]
+    return (
+        f"margin ({'strict' if plan.context.margin.mode == 0 else 'shortfall'} mode): "
+        f"{st['accounts']} accounts, {st['with_positions']} with positions, "
+        f"{st['failing']} short; worst-scenario headroom p1 {h['p1']} / p10 {h['p10']} / "
+        f"median {h['p50']} / p90 {h['p90']} USD; shortfall {st['shortfall_usd']} USD"
+        + (f" (insurance fund {st['insurance_fund_usd']} USD)" if plan.shortfall else "")
+    )
 
 
 def _manifest(
@@ -350,7 +368,9 @@ def _manifest(
         },
         "totals_raw": [str(t) for t in totals],
         "reserves": render_reserves(c.assets, plan.reserves),
-        "reserves_raw": [str(r) for r in plan.solvency_public()[5:]],
+        "reserves_raw": [str(r) for r in plan.solvency_public()[7:]],
+        "shortfall": str(plan.shortfall),
+        "insurance_fund": str(c.inputs.insurance_fund),
         "circuits": {
             "batch": {
                 **keys.batch.manifest_entry(),

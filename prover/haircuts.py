@@ -17,7 +17,7 @@ import contextlib
 import csv
 import itertools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -93,9 +93,16 @@ def format_rate(bps: int) -> str:
     return format_amount(bps, RATE_DECIMALS)
 
 
-def _check_int(value: Any, lo: int, hi: int, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{what} must be an int in {lo}..{hi}, got {value!r}")
+def _check_int(value: Any, lo: int, hi: int | None, what: str) -> None:
+    """`value` is an int (not a bool) in lo..hi, hi None meaning no upper bound."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < lo
+        or (hi is not None and value > hi)
+    ):
+        bounds = f"{lo}.." if hi is None else f"{lo}..{hi}"
+        raise ValueError(f"{what} must be an int in {bounds}, got {value!r}")
 
 
 # --- data model -------------------------------------------------------------------------------
@@ -196,7 +203,7 @@ def tier_widths(table: HaircutTable, asset: Asset | str, n_tiers: int) -> list[i
     last rate (see tier_rates): they hold nothing, so the credit is unchanged and rates stay
     non-increasing. A table with more tiers than K is an error.
     """
-    _check_int(n_tiers, 1, 2**32, "n_tiers")
+    _check_int(n_tiers, 1, None, "n_tiers")
     entry = table.entry(asset)
     if len(entry.rates_bps) > n_tiers:
         raise _too_many(_symbol(asset), len(entry.rates_bps), n_tiers)
@@ -211,7 +218,7 @@ def tier_widths(table: HaircutTable, asset: Asset | str, n_tiers: int) -> list[i
 
 def tier_rates(table: HaircutTable, asset: Asset | str, n_tiers: int) -> list[int]:
     """The K account rates in basis points, aligned with tier_widths (padded at the last rate)."""
-    _check_int(n_tiers, 1, 2**32, "n_tiers")
+    _check_int(n_tiers, 1, None, "n_tiers")
     rates = list(table.entry(asset).rates_bps)
     if len(rates) > n_tiers:
         raise _too_many(_symbol(asset), len(rates), n_tiers)
@@ -227,7 +234,7 @@ def select_bracket(
     asset, smallest units); C_a is that bound, or 2^(64 + tree_depth) - 1 for the unbounded one,
     the most 2^tree_depth accounts of 64-bit amounts can sum to.
     """
-    _check_int(tree_depth, 0, 256, "tree_depth")
+    _check_int(tree_depth, 0, None, "tree_depth")
     limit = 2 ** (64 + tree_depth) - 1
     _check_int(total_equity, 0, limit, "total_equity")
     entry = table.entry(asset)
@@ -241,7 +248,7 @@ def select_bracket(
 
 def tier_weights(weight: int, rates_bps: Sequence[int], cap_bps: int) -> list[int]:
     """W_t = floor(weight * min(r_t, cap) / 10^4): rounding down never overstates collateral."""
-    _check_int(weight, 0, 2**256, "weight")
+    _check_int(weight, 0, None, "weight")
     _check_int(cap_bps, 0, BPS, "cap_bps")
     for r in rates_bps:
         _check_int(r, 0, BPS, "a rate in basis points")
@@ -254,11 +261,11 @@ def tier_split(amount: int, widths: Sequence[int]) -> list[int]:
     With non-increasing tier weights no other split with split_t <= Δ_t credits more, which is
     why the circuit needs no ordering constraint (docs/margin-design.md).
     """
-    _check_int(amount, 0, 2**256, "amount")
+    _check_int(amount, 0, None, "amount")
     split: list[int] = []
     rest = amount
     for width in widths:
-        _check_int(width, 0, 2**256, "a tier width")
+        _check_int(width, 0, None, "a tier width")
         take = min(width, rest)
         split.append(take)
         rest -= take
@@ -524,12 +531,16 @@ def _load_json(path: Path, assets: Sequence[Asset]) -> HaircutTable:
                     if key not in row:
                         raise j.error(t, f"{name}.{key}", "missing key")
                 up = row["up_to"]
-                if up is not None:
-                    up = _json_text(j, up, t, f"{name}.up_to", "bounds")
-                    if up == "":
-                        raise j.error(
-                            t, f"{name}.up_to", f"empty up_to: write null for the unbounded {noun}"
-                        )
+                if up is not None and not isinstance(up, str):
+                    kind_of = _snapshot._json_kind(up)
+                    quote = "; quote it" if isinstance(up, _snapshot._JsonNumber) else ""
+                    raise j.error(
+                        t, f"{name}.up_to", f"up_to must be a string or null, not {kind_of}{quote}"
+                    )
+                if up == "":
+                    raise j.error(
+                        t, f"{name}.up_to", f"empty up_to: write null for the unbounded {noun}"
+                    )
                 rate = _json_text(j, row["rate"], t, f"{name}.rate", "rates")
                 builder.add(t, asset, kind, up, rate)
             builder.end()
@@ -553,10 +564,11 @@ def _rows(table: HaircutTable, assets: Sequence[Asset]) -> Iterator[tuple[str, K
     for symbol, entry in table.entries.items():
         if symbol not in decimals:
             raise ValueError(f"the haircut table lists {symbol!r}, which is not among the assets")
-        for kind, ups, rates in (
+        ladders: tuple[tuple[Kind, tuple[int | None, ...], tuple[int, ...]], ...] = (
             ("account", entry.thresholds, entry.rates_bps),
             ("exchange", entry.bounds, entry.caps_bps),
-        ):
+        )
+        for kind, ups, rates in ladders:
             for up, rate in zip(ups, rates, strict=True):
                 text = "" if up is None else format_amount(up, decimals[symbol])
                 yield symbol, kind, text, format_rate(rate)
@@ -581,12 +593,16 @@ def write_haircuts_json(table: HaircutTable, assets: Sequence[Asset], path: StrP
     def dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
 
-    blocks = [
-        f"    {dumps(symbol)}: {{\n"
-        + ",\n".join(f"      {dumps(kind)}: {dumps(rows)}" for kind, rows in kinds.items())
-        + "\n    }"
-        for symbol, kinds in nested.items()
-    ]
+    # One tier per line: the file is meant to be read and edited by hand.
+    blocks = []
+    for symbol, kinds in nested.items():
+        parts = [
+            f"      {dumps(kind)}: [\n"
+            + ",\n".join(f"        {dumps(r)}" for r in rows)
+            + "\n      ]"
+            for kind, rows in kinds.items()
+        ]
+        blocks.append(f"    {dumps(symbol)}: {{\n" + ",\n".join(parts) + "\n    }")
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write('{\n  "assets": {' + ("\n" + ",\n".join(blocks) + "\n  " if blocks else ""))
         fh.write("}\n}\n")
@@ -601,11 +617,11 @@ _STABLECOINS = frozenset({"USDT", "USDC", "DAI", "BUSD", "TUSD", "FDUSD", "USDP"
 _SAMPLE_UNITS: dict[str, tuple[tuple[tuple[int | None, int], ...], ...]] = {
     "BTC": (
         ((10, 9500), (100, 9000), (None, 8000)),
-        ((500_000, BPS), (1_000_000, 9000), (None, 7500)),
+        ((1_000_000, BPS), (2_000_000, 9000), (None, 7500)),
     ),
     "ETH": (
         ((100, 9500), (1_000, 9000), (None, 8000)),
-        ((5_000_000, BPS), (10_000_000, 9000), (None, 7500)),
+        ((10_000_000, BPS), (20_000_000, 9000), (None, 7500)),
     ),
     "stable": (((1_000_000, BPS), (None, 9800)), ((25_000_000_000, BPS), (None, 9500))),
 }
@@ -618,7 +634,7 @@ _SAMPLE_OTHER_USD = (
 
 def _round_down(value: int) -> int:
     """Keep the leading digit only (656 -> 600), so that sample thresholds read as round numbers."""
-    unit = 10 ** (len(str(value)) - 1)
+    unit: int = 10 ** (len(str(value)) - 1)
     return value // unit * unit
 
 
@@ -652,7 +668,7 @@ def sample_haircuts(assets: Sequence[Asset]) -> HaircutTable:
     """A plausible table for `assets`: stablecoins at 1 up to 1,000,000 units then 0.98; BTC
     and ETH at 0.95/0.9/0.8 (BTC steps at 10 and 100, ETH at 100 and 1,000); other assets
     0.85/0.7/0.5 stepping at $100k and $1M worth at the asset's price. Exchange-wide caps
-    lower the rates only for very large totals (BTC above 500,000, others above $500M)."""
+    lower the rates only for very large totals (BTC above 1,000,000, others above $500M)."""
     entries: dict[str, AssetHaircuts] = {}
     for a in assets:
         key = "stable" if a.symbol in _STABLECOINS else a.symbol

@@ -15,8 +15,11 @@ from typing import Any
 
 from .atomic import read_json, write_json
 from .bundle import Bundle, BundleError, TrustAnchors, load_bundle, recompute_context, verify_bundle
-from .commitments import id_commitment, leaf_hash
+from .commitments import id_commitment, leaf_hash, qty_code
+from .context import margin_context
 from .field import P
+from .instruments import format_quantity, parse_quantity
+from .margin import headroom
 from .params import EpochParams
 from .progress import Reporter
 from .snapshot import format_amount, parse_amount
@@ -67,6 +70,11 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
                 a["symbol"]: format_amount(int(v), int(a["decimals"]))
                 for a, v in zip(assets, row["debt"], strict=True)
             },
+            "positions": {
+                inst["id"]: format_quantity(int(q))
+                for inst, q in zip(m["context"]["risk"]["instruments"], row["qty"], strict=False)
+                if int(q)
+            },
         },
         "vkeys": {
             "batch": m["circuits"]["batch"]["vkey_json"],
@@ -99,8 +107,9 @@ def _rebuild_tree(
     for r in rows:
         pad = [0] * (n - len(r["equity"]))
         commit = id_commitment(r["id"], int(r["salt"]))
+        codes = [qty_code(int(q)) for q in r["qty"]]
         leaves.append(
-            leaf_hash(commit, [*map(int, r["equity"]), *pad], [*map(int, r["debt"]), *pad])
+            leaf_hash(commit, [*map(int, r["equity"]), *pad], [*map(int, r["debt"]), *pad], codes)
         )
     tree = BatchedTree.build(params, leaves)
     if tree.root != int(m["root"]):
@@ -118,6 +127,7 @@ class InclusionResult:
     checked_against: str  # "bundle" or "chain"
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    margin: dict[str, Any] = field(default_factory=dict)  # positions, headroom, worst scenario
 
 
 def load_package(path: Path) -> dict[str, Any]:
@@ -152,7 +162,13 @@ def check_package(pkg: dict[str, Any]) -> InclusionResult:
         if extra:
             raise InclusionError(f"balances for assets outside the epoch: {sorted(extra)}")
         pad = [0] * (params.n_assets - len(assets))
-        leaf = leaf_hash(id_commitment(str(acc["id"]), salt), [*equity, *pad], [*debt, *pad])
+        qty = account_quantities(acc.get("positions", {}), context, params.n_instruments)
+        leaf = leaf_hash(
+            id_commitment(str(acc["id"]), salt),
+            [*equity, *pad],
+            [*debt, *pad],
+            [qty_code(q) for q in qty],
+        )
         idx = int(pkg["leaf_index"])
         siblings = [int(s) for s in pkg["siblings"]]
         root = int(pkg["root"])
@@ -171,7 +187,28 @@ def check_package(pkg: dict[str, Any]) -> InclusionResult:
         )
     if recompute_context(context, pkg["params"]) != int(context["ctx_hash"]):
         raise InclusionError("the package's prices do not match its context hash")
-    return InclusionResult(str(acc["id"]), int(pkg["epoch"]), root, idx, shown, "")
+    result = InclusionResult(str(acc["id"]), int(pkg["epoch"]), root, idx, shown, "")
+    mctx = margin_context(context, pkg["params"])
+    value, worst = headroom([*equity, *pad], [*debt, *pad], qty, mctx)
+    result.margin = {
+        "positions": dict(acc.get("positions", {})),
+        "headroom": value,
+        "worst_scenario": worst,
+        "worst_label": context["risk"]["grid"]["scenarios"][worst],
+    }
+    return result
+
+
+def account_quantities(
+    positions: dict[str, str], context: dict[str, Any], n_instruments: int
+) -> list[int]:
+    """The package's positions as quantities aligned with the epoch's instruments."""
+    ids = [i["id"] for i in context["risk"]["instruments"]]
+    unknown = sorted(set(positions) - set(ids))
+    if unknown:
+        raise InclusionError(f"positions in instruments outside the epoch: {unknown}")
+    qty = [parse_quantity(str(positions.get(i, "0"))) for i in ids]
+    return qty + [0] * (n_instruments - len(qty))
 
 
 def verify_against_bundle(

@@ -16,12 +16,12 @@ from .params import EpochParams
 from .poseidon import poseidon
 
 
-def padding_leaf(n_assets: int) -> int:
-    """Leaf of an unused slot in the last batch: id commitment 0 and zero balances.
+def padding_leaf(n_assets: int, n_instruments: int) -> int:
+    """Leaf of an unused slot in the last batch: id commitment 0, zero balances and positions.
 
     No real account can have id commitment 0 (it would be a Poseidon preimage of 0).
     """
-    return leaf_hash(0, [0] * n_assets, [0] * n_assets)
+    return leaf_hash(0, [0] * n_assets, [0] * n_assets, [0] * n_instruments)
 
 
 def subtree_levels(leaves: Sequence[int]) -> list[list[int]]:
@@ -51,7 +51,7 @@ class BatchedTree:
             )
         b = params.batch_size
         padded = list(leaves)
-        pad = padding_leaf(params.n_assets)
+        pad = padding_leaf(params.n_assets, params.n_instruments)
         while len(padded) % b:
             padded.append(pad)
         per_batch = [subtree_levels(padded[i : i + b]) for i in range(0, len(padded), b)]

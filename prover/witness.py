@@ -65,6 +65,9 @@ class EpochContext:
     grid: ScenarioGrid
     inputs: MarginInputs
     ctx_hash: int
+    tier_rates: tuple[tuple[int, ...], ...] = ()  # per snapshot asset, bps, padded to n_tiers
+    cap_bps: tuple[int, ...] = ()  # per snapshot asset: the exchange bracket's cap
+    brackets: tuple[tuple[tuple[int | None, int], ...], ...] = ()  # per asset: (bound, cap)
 
     @property
     def weights(self) -> tuple[int, ...]:
@@ -204,12 +207,17 @@ def make_context(
     k = params.n_tiers
     totals = exchange_totals(snapshot)
     weights, tws, widths, caps = [], [], [], []
+    rates, cap_rates, brackets = [], [], []
     try:
         for asset, total in zip(snapshot.assets, totals, strict=True):
             w = weight(asset.price_e8, asset.decimals)
             cap_bps, cap_limit = select_bracket(table, asset, total, params.tree_depth)
+            entry = table.entry(asset)
+            rates.append(tuple(tier_rates(table, asset, k)))
+            cap_rates.append(cap_bps)
+            brackets.append(tuple(zip(entry.bounds, entry.caps_bps, strict=True)))
             weights.append(w)
-            tws.append(tier_weights(w, tier_rates(table, asset, k), cap_bps))
+            tws.append(tier_weights(w, list(rates[-1]), cap_bps))
             widths.append(table_tier_widths(table, asset, k))
             caps.append(cap_limit)
     except ValueError as exc:
@@ -223,7 +231,18 @@ def make_context(
         inputs.mode, weights, tws, widths, caps, risk_matrix(inputs.derivatives, params, grid)
     )
     ctx = margin.hash(epoch, params.tree_depth, params.batch_levels)
-    return EpochContext(epoch, params, snapshot.assets, margin, grid, inputs, ctx)
+    return EpochContext(
+        epoch,
+        params,
+        snapshot.assets,
+        margin,
+        grid,
+        inputs,
+        ctx,
+        tuple(rates),
+        tuple(cap_rates),
+        tuple(brackets),
+    )
 
 
 def format_value(value: int) -> str:

@@ -1,7 +1,7 @@
 """Fixtures shared across test folders: one tiny real epoch, proven once per session.
 
 The epoch is proven through the CLI (`zksolvency prove`) with the smallest real circuits
-(2 accounts per batch, 16 leaves, 2 assets): the CLI tests check that run, and the contract
+(2 accounts per batch, 16 leaves, 2 assets, 2 instruments, 8 scenarios, 2 haircut tiers): the CLI tests check that run, and the contract
 tests publish its proofs. Circuits and keys are cached under build/ after the first run.
 """
 
@@ -30,7 +30,18 @@ SNAPSHOTS = FIXTURES / "snapshots"
 TINY_SNAPSHOT = SNAPSHOTS / "small_2assets.json"
 TINY_RESERVES = SNAPSHOTS / "small_2assets_reserves.json"
 #: Circuit options of the tiny epoch, as given to prove and deploy.
-TINY_PARAMS = ("--batch-levels", "1", "--tree-depth", "4", "--assets", "2")
+TINY_PARAMS = (
+    "--batch-levels", "1", "--tree-depth", "4", "--assets", "2",
+    "--instrument-slots", "2", "--scenarios", "8", "--tiers", "2",
+)  # fmt: skip
+MARGIN = FIXTURES / "margin"
+#: The tiny epoch's derivatives and haircuts (a BTC perpetual and a BTC call).
+TINY_MARGIN = (
+    "--instruments", str(MARGIN / "tiny_instruments.csv"),
+    "--market", str(MARGIN / "tiny_market.csv"),
+    "--positions", str(MARGIN / "tiny_positions.csv"),
+    "--haircuts", str(MARGIN / "tiny_haircuts.csv"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ def prove_args(snapshot: Path, reserves: Path, out: Path, epoch: int = 1) -> lis
     """`zksolvency prove` arguments for the tiny circuits."""
     return [
         "prove", str(snapshot), "--reserves", str(reserves), "--epoch", str(epoch),
-        "--out", str(out), *TINY_PARAMS,
+        "--out", str(out), *TINY_PARAMS, *TINY_MARGIN,
     ]  # fmt: skip
 
 

@@ -97,10 +97,10 @@ def _leaves(n: int) -> list[int]:
 
 @pytest.mark.parametrize(("n", "levels", "depth"), [(1, 1, 4), (5, 1, 4), (8, 2, 5), (13, 0, 4)])
 def test_tree_paths_and_intermediate_roots(n: int, levels: int, depth: int) -> None:
-    params = EpochParams(levels, depth, 2)
+    params = EpochParams(levels, depth, 2, 2, 8, 2)
     tree = BatchedTree.build(params, _leaves(n))
     assert len(tree.leaves) % params.batch_size == 0
-    assert all(x == padding_leaf(2) for x in tree.leaves[n:])
+    assert all(x == padding_leaf(2, 2) for x in tree.leaves[n:])
     for i in range(len(tree.leaves)):
         assert climb(tree.leaves[i], i, tree.inclusion_path(i)) == tree.root
     assert tree.root_after(0) == empty_nodes(depth)[depth]
@@ -114,7 +114,7 @@ def test_tree_paths_and_intermediate_roots(n: int, levels: int, depth: int) -> N
 
 def test_tree_refuses_too_many_accounts() -> None:
     with pytest.raises(ValueError, match="do not fit"):
-        BatchedTree.build(EpochParams(1, 2, 1), _leaves(5))
+        BatchedTree.build(EpochParams(1, 2, 1, 2, 8, 2), _leaves(5))
 
 
 def _snapshot(balances: list[tuple[list[int], list[int]]]) -> Snapshot:
@@ -127,7 +127,7 @@ def _snapshot(balances: list[tuple[list[int], list[int]]]) -> Snapshot:
 
 def test_plan_chains_states_from_the_context() -> None:
     snap = _snapshot([([10**8, 0], [0, 1000]), ([0, 5 * 10**6], [0, 0]), ([1, 0], [0, 0])])
-    plan = plan_epoch(snap, EpochParams(1, 4, 2), 3, (2 * 10**8, 10**7), b"s" * 32)
+    plan = plan_epoch(snap, EpochParams(1, 4, 2, 2, 8, 2), 3, (2 * 10**8, 10**7), b"s" * 32)
     assert plan.n_batches == 2
     assert plan.states[0] == plan.context.ctx_hash
     assert plan.final_totals == [10**8 + 1, 0, 5 * 10**6, 1000]
@@ -154,27 +154,27 @@ def test_plan_chains_states_from_the_context() -> None:
 def test_plan_lists_insolvent_accounts_before_proving() -> None:
     snap = _snapshot([([1, 0], [0, 10**9]), ([10**8, 0], [0, 0])])
     with pytest.raises(PlanError, match=r"u0 \(line 1\)"):
-        plan_epoch(snap, EpochParams(1, 4, 2), 1, (10**9, 10**9), b"s" * 32)
+        plan_epoch(snap, EpochParams(1, 4, 2, 2, 8, 2), 1, (10**9, 10**9), b"s" * 32)
 
 
 def test_plan_refuses_reserves_below_net_liabilities() -> None:
     snap = _snapshot([([10**8, 0], [0, 0])])
     with pytest.raises(PlanError, match="BTC: liabilities"):
-        plan_epoch(snap, EpochParams(1, 4, 2), 1, (10**8 - 1, 0), b"s" * 32)
-    plan_epoch(snap, EpochParams(1, 4, 2), 1, (10**8, 0), b"s" * 32)
+        plan_epoch(snap, EpochParams(1, 4, 2, 2, 8, 2), 1, (10**8 - 1, 0), b"s" * 32)
+    plan_epoch(snap, EpochParams(1, 4, 2, 2, 8, 2), 1, (10**8, 0), b"s" * 32)
 
 
 def test_plan_refuses_more_assets_than_circuit_slots() -> None:
     snap = _snapshot([([1, 0], [0, 0])])
     with pytest.raises(PlanError, match="circuits take 1"):
-        plan_epoch(snap, EpochParams(1, 4, 1), 1, (1, 0), b"s" * 32)
+        plan_epoch(snap, EpochParams(1, 4, 1, 2, 8, 2), 1, (1, 0), b"s" * 32)
 
 
 def test_leaf_order_is_a_keyed_shuffle_not_the_snapshot_order() -> None:
     rows = [([10**6 * (i + 1), 0], [0, 0]) for i in range(8)]
     snap = _snapshot(rows)
     reordered = Snapshot(snap.assets, tuple(reversed(snap.accounts)), "test")
-    params = EpochParams(1, 4, 2)
+    params = EpochParams(1, 4, 2, 2, 8, 2)
     reserves = (10**9, 0)
     a = plan_epoch(snap, params, 1, reserves, b"a" * 32)
     # the same seed places accounts identically whatever order the snapshot lists them in
