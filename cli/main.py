@@ -257,11 +257,33 @@ def keys_info(**shape: int | None) -> None:
     show_default=True,
     help="Reserves / net liabilities for --reserves-out (a demo convenience).",
 )
+@click.option(
+    "--derivatives-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write sample derivatives and haircuts there: instruments.csv, market.csv, "
+    "positions.csv and haircuts.csv (for prove --instruments/--market/--positions/--haircuts).",
+)
+@click.option(
+    "--instruments",
+    "n_instruments",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Instruments in the sample derivatives.",
+)
 @handle_errors
 def sample_snapshot_cmd(
-    n_accounts: int, seed: int, out: Path, reserves_out: Path | None, reserve_ratio: float
+    n_accounts: int,
+    seed: int,
+    out: Path,
+    reserves_out: Path | None,
+    reserve_ratio: float,
+    derivatives_dir: Path | None,
+    n_instruments: int,
 ) -> None:
-    """Write a deterministic sample snapshot (and reserves) for trying the tool."""
+    """Write a deterministic sample snapshot (and reserves, derivatives, haircuts) for trying
+    the tool."""
     from zksolvency.prover import snapshot as snap
 
     s = snap.sample_snapshot(n_accounts, seed)
@@ -275,6 +297,22 @@ def sample_snapshot_cmd(
     if reserves_out is not None:
         write_sample_reserves(s, reserves_out, reserve_ratio)
         click.echo(f"wrote {reserves_out}")
+    if derivatives_dir is not None:
+        for path in write_sample_margin(s, derivatives_dir, n_instruments, seed):
+            click.echo(f"wrote {path}")
+
+
+def write_sample_margin(s: Any, directory: Path, n_instruments: int, seed: int) -> list[Path]:
+    """Sample derivatives on the snapshot's accounts and a sample haircut table."""
+    from zksolvency.prover.haircuts import sample_haircuts, write_haircuts_csv
+    from zksolvency.prover.instruments import sample_derivatives, write_derivatives
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / n for n in ("instruments.csv", "market.csv", "positions.csv")]
+    write_derivatives(sample_derivatives(s, n_instruments, seed), *paths)
+    paths.append(directory / "haircuts.csv")
+    write_haircuts_csv(sample_haircuts(s.assets), s.assets, paths[-1])
+    return paths
 
 
 def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:

@@ -206,8 +206,9 @@ def published_derivatives(context: dict[str, Any]) -> Derivatives | None:
 
 
 def risk_problems(context: dict[str, Any], limit: int = 10) -> list[str]:
-    """Reprice the published instruments under the published grid: published risk entries may
-    be more conservative than the recomputation, never less (beyond float tolerance)."""
+    """Reprice the published instruments under the published grid. One array serves both signs,
+    so an entry must match floor(R) up to float tolerance: higher flatters longs, lower
+    flatters shorts."""
     r = context["risk"]
     if int(r["scale"]) != RISK_SCALE:
         return [f"risk scale {r['scale']} is not {RISK_SCALE}"]
@@ -224,6 +225,9 @@ def risk_problems(context: dict[str, Any], limit: int = 10) -> list[str]:
         instruments, market, as_of = pricing_inputs(d)
         fixed = fixed_risk_arrays(risk_arrays(instruments, market, grid, as_of), RISK_SCALE)
         tol = recompute_tolerance(instruments, market, grid, as_of, RISK_SCALE)
-        published = type(fixed)(RISK_SCALE, arrays[:used], fixed.short)
+        # The circuit charges a long at L and a short at L + 1 (the "- sum |q|" term), so a
+        # published L may be neither higher than floor(R) nor lower than ceil(R) - 1.
+        rows = arrays[:used]
+        published = type(fixed)(RISK_SCALE, rows, [[v + 1 for v in row] for row in rows])
         problems += published_violations(published, fixed, tol)
     return problems[:limit]

@@ -25,7 +25,7 @@ from .progress import Reporter
 from .snapshot import format_amount, parse_amount
 from .tree import BatchedTree, climb
 
-FORMAT = "zksolvency-inclusion/1"
+FORMAT = "zksolvency-inclusion/2"
 
 
 class InclusionError(ValueError):

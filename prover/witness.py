@@ -313,7 +313,7 @@ def plan_epoch(
     for acc in snapshot.accounts:  # in file order, for the operator
         eq_value, debt_value = account_values(snapshot, acc)
         if eq_value < debt_value:
-            unit = 8 + context.max_decimals  # account_values are USD * 10^unit
+            unit = 8 + max(a.decimals for a in snapshot.assets)  # account_values unit
             failing.append(
                 f"{acc.id} (line {acc.line}) in {snapshot.source}: equity worth "
                 f"{format_amount(eq_value, unit)} USD < debt worth "

@@ -34,6 +34,7 @@ def test_wheel_claims_only_the_zksolvency_namespace(tmp_path: Path) -> None:
     for needed in (
         "zksolvency/prover/data/poseidon_constants_opt.json.gz",
         "zksolvency/prover/data/SolvencyRegistry.abi.json",
+        "zksolvency/prover/data/AccountMarginVerifier.abi.json",
         "zksolvency/prover/js/groth16.mjs",
         "zksolvency/cli/main.py",
     ):

@@ -129,7 +129,7 @@ def test_verify_refuses_files_that_are_not_packages(
     bad = tmp_path / "bad.json"
     for text, message in (
         ("not json at all\n", f"{bad}:1: invalid JSON"),
-        ('{"format": "something-else"}', f"{bad}: not a zksolvency-inclusion/1 package"),
+        ('{"format": "something-else"}', f"{bad}: not a zksolvency-inclusion/2 package"),
     ):
         bad.write_text(text)
         result = cli("verify", bad, "--bundle", tmp_path)

@@ -137,5 +137,5 @@ def test_missing_or_foreign_manifest_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BundleFormatError, match=r"no manifest\.json"):
         load_bundle(tmp_path)
     (tmp_path / "manifest.json").write_text('{"format": "something-else"}')
-    with pytest.raises(BundleFormatError, match="not a zksolvency-epoch/1 manifest"):
+    with pytest.raises(BundleFormatError, match="not a zksolvency-epoch/2 manifest"):
         load_bundle(tmp_path)

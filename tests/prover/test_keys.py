@@ -30,7 +30,7 @@ from zksolvency.prover.ptau import PtauInfo, required_power, resolve_ptau
 @pytest.fixture(scope="module")
 def foreign_zkey(tiny_epoch: Any) -> Path:
     """A real zkey of another circuit (the tiny epoch's batch circuit, in the shared build)."""
-    keys = cached_keys(compile_circuit(EpochParams(1, 4, 2).batch_spec()))
+    keys = cached_keys(compile_circuit(EpochParams(1, 4, 2, 2, 8, 2).batch_spec()))
     assert keys is not None
     return keys.zkey
 
@@ -41,7 +41,7 @@ def ceremony(
 ) -> Iterator[tuple[CircuitBuild, KeySet, PtauInfo]]:
     mp = pytest.MonkeyPatch()
     mp.setenv("ZKSOLVENCY_BUILD", str(tmp_path_factory.mktemp("build")))
-    build = compile_circuit(EpochParams(1, 4, 2).solvency_spec())
+    build = compile_circuit(EpochParams(1, 4, 2, 2, 8, 2).solvency_spec())
     dev = resolve_ptau(required_power(build.n_constraints, build.n_public))
     # Treat the file as the ceremony's: what matters here is the transcript, not its origin.
     info = PtauInfo(dev.path, dev.power, dev.sha256, development=False)

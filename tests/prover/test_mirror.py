@@ -7,12 +7,17 @@ import random
 import pytest
 from zksolvency.prover.commitments import (
     ID_HASH_BITS,
+    SHORTFALL,
+    STRICT,
     context_hash,
+    context_preimage,
     derive_secret,
     empty_nodes,
     id_commitment,
     id_hash,
     leaf_hash,
+    qty_code,
+    qty_from_code,
     state_hash,
     totals_hash,
     value_bits,
@@ -69,20 +74,74 @@ def test_pack_is_little_end_first_and_refuses_oversized_values() -> None:
 def test_leaf_binds_every_balance() -> None:
     # ANCHORS attack 5 (Summa #119): balances not bound to the leaf hash.
     c = id_commitment("alice", 5)
-    base = leaf_hash(c, [1, 2], [3, 4])
-    assert leaf_hash(c, [1, 2], [3, 5]) != base
-    assert leaf_hash(c, [2, 1], [3, 4]) != base
-    assert leaf_hash(c, [1, 2], [4, 3]) != base
-    assert base == hash_list([c, *pack([1, 3, 2, 4], 64)])
+    base = leaf_hash(c, [1, 2], [3, 4], [7, 2**63 | 9])
+    assert leaf_hash(c, [1, 2], [3, 5], [7, 2**63 | 9]) != base
+    assert leaf_hash(c, [2, 1], [3, 4], [7, 2**63 | 9]) != base
+    assert leaf_hash(c, [1, 2], [4, 3], [7, 2**63 | 9]) != base
+    # positions too, sign included
+    assert leaf_hash(c, [1, 2], [3, 4], [7, 9]) != base
+    assert leaf_hash(c, [1, 2], [3, 4], [2**63 | 9, 7]) != base
+    assert base == hash_list([c, *pack([1, 3, 2, 4], 64), *pack([7, 2**63 | 9], 64)])
 
 
-def test_context_binds_epoch_shape_and_weights() -> None:
-    h = context_hash(1, 10, 3, [5, 6])
-    assert context_hash(2, 10, 3, [5, 6]) != h
-    assert context_hash(1, 11, 3, [5, 6]) != h
-    assert context_hash(1, 10, 3, [5, 7]) != h
-    with pytest.raises(ValueError):
-        context_hash(1, 10, 3, [2**128])
+def test_quantity_codes_are_sign_and_magnitude() -> None:
+    assert [qty_code(q) for q in (0, 5, -5, 2**63 - 1, -(2**63 - 1))] == [
+        0,
+        5,
+        2**63 + 5,
+        2**63 - 1,
+        2**64 - 1,
+    ]
+    for q in (0, 1, -1, 12345, -(2**62)):
+        assert qty_from_code(qty_code(q)) == q
+    for bad in (2**63, -(2**63)):
+        with pytest.raises(ValueError):
+            qty_code(bad)
+    with pytest.raises(ValueError, match="canonical"):
+        qty_from_code(2**63)  # negative zero has no place: zero is always positive
+
+
+_CTX = ([5, 6], [[5, 4], [6, 3]], [[10], [20]], [7, 8], [[1, -2], [-3, 4]])
+
+
+def test_context_binds_epoch_shape_mode_prices_haircuts_and_risk() -> None:
+    h = context_hash(1, 10, 3, STRICT, *_CTX)
+    assert context_hash(2, 10, 3, STRICT, *_CTX) != h
+    assert context_hash(1, 11, 3, STRICT, *_CTX) != h
+    assert context_hash(1, 10, 2, STRICT, *_CTX) != h
+    assert context_hash(1, 10, 3, SHORTFALL, *_CTX) != h
+    w, tw, width, cap, risk = _CTX
+    assert context_hash(1, 10, 3, STRICT, [5, 7], tw, width, cap, risk) != h
+    assert context_hash(1, 10, 3, STRICT, w, [[5, 3], [6, 3]], width, cap, risk) != h
+    assert context_hash(1, 10, 3, STRICT, w, tw, [[11], [20]], cap, risk) != h
+    assert context_hash(1, 10, 3, STRICT, w, tw, width, [7, 9], risk) != h
+    assert context_hash(1, 10, 3, STRICT, w, tw, width, cap, [[1, -2], [-3, 5]]) != h
+    # A negative risk entry is the field element p - |L|.
+    pre = context_preimage(1, 10, 3, STRICT, *_CTX)
+    assert pre[-3:] == [P - 2, P - 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({0: [2**128, 6]}, "weight"),
+        ({1: [[6, 4], [6, 3]]}, "tier weights"),
+        ({2: [[2**64], [20]]}, "tier widths"),
+        ({3: [2**74, 8]}, "cap limit"),
+        ({4: [[2**128, 0], [0, 0]]}, "risk"),
+        ({4: [[-(2**128) - 1, 0], [0, 0]]}, "risk"),
+    ],
+)
+def test_context_refuses_what_the_solvency_circuit_would(
+    change: dict[int, object], match: str
+) -> None:
+    args = list(_CTX)
+    for i, v in change.items():
+        args[i] = v  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match=match):
+        context_hash(1, 10, 3, STRICT, *args)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mode"):
+        context_hash(1, 10, 3, 2, *_CTX)
 
 
 def test_value_bits_fit_the_field() -> None:
@@ -138,16 +197,21 @@ def test_plan_chains_states_from_the_context() -> None:
             k + 1,
             plan.tree.root_after(k + 1),
             totals_hash(plan.totals_after[k + 1], 4),
+            plan.shortfall_after[k + 1],
             plan.blinds[k + 1],
         )
         assert plan.states[k + 1] == expect
     pub = plan.solvency_public()
-    assert pub[:5] == [
+    assert pub == [
         plan.states[-1],
         plan.context.ctx_hash,
         plan.tree.root,
         plan.totals_commit(),
         2,
+        0,  # no shortfall
+        0,  # no insurance fund
+        2 * 10**8,
+        10**7,
     ]
 
 
