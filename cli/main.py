@@ -718,5 +718,9 @@ def node(port: int) -> None:
         )
 
 
+from .risk import risk  # noqa: E402  (the group's commands import from this module lazily)
+
+main.add_command(risk)
+
 if __name__ == "__main__":
     main()
