@@ -1,7 +1,10 @@
 """Epoch benchmark at the default (or given) circuit parameters. Prints what it measures.
 
-    python benchmarks/bench_epoch.py [--accounts 64] [--batch-levels 3 --tree-depth 10 --assets 4]
+    python benchmarks/bench_epoch.py [--accounts 64] [--batch-levels 3 --tree-depth 10 --assets 4
+                                     --instruments 8 --scenarios 16 --tiers 3]
 
+Every account carries sample derivatives (perpetuals, futures and options on BTC and ETH) and
+the sample haircut table applies, so the margin rule is exercised in every scenario.
 Measures: constraints per batch and per account (marginal, from two compiled batch sizes),
 witness and prove seconds per batch, accounts proven per second, offline verification time,
 and gas for deploy, batch submission and finalize on a local anvil. Keys come from the
@@ -21,11 +24,14 @@ from pathlib import Path
 from zksolvency.prover.bundle import load_bundle, verify_bundle
 from zksolvency.prover.chain import Anvil, publish_epoch, registry_at
 from zksolvency.prover.deployment import deploy_registry, registry_abi
-from zksolvency.prover.epoch import prove_epoch
+from zksolvency.prover.epoch import margin_summary, prove_epoch
+from zksolvency.prover.haircuts import sample_haircuts
+from zksolvency.prover.instruments import sample_derivatives
 from zksolvency.prover.keys import build_keys, compile_circuit
 from zksolvency.prover.params import EpochParams
 from zksolvency.prover.progress import NullReporter, StderrReporter
 from zksolvency.prover.snapshot import Account, Snapshot, sample_snapshot
+from zksolvency.prover.witness import MarginInputs, plan_epoch
 
 
 def snapshot_for(n_accounts: int, n_assets: int) -> Snapshot:
@@ -47,14 +53,19 @@ def main() -> None:
     ap.add_argument("--batch-levels", type=int, default=d.batch_levels)
     ap.add_argument("--tree-depth", type=int, default=d.tree_depth)
     ap.add_argument("--assets", type=int, default=d.n_assets)
+    ap.add_argument("--instruments", type=int, default=d.n_instruments)
+    ap.add_argument("--scenarios", type=int, default=d.n_scenarios)
+    ap.add_argument("--tiers", type=int, default=d.n_tiers)
     args = ap.parse_args()
-    params = EpochParams(args.batch_levels, args.tree_depth, args.assets)
+    shape = (args.instruments, args.scenarios, args.tiers)
+    params = EpochParams(args.batch_levels, args.tree_depth, args.assets, *shape)
     rep = StderrReporter()
 
     print(f"# zksolvency epoch benchmark ({os.cpu_count()} cores)")
     print(
         f"params: batch_levels={params.batch_levels} tree_depth={params.tree_depth} "
-        f"n_assets={params.n_assets} accounts={args.accounts}"
+        f"n_assets={params.n_assets} n_instruments={params.n_instruments} "
+        f"n_scenarios={params.n_scenarios} n_tiers={params.n_tiers} accounts={args.accounts}"
     )
     keys = build_keys(params, None, rep)
     big = keys.batch.build.n_constraints
@@ -62,7 +73,9 @@ def main() -> None:
     if params.batch_levels >= 1:
         # Same upper-path length (tree_depth - batch_levels), half the accounts: the difference
         # is the accounts' own cost (plus one bit of total range checks per total).
-        smaller = EpochParams(params.batch_levels - 1, params.tree_depth - 1, params.n_assets)
+        smaller = EpochParams(
+            params.batch_levels - 1, params.tree_depth - 1, params.n_assets, *shape
+        )
         small = compile_circuit(smaller.batch_spec(), rep).n_constraints
         marginal = (big - small) / (params.batch_size - smaller.batch_size)
     print(
@@ -84,12 +97,19 @@ def main() -> None:
     reserves = tuple(
         2 * max(1, sum(a.equity[i] for a in snap.accounts)) for i in range(len(snap.assets))
     )
+    margin = MarginInputs(
+        sample_derivatives(snap, params.n_instruments, seed=11), sample_haircuts(snap.assets)
+    )
+    t0 = time.monotonic()
+    plan = plan_epoch(snap, params, 1, reserves, b"bench" * 8, margin)
+    print(f"planning (mirror, risk arrays, margin): {time.monotonic() - t0:.2f} s")
+    print(margin_summary(plan))
     with tempfile.TemporaryDirectory(prefix="zks-bench-") as tmp:
         out = Path(tmp) / "epoch"
         stats: list[dict[str, float]] = []
         t0 = time.monotonic()
         manifest = prove_epoch(
-            snap, reserves, out, epoch=1, params=params, reporter=rep, stats=stats
+            snap, reserves, out, epoch=1, params=params, reporter=rep, stats=stats, margin=margin
         )  # type: ignore[arg-type]
         wall = time.monotonic() - t0
         batch = [s for s in stats if str(s["name"]).startswith("batch")]
