@@ -1,8 +1,9 @@
 """Fixtures shared across test folders: one tiny real epoch, proven once per session.
 
 The epoch is proven through the CLI (`zksolvency prove`) with the smallest real circuits
-(2 accounts per batch, 16 leaves, 2 assets, 2 instruments, 8 scenarios, 2 haircut tiers): the CLI tests check that run, and the contract
-tests publish its proofs. Circuits and keys are cached under build/ after the first run.
+(2 accounts per batch, 16 leaves, 2 assets, 2 instruments, 8 scenarios, 2 haircut tiers), with
+a BTC perpetual and a BTC call: the CLI tests check that run, and the contract tests publish
+its proofs. Circuits and keys are cached under build/ after the first run.
 """
 
 from __future__ import annotations
@@ -109,3 +110,24 @@ def tiny_epoch(tmp_path_factory: pytest.TempPathFactory) -> TinyEpoch:
     if result.exit_code != 0:
         pytest.fail(f"zksolvency prove failed ({result.exit_code}):\n{result.output}")
     return TinyEpoch(out, TINY_SNAPSHOT, TINY_RESERVES, tuple(args), result)
+
+
+@dataclass(frozen=True)
+class TinyInputs:
+    """The tiny epoch's input files and circuit options, for tests that prove variants of it."""
+
+    snapshot: Path = TINY_SNAPSHOT
+    reserves: Path = TINY_RESERVES
+    params: tuple[str, ...] = TINY_PARAMS
+    margin_dir: Path = MARGIN
+
+
+@pytest.fixture(scope="session")
+def tiny_inputs() -> TinyInputs:
+    return TinyInputs()
+
+
+@pytest.fixture(scope="session")
+def toolchain() -> None:
+    """Skip the test unless node and the pinned JS tools are installed."""
+    require_toolchain()
