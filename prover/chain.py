@@ -843,9 +843,9 @@ def publish_epoch(
     insurance fund and reserves is reported as such with nothing sent. Inconsistent inputs
     raise :class:`PublishError` before any transaction; a revert raises
     :class:`RegistryRevert`. ``finalize_gas`` defaults to :data:`FINALIZE_GAS`, raised for
-    registries with many assets. The solvency proof's
-    public signals give finalize its root, totals commitment, shortfall (position 5),
-    insurance fund (position 6) and reserves (from position 7).
+    registries with many assets. The solvency proof's public signals give finalize its root,
+    totals commitment, shortfall (position 5), insurance fund (position 6) and reserves (from
+    position 7).
     """
     if not 0 < epoch < 2**64:
         raise PublishError(f"epoch must be in [1, 2^64), got {epoch}")

@@ -18,8 +18,6 @@ from zksolvency.prover.deployment import registry_abi
 from zksolvency.prover.params import EpochParams
 from zksolvency.prover.paths import build_dir
 
-TINY = ("--batch-levels", "1", "--tree-depth", "4", "--assets", "2")
-
 
 @dataclass(frozen=True)
 class Deployed:
@@ -44,11 +42,12 @@ def deployed(
     cli: Callable[..., Result],
     node: chain.Anvil,
     tiny_epoch: Any,
+    tiny_inputs: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Deployed:
     """The tiny circuits' registry, deployed with `deploy`, and the epoch `publish`ed to it."""
     record_file = tmp_path_factory.mktemp("deploy") / "dep.json"
-    result = cli("deploy", "--rpc", node.url, "--out", record_file, *TINY)
+    result = cli("deploy", "--rpc", node.url, "--out", record_file, *tiny_inputs.params)
     assert result.exit_code == 0, result.output
     record = json.loads(record_file.read_text())
     assert f"registry {record['registry']} on chain 31337" in result.stdout
@@ -141,7 +140,7 @@ def test_publish_from_a_non_publisher_is_refused(
 ) -> None:
     """A fresh registry for the same keys, and the same epoch sent by another account."""
     w3 = deployed.node.w3
-    out = build_dir() / "contracts" / EpochParams(1, 4, 2).batch_spec().name / "out"
+    out = build_dir() / "contracts" / EpochParams(1, 4, 2, 2, 8, 2).batch_spec().name / "out"
     names = (chain.BATCH_VERIFIER_NAME, chain.SOLVENCY_VERIFIER_NAME, chain.REGISTRY_NAME)
     artifacts = {n: chain.ContractArtifact.load(out / f"{n}.json") for n in names}
     fresh = chain.deploy(w3, deployed.node.accounts[0], artifacts, 2)

@@ -1,5 +1,6 @@
-"""Session fixtures for the registry tests: toy circuits with the real public interfaces, their
-snarkjs keys and verifiers, real Groth16 proofs, one anvil node and one deployment.
+"""Session fixtures for the registry tests: toy circuits with the real public interfaces (batch,
+solvency, single-account margin), their snarkjs keys and verifiers, real Groth16 proofs, one
+anvil node and one deployment (registry and AccountMarginVerifier).
 
 Every test runs between evm_snapshot / evm_revert, so each starts from the fresh deployment.
 """
@@ -46,11 +47,13 @@ class ToySetup:
     wasm: dict[str, Path]
     zkey: dict[str, Path]
     keys: Keys
+    margin_keys: KeySet
 
 
 @dataclass(frozen=True)
 class ToyEpoch:
-    """A provable epoch: batch proofs chained from ctx, plus a solvency proof."""
+    """A provable epoch: batch proofs chained from ctx, plus a solvency proof whose signals are
+    [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, reserves]."""
 
     ctx: int
     bundle_hash: bytes
@@ -71,8 +74,16 @@ class ToyEpoch:
         return int(self.solvency[1][3])
 
     @property
+    def shortfall(self) -> int:
+        return int(self.solvency[1][5])
+
+    @property
+    def insurance_fund(self) -> int:
+        return int(self.solvency[1][6])
+
+    @property
     def reserves(self) -> list[int]:
-        return [int(x) for x in self.solvency[1][5:]]
+        return [int(x) for x in self.solvency[1][7:]]
 
     def batch_args(self, i: int, epoch: int, index: int | None = None) -> tuple[Any, ...]:
         proof, pub = self.batches[i]
@@ -81,13 +92,38 @@ class ToyEpoch:
 
     def finalize_args(self, epoch: int) -> tuple[Any, ...]:
         a, b, c = calldata(self.solvency[0])
-        return (epoch, a, b, c, self.root, self.totals_commit, self.reserves)
+        return (
+            epoch,
+            a,
+            b,
+            c,
+            self.root,
+            self.totals_commit,
+            self.shortfall,
+            self.insurance_fund,
+            self.reserves,
+        )
+
+
+#: Margin of the toy account in main's tree, and the headrooms the toy margin proofs claim.
+TOY_MARGIN = 1_000
+LOW_HEADROOM, HIGH_HEADROOM = 250, 900
 
 
 @dataclass(frozen=True)
 class ToyProofs:
     main: ToyEpoch  # 3 batches
     other_root: tuple[Proof, list[str]]  # solvency proof for main's chain with another root
+    #: Toy margin proofs, signals [ctxHash, root, idCommit, headroom]: "low" and "high" for
+    #: main's ctx and root (same idCommit), "other_root" for other_root's root, "other_ctx"
+    #: for another context with main's root.
+    margin: dict[str, tuple[Proof, list[str]]]
+
+    def margin_args(self, kind: str, epoch: int) -> tuple[Any, ...]:
+        """(epoch, idCommit, headroom, a, b, c) as verifyMargin and attest take them."""
+        proof, pub = self.margin[kind]
+        a, b, c = calldata(proof)
+        return (epoch, int(pub[2]), int(pub[3]), a, b, c)
 
 
 def rpc(w3: Web3, method: str, *params: Any) -> Any:
@@ -155,7 +191,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> ToySetup:
         pytest.skip(str(exc))
 
     build = tmp_path_factory.mktemp("toy")
-    circuits = {"toy_batch": "ToyBatch", "toy_solvency": "ToySolvency"}
+    circuits = {"toy_batch": "ToyBatch", "toy_solvency": "ToySolvency", "toy_margin": "ToyMargin"}
     # Two independent node pipelines: run them side by side.
     with ThreadPoolExecutor(len(circuits)) as pool:
         futures = {
@@ -164,13 +200,14 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> ToySetup:
         }
         key_sets = {name: f.result() for name, f in futures.items()}
     keys = Keys(key_sets["toy_batch"], key_sets["toy_solvency"])
-    artifacts = build_contracts(keys, build / "contracts")
+    artifacts = build_contracts(keys, build / "contracts", margin=key_sets["toy_margin"])
     return ToySetup(
         build=build / "contracts",
         artifacts=artifacts,
         wasm={name: ks.build.wasm for name, ks in key_sets.items()},
         zkey={name: ks.zkey for name, ks in key_sets.items()},
         keys=keys,
+        margin_keys=key_sets["toy_margin"],
     )
 
 
@@ -184,6 +221,8 @@ def _solvency_input(final: int, ctx: int, root: int, count: int) -> dict[str, An
         "root": str(root),
         "totalsCommit": str(commit),
         "batchCount": str(count),
+        "shortfall": "40",
+        "insuranceFund": "100",  # covers the shortfall
         "reserves": [str(r) for r in reserves],
         "totals": [str(t) for t in totals],
     }
@@ -218,15 +257,40 @@ def proofs(toy: ToySetup) -> ToyProofs:
                 "input": _solvency_input(state, ctx, root, len(steps)),
             }
         )
+    margins = {
+        "low": (ctx, 0xABCDEF, LOW_HEADROOM),
+        "high": (ctx, 0xABCDEF, HIGH_HEADROOM),
+        "other_root": (ctx, 0xFEDCBA, LOW_HEADROOM),
+        "other_ctx": ((ctx + 1) % P, 0xABCDEF, LOW_HEADROOM),
+    }
+    for m_ctx, root, headroom in margins.values():
+        jobs.append(
+            {
+                "wasm": str(toy.wasm["toy_margin"]),
+                "zkey": str(toy.zkey["toy_margin"]),
+                "input": {
+                    "ctxHash": str(m_ctx),
+                    "root": str(root),
+                    "idCommit": str((root - m_ctx - TOY_MARGIN) % P),
+                    "headroom": str(headroom),
+                    "margin": str(TOY_MARGIN),
+                },
+            }
+        )
     out = _run(["node", str(HERE / "prove_many.mjs")], cwd=toy.build, stdin=json.dumps(jobs))
     results = [(r["proof"], r["publicSignals"]) for r in json.loads(out)]
+    n = len(steps)
     main = ToyEpoch(
         ctx=ctx,
         bundle_hash=bytes.fromhex("ab" * 32),
-        batches=results[: len(steps)],
-        solvency=results[len(steps)],
+        batches=results[:n],
+        solvency=results[n],
     )
-    return ToyProofs(main=main, other_root=results[len(steps) + 1])
+    return ToyProofs(
+        main=main,
+        other_root=results[n + 1],
+        margin=dict(zip(margins, results[n + 2 :], strict=True)),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,8 @@ def test_valid_epoch_end_to_end(w3: Web3, registry: Any, proofs: ToyProofs) -> N
         "root": rec.root,
         "finalState": rec.state,
         "totalsCommit": rec.totals_commit,
+        "shortfall": rec.shortfall,
+        "insuranceFund": rec.insurance_fund,
         "nBatches": rec.n_batches,
         "reserves": list(rec.reserves),
     }
@@ -86,6 +88,7 @@ def test_valid_epoch_end_to_end(w3: Web3, registry: Any, proofs: ToyProofs) -> N
         e.totals_commit,
         e.reserves,
     )
+    assert (rec.shortfall, rec.insurance_fund) == (e.shortfall, e.insurance_fund) == (40, 100)
     assert (rec.n_batches, rec.batches_submitted) == (3, 3)
     assert 0 < rec.opened_at <= rec.finalized_at
     assert registry.functions.latestEpoch().call() == 1
@@ -103,7 +106,8 @@ def test_views_and_selectors(registry: Any, deployment: chain.Deployment, node: 
     assert f.solvencyVerifier().call() == deployment.solvency_verifier
     assert f.nAssets().call() == N_ASSETS
     assert f.batchSelector().call() == chain.verify_selector(3)
-    assert f.solvencySelector().call() == chain.verify_selector(5 + N_ASSETS)
+    assert f.solvencySelector().call() == chain.verify_selector(7 + N_ASSETS)
+    assert f.SOLVENCY_FIXED_INPUTS().call() == chain.SOLVENCY_FIXED_INPUTS == 7
     assert f.SNARK_SCALAR_FIELD().call() == P
     counters = (f.latestEpoch().call(), f.latestFinalizedEpoch().call(), f.openEpochId().call())
     assert counters == (0, 0, 0)
@@ -187,11 +191,14 @@ def test_tampered_solvency_proof_is_invalid(w3: Web3, registry: Any, proofs: Toy
     open_main(w3, registry, e)
     for i in range(3):
         send(w3, registry, "submitBatch", *e.batch_args(i, 1))
-    epoch, a, b, c, root, totals, reserves = e.finalize_args(1)
+    epoch, a, b, c, root, totals, short, fund, reserves = e.finalize_args(1)
     cases = [
-        (epoch, [a[0], a[1] + 1], b, c, root, totals, reserves),
-        (epoch, a, b, c, root + 1, totals, reserves),
-        (epoch, a, b, c, root, totals, [*reserves[:-1], reserves[-1] + 1]),
+        (epoch, [a[0], a[1] + 1], b, c, root, totals, short, fund, reserves),
+        (epoch, a, b, c, root + 1, totals, short, fund, reserves),
+        (epoch, a, b, c, root, totals, short + 1, fund, reserves),
+        (epoch, a, b, c, root, totals, short, fund + 1, reserves),
+        (epoch, a, b, c, root, totals, fund, short, reserves),  # the two swapped
+        (epoch, a, b, c, root, totals, short, fund, [*reserves[:-1], reserves[-1] + 1]),
     ]
     for args in cases:
         err = reverts(w3, registry, "InvalidProof", "finalize", *args, gas=1_000_000)
@@ -225,13 +232,16 @@ def test_public_values_outside_the_field(w3: Web3, registry: Any, proofs: ToyPro
     assert err.error_args == (nxt + P,)
     for i in range(3):
         send(w3, registry, "submitBatch", *e.batch_args(i, 1))
-    epoch, a, b, c, root, totals, reserves = e.finalize_args(1)
+    epoch, a, b, c, root, totals, short, fund, reserves = e.finalize_args(1)
     for args in [
-        (epoch, a, b, c, root + P, totals, reserves),
-        (epoch, a, b, c, root, totals + P, reserves),
-        (epoch, a, b, c, root, totals, [reserves[0] + P, *reserves[1:]]),
+        (epoch, a, b, c, root + P, totals, short, fund, reserves),
+        (epoch, a, b, c, root, totals + P, short, fund, reserves),
+        (epoch, a, b, c, root, totals, short + P, fund, reserves),
+        (epoch, a, b, c, root, totals, short, fund + P, reserves),
+        (epoch, a, b, c, root, totals, short, fund, [reserves[0] + P, *reserves[1:]]),
     ]:
-        reverts(w3, registry, "FieldOverflow", "finalize", *args, gas=1_000_000)
+        err = reverts(w3, registry, "FieldOverflow", "finalize", *args, gas=1_000_000)
+        assert err.error_args[0] >= P
 
 
 def test_finalize_needs_every_batch(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
@@ -249,11 +259,10 @@ def test_wrong_reserve_count(w3: Web3, registry: Any, proofs: ToyProofs) -> None
     open_main(w3, registry, e)
     for i in range(3):
         send(w3, registry, "submitBatch", *e.batch_args(i, 1))
-    epoch, a, b, c, root, totals, reserves = e.finalize_args(1)
+    epoch, a, b, c, root, totals, short, fund, reserves = e.finalize_args(1)
     for wrong in (reserves[:-1], [*reserves, 0], []):
-        err = reverts(
-            w3, registry, "WrongReserveCount", "finalize", epoch, a, b, c, root, totals, wrong
-        )
+        args = (epoch, a, b, c, root, totals, short, fund, wrong)
+        err = reverts(w3, registry, "WrongReserveCount", "finalize", *args)
         assert err.error_args == (N_ASSETS, len(wrong))
     send(w3, registry, "finalize", *e.finalize_args(1), gas=1_000_000)
 
@@ -334,7 +343,7 @@ def test_constructor_guards(w3: Web3, toy: ToySetup, deployment: chain.Deploymen
 
 def test_deploy_checks_verifier_arity(w3: Web3, toy: ToySetup) -> None:
     before = w3.eth.block_number
-    with pytest.raises(chain.ChainError, match=r"uint256\[8\]"):
+    with pytest.raises(chain.ChainError, match=r"uint256\[10\]"):
         chain.deploy(w3, w3.eth.accounts[0], toy.artifacts, N_ASSETS - 1)
     assert w3.eth.block_number == before
 

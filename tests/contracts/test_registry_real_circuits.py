@@ -21,7 +21,7 @@ from zksolvency.prover.params import EpochParams
 
 from .conftest import calldata, rpc
 
-PARAMS = EpochParams(batch_levels=1, tree_depth=4, n_assets=2)
+PARAMS = EpochParams(1, 4, 2, 2, 8, 2)
 KIND_BATCH, KIND_SOLVENCY = 0, 1
 Proof = tuple[dict[str, Any], list[str]]
 
@@ -48,13 +48,27 @@ class RealEpoch:
     def finalize_args(self, **override: Any) -> tuple[Any, ...]:
         proof, public = self.solvency
         a, b, c = calldata(proof)
+        # [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund,
+        #  reserves...]
         values = {
             "root": int(public[2]),
             "totals": int(public[3]),
-            "reserves": [int(r) for r in public[5:]],
+            "shortfall": int(public[5]),
+            "insurance_fund": int(public[6]),
+            "reserves": [int(r) for r in public[7:]],
         }
         values.update(override)
-        return (self.epoch, a, b, c, values["root"], values["totals"], values["reserves"])
+        return (
+            self.epoch,
+            a,
+            b,
+            c,
+            values["root"],
+            values["totals"],
+            values["shortfall"],
+            values["insurance_fund"],
+            values["reserves"],
+        )
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +150,8 @@ def test_valid_epoch_publishes_and_finalizes(w3: Web3, registry: Any, real: Real
     rec = chain.read_epoch(w3, registry, 1)
     assert rec.status is chain.EpochStatus.FINALIZED
     assert (rec.root, rec.ctx_hash, rec.bundle_hash) == (real.root, real.ctx, real.bundle_hash)
+    public = real.solvency[1]
+    assert (rec.shortfall, rec.insurance_fund) == (int(public[5]), int(public[6]))
     assert rec.state == int(real.batches[-1][1][1])
     f = registry.functions
     assert f.isFinalizedRoot(1, real.root).call()
@@ -207,10 +223,12 @@ def test_solvency_proof_with_changed_public_inputs_is_invalid(
     open_epoch(w3, registry, real)
     for i in range(3):
         send(w3, registry, "submitBatch", real.batch_args(i))
-    reserves = [int(r) for r in real.solvency[1][5:]]
+    reserves = [int(r) for r in real.solvency[1][7:]]
     for override in (
         {"root": real.root + 1},
         {"totals": int(real.solvency[1][3]) + 1},
+        {"shortfall": int(real.solvency[1][5]) + 1},
+        {"insurance_fund": int(real.solvency[1][6]) + 1},
         {"reserves": [reserves[0] + 1, *reserves[1:]]},
     ):
         err = reverts(w3, registry, "finalize", real.finalize_args(**override))

@@ -5,8 +5,10 @@ pragma solidity ^0.8.20;
 /// @notice Per-epoch on-chain record of an exchange's proof of solvency. An epoch is opened
 ///         with a context hash, then its batch proofs are submitted strictly in order (each one
 ///         moves a state chain that starts at the context hash), then a solvency proof binds the
-///         final state to the liability Merkle root, a commitment to the per-asset totals and the
-///         public reserves. Users check their inclusion proof against a finalized root.
+///         final state to the liability Merkle root, a commitment to the per-asset totals, the
+///         exchange's total margin shortfall, the insurance fund covering it and the public
+///         reserves. Users check their inclusion proof against a finalized root, and
+///         single-account margin proofs (AccountMarginVerifier) name a finalized epoch.
 /// @dev Verifiers are snarkjs Groth16 contracts. They return false instead of reverting and
 ///      their public-input array length K differs per circuit, so they are called through a
 ///      low-level staticcall with a selector fixed at construction; one registry source thus
@@ -19,8 +21,8 @@ contract SolvencyRegistry {
     /// @notice Public signal count of the batch circuit: [prevState, nextState, ctxHash].
     uint256 public constant BATCH_PUBLIC_INPUTS = 3;
     /// @notice Solvency public signals before the reserves:
-    ///         [finalState, ctxHash, root, totalsCommit, batchCount].
-    uint256 public constant SOLVENCY_FIXED_INPUTS = 5;
+    ///         [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund].
+    uint256 public constant SOLVENCY_FIXED_INPUTS = 7;
 
     /// @notice `kind` values carried by {InvalidProof} and {InsufficientGas}.
     uint8 public constant KIND_BATCH = 0;
@@ -47,6 +49,8 @@ contract SolvencyRegistry {
         uint256 state; // current head of the batch state chain (final state once finalized)
         uint256 root;
         uint256 totalsCommit;
+        uint256 shortfall; // sum of the accounts' margin shortfalls (0 in strict mode)
+        uint256 insuranceFund; // declared fund, proven to cover `shortfall`
         uint64 nBatches;
         uint64 batchesSubmitted;
         uint48 openedAt;
@@ -58,13 +62,13 @@ contract SolvencyRegistry {
     address public immutable publisher;
     /// @notice Groth16 verifier of the batch circuit (K = 3).
     address public immutable batchVerifier;
-    /// @notice Groth16 verifier of the solvency circuit (K = 5 + nAssets).
+    /// @notice Groth16 verifier of the solvency circuit (K = 7 + nAssets).
     address public immutable solvencyVerifier;
     /// @notice Number of assets, i.e. reserves per epoch.
     uint256 public immutable nAssets;
     /// @notice `verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[3])` selector.
     bytes4 public immutable batchSelector;
-    /// @notice `verifyProof(...,uint256[5 + nAssets])` selector.
+    /// @notice `verifyProof(...,uint256[7 + nAssets])` selector.
     bytes4 public immutable solvencySelector;
     uint256 private immutable _solvencyVerifyGas;
 
@@ -85,6 +89,8 @@ contract SolvencyRegistry {
         uint256 root,
         uint256 finalState,
         uint256 totalsCommit,
+        uint256 shortfall,
+        uint256 insuranceFund,
         uint64 nBatches,
         uint256[] reserves
     );
@@ -193,7 +199,11 @@ contract SolvencyRegistry {
     }
 
     /// @notice Verifies the solvency proof of the open epoch and finalizes it.
-    /// @dev Public signals: [finalState, ctxHash, root, totalsCommit, nBatches, reserves...].
+    /// @dev Public signals: [finalState, ctxHash, root, totalsCommit, nBatches, shortfall,
+    ///      insuranceFund, reserves...]. The circuit proves shortfall <= insuranceFund, and
+    ///      shortfall = 0 when the context's mode is strict.
+    /// @param shortfall Sum of the accounts' margin shortfalls, as the batches accumulated it.
+    /// @param insuranceFund Insurance fund the exchange declares against that shortfall.
     function finalize(
         uint64 epoch,
         uint256[2] calldata a,
@@ -201,6 +211,8 @@ contract SolvencyRegistry {
         uint256[2] calldata c,
         uint256 root,
         uint256 totalsCommit,
+        uint256 shortfall,
+        uint256 insuranceFund,
         uint256[] calldata reserves
     ) external onlyPublisher {
         Epoch storage e = _openEpoch(epoch);
@@ -208,31 +220,34 @@ contract SolvencyRegistry {
         if (reserves.length != nAssets) revert WrongReserveCount(nAssets, reserves.length);
         _checkField(root);
         _checkField(totalsCommit);
+        _checkField(shortfall);
+        _checkField(insuranceFund);
         for (uint256 i = 0; i < reserves.length; ++i) {
             _checkField(reserves[i]);
         }
 
-        uint256 finalState = e.state;
-        // A calldata uint256[] packs as its bare 32-byte words: exactly the inline layout of the
-        // verifier's static uint256[K] tail.
-        _verify(
-            KIND_SOLVENCY,
-            solvencyVerifier,
-            solvencySelector,
-            _solvencyVerifyGas,
-            abi.encodePacked(
-                abi.encode(a, b, c, finalState, e.ctxHash, root, totalsCommit, e.nBatches),
+        {
+            // A calldata uint256[] packs as its bare 32-byte words: exactly the inline layout of
+            // the verifier's static uint256[K] tail.
+            bytes memory args = abi.encodePacked(
+                abi.encode(a, b, c),
+                _solvencySignals(e, root, totalsCommit, shortfall, insuranceFund),
                 reserves
-            )
-        );
+            );
+            _verify(KIND_SOLVENCY, solvencyVerifier, solvencySelector, _solvencyVerifyGas, args);
+        }
         e.root = root;
         e.totalsCommit = totalsCommit;
+        e.shortfall = shortfall;
+        e.insuranceFund = insuranceFund;
         e.finalizedAt = uint48(block.timestamp);
         e.status = Status.Finalized;
         _reserves[epoch] = reserves;
         openEpochId = 0;
         latestFinalizedEpoch = epoch;
-        emit EpochFinalized(epoch, root, finalState, totalsCommit, e.nBatches, reserves);
+        emit EpochFinalized(
+            epoch, root, e.state, totalsCommit, shortfall, insuranceFund, e.nBatches, reserves
+        );
     }
 
     /// @notice Gives up on the open `epoch` (e.g. a lost or bad bundle) so a later one can be
@@ -267,6 +282,21 @@ contract SolvencyRegistry {
     function _openEpoch(uint64 epoch) private view returns (Epoch storage e) {
         if (epoch == 0 || epoch != openEpochId) revert NotOpen(epoch);
         return _epochs[epoch];
+    }
+
+    /// @dev The solvency signals before the reserves, in the circuit's order:
+    ///      [finalState, ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund].
+    ///      (A helper of its own keeps finalize's stack shallow.)
+    function _solvencySignals(
+        Epoch storage e,
+        uint256 root,
+        uint256 totalsCommit,
+        uint256 shortfall,
+        uint256 insuranceFund
+    ) private view returns (bytes memory) {
+        return abi.encode(
+            e.state, e.ctxHash, root, totalsCommit, e.nBatches, shortfall, insuranceFund
+        );
     }
 
     /// @dev The verifier also rejects these, but by returning false; failing here names the cause.

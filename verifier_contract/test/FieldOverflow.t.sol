@@ -35,14 +35,18 @@ contract FieldOverflowTest is RegistryTest {
         _submit(1, 0, 42);
         uint256 root = 7;
         uint256 totals = 99;
+        uint256 shortfall = SHORTFALL;
+        uint256 fund = FUND;
         uint256[] memory r = _reserves();
-        which %= 4;
+        which %= 6;
         if (which == 0) root = v;
         else if (which == 1) totals = v;
-        else r[which - 2] = v;
+        else if (which == 2) shortfall = v;
+        else if (which == 3) fund = v;
+        else r[which - 4] = v;
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.FieldOverflow.selector, v));
-        registry.finalize(1, pa, pb, pc, root, totals, r);
+        registry.finalize(1, pa, pb, pc, root, totals, shortfall, fund, r);
     }
 
     function test_LargestFieldElementAccepted() public {

@@ -10,12 +10,12 @@ contract FinalizeTest is RegistryTest {
         _open(1, 2);
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.BatchesMissing.selector, 0, 2));
-        registry.finalize(1, pa, pb, pc, 7, 99, _reserves());
+        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
 
         _submit(1, 0, 42);
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.BatchesMissing.selector, 1, 2));
-        registry.finalize(1, pa, pb, pc, 7, 99, _reserves());
+        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
     }
 
     function test_WrongReserveCountReverts() public {
@@ -23,7 +23,7 @@ contract FinalizeTest is RegistryTest {
         _submit(1, 0, 42);
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.WrongReserveCount.selector, 2, 3));
-        registry.finalize(1, pa, pb, pc, 7, 99, new uint256[](3));
+        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, new uint256[](3));
     }
 
     function test_StoredStateAndEvents() public {
@@ -35,9 +35,12 @@ contract FinalizeTest is RegistryTest {
         _submit(5, 1, 43);
 
         vm.warp(2_000);
-        solvencyVerifier.expectInputs(keccak256(abi.encode([uint256(43), CTX, 7, 99, 2, 500, 700])));
+        // [finalState, ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund, reserves...]
+        solvencyVerifier.expectInputs(
+            keccak256(abi.encode([uint256(43), CTX, 7, 99, 2, SHORTFALL, FUND, 500, 700]))
+        );
         vm.expectEmit(true, true, true, true, address(registry));
-        emit SolvencyRegistry.EpochFinalized(5, 7, 43, 99, 2, _reserves());
+        emit SolvencyRegistry.EpochFinalized(5, 7, 43, 99, SHORTFALL, FUND, 2, _reserves());
         _finalize(5, 7);
 
         SolvencyRegistry.Epoch memory e = registry.getEpoch(5);
@@ -47,6 +50,8 @@ contract FinalizeTest is RegistryTest {
         assertEq(e.state, 43, "state");
         assertEq(e.root, 7, "root");
         assertEq(e.totalsCommit, 99, "totalsCommit");
+        assertEq(e.shortfall, SHORTFALL, "shortfall");
+        assertEq(e.insuranceFund, FUND, "insuranceFund");
         assertEq(e.nBatches, 2, "nBatches");
         assertEq(e.batchesSubmitted, 2, "batchesSubmitted");
         assertEq(e.openedAt, 1_000, "openedAt");
@@ -60,11 +65,42 @@ contract FinalizeTest is RegistryTest {
         assertEq(registry.latestEpoch(), 5, "latestEpoch");
     }
 
+    function testFuzz_ShortfallAndFundStoredAndEmitted(uint256 shortfall, uint256 fund) public {
+        shortfall = _bound(shortfall, 0, P - 1);
+        fund = _bound(fund, 0, P - 1);
+        _open(1, 1);
+        _submit(1, 0, 42);
+        solvencyVerifier.expectInputs(
+            keccak256(abi.encode([uint256(42), CTX, 7, 99, 1, shortfall, fund, 500, 700]))
+        );
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit SolvencyRegistry.EpochFinalized(1, 7, 42, 99, shortfall, fund, 1, _reserves());
+        vm.prank(PUBLISHER);
+        registry.finalize(1, pa, pb, pc, 7, 99, shortfall, fund, _reserves());
+        SolvencyRegistry.Epoch memory e = registry.getEpoch(1);
+        assertEq(e.shortfall, shortfall, "shortfall");
+        assertEq(e.insuranceFund, fund, "insuranceFund");
+    }
+
+    function test_ShortfallAndFundAreNotInterchangeable() public {
+        _open(1, 1);
+        _submit(1, 0, 42);
+        // The verifier accepts only the proven order; swapping the two values is another statement.
+        solvencyVerifier.expectInputs(
+            keccak256(abi.encode([uint256(42), CTX, 7, 99, 1, SHORTFALL, FUND, 500, 700]))
+        );
+        vm.prank(PUBLISHER);
+        vm.expectRevert(_err(SolvencyRegistry.InvalidProof.selector, 1));
+        registry.finalize(1, pa, pb, pc, 7, 99, FUND, SHORTFALL, _reserves());
+        _finalize(1, 7);
+        assertEq(registry.getEpoch(1).shortfall, SHORTFALL, "shortfall");
+    }
+
     function test_CannotFinalizeTwice() public {
         _fullEpoch(1, 7);
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.NotOpen.selector, 1));
-        registry.finalize(1, pa, pb, pc, 7, 99, _reserves());
+        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
     }
 
     function testFuzz_IsFinalizedRoot(uint256 root, uint256 other) public {
@@ -88,7 +124,7 @@ contract FinalizeTest is RegistryTest {
         );
         assertTrue(
             registry.solvencySelector()
-                == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[7])")),
+                == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[9])")),
             "solvency selector"
         );
     }

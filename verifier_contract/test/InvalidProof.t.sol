@@ -22,7 +22,7 @@ contract InvalidProofTest is RegistryTest {
         solvencyVerifier.setResult(false);
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.InvalidProof.selector, 1));
-        registry.finalize(1, pa, pb, pc, 7, 99, _reserves());
+        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
         assertEq(registry.openEpochId(), 1, "epoch closed");
         assertTrue(!registry.isFinalizedRoot(1, 7), "root finalized");
     }
@@ -30,10 +30,27 @@ contract InvalidProofTest is RegistryTest {
     function test_SolvencyWrongSignalsRejected() public {
         _open(1, 1);
         _submit(1, 0, 42);
-        // [finalState, ctxHash, root, totalsCommit, nBatches, reserves...] with another root
-        solvencyVerifier.expectInputs(keccak256(abi.encode([uint256(42), CTX, 8, 99, 1, 500, 700])));
+        // [finalState, ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund,
+        //  reserves...] with another root
+        solvencyVerifier.expectInputs(
+            keccak256(abi.encode([uint256(42), CTX, 8, 99, 1, SHORTFALL, FUND, 500, 700]))
+        );
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.InvalidProof.selector, 1));
-        registry.finalize(1, pa, pb, pc, 7, 99, _reserves());
+        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
+    }
+
+    function test_StarvedSolvencyVerifierIsNotAnInvalidProof() public {
+        _open(1, 1);
+        _submit(1, 0, 42);
+        // Too little gas left for a real verifier: named as such, the verifier is not called.
+        vm.prank(PUBLISHER);
+        try registry.finalize{gas: 150_000}(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves()) {
+            revert("starved finalize went through");
+        } catch (bytes memory err) {
+            assertTrue(_selector(err) == SolvencyRegistry.InsufficientGas.selector, "not InsufficientGas");
+        }
+        assertEq(registry.openEpochId(), 1, "epoch closed");
+        _finalize(1, 7);
     }
 }

@@ -27,7 +27,7 @@ contract OnlyPublisherTest is RegistryTest {
         _submit(1, 0, 42);
         vm.prank(caller);
         vm.expectRevert(_err(SolvencyRegistry.NotPublisher.selector, uint160(caller)));
-        registry.finalize(1, pa, pb, pc, 7, 99, _reserves());
+        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
     }
 
     function testFuzz_AbandonRejectsOthers(address caller) public {

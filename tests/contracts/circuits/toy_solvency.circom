@@ -3,15 +3,18 @@ pragma circom 2.1.0;
 include "circomlib/circuits/bitify.circom";
 
 // Stand-in for the solvency circuit with the same public interface:
-// [finalState, ctxHash, root, totalsCommit, batchCount, reserves[N]].
+// [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, reserves[N]].
 // Ties them together: totalsCommit = finalState + ctxHash * root + batchCount + sum(totals),
-// and reserves[i] - totals[i] fits in 64 bits (reserves cover the private totals).
+// reserves[i] - totals[i] fits in 64 bits (reserves cover the private totals), and so does
+// insuranceFund - shortfall (the fund covers the shortfall).
 template ToySolvency(N) {
     signal input finalState;
     signal input ctxHash;
     signal input root;
     signal input totalsCommit;
     signal input batchCount;
+    signal input shortfall;
+    signal input insuranceFund;
     signal input reserves[N];
     signal input totals[N]; // private
 
@@ -24,6 +27,8 @@ template ToySolvency(N) {
         acc += totals[i];
     }
     totalsCommit === acc;
+    component covered = Num2Bits(64);
+    covered.in <== insuranceFund - shortfall;
 }
 
-component main {public [finalState, ctxHash, root, totalsCommit, batchCount, reserves]} = ToySolvency(4);
+component main {public [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, reserves]} = ToySolvency(4);

@@ -32,13 +32,25 @@ contract MockBatchVerifier is MockVerifierBase {
     }
 }
 
-/// @dev Solvency circuit with N = 2 assets: K = 5 + 2.
+/// @dev Solvency circuit with N = 2 assets: K = 7 + 2.
 contract MockSolvencyVerifier is MockVerifierBase {
     function verifyProof(
         uint256[2] calldata,
         uint256[2][2] calldata,
         uint256[2] calldata,
-        uint256[7] calldata input
+        uint256[9] calldata input
+    ) external view returns (bool) {
+        return _answer(abi.encode(input));
+    }
+}
+
+/// @dev Single-account margin circuit: K = 4, [ctxHash, root, idCommit, headroom].
+contract MockMarginVerifier is MockVerifierBase {
+    function verifyProof(
+        uint256[2] calldata,
+        uint256[2][2] calldata,
+        uint256[2] calldata,
+        uint256[4] calldata input
     ) external view returns (bool) {
         return _answer(abi.encode(input));
     }

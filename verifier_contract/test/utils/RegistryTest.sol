@@ -14,6 +14,8 @@ abstract contract RegistryTest {
     uint256 internal constant N_ASSETS = 2;
     address internal constant PUBLISHER = address(0xB0B);
     uint256 internal constant CTX = 1234;
+    uint256 internal constant SHORTFALL = 3;
+    uint256 internal constant FUND = 10;
 
     SolvencyRegistry internal registry;
     MockBatchVerifier internal batchVerifier;
@@ -47,7 +49,7 @@ abstract contract RegistryTest {
 
     function _finalize(uint64 epoch, uint256 root) internal {
         vm.prank(PUBLISHER);
-        registry.finalize(epoch, pa, pb, pc, root, 99, _reserves());
+        registry.finalize(epoch, pa, pb, pc, root, 99, SHORTFALL, FUND, _reserves());
     }
 
     /// @dev Opens `epoch` with one batch, submits it and finalizes with `root`.
@@ -67,6 +69,11 @@ abstract contract RegistryTest {
 
     function _err(bytes4 selector, uint256 x, uint256 y) internal pure returns (bytes memory) {
         return abi.encodeWithSelector(selector, x, y);
+    }
+
+    /// @dev The selector of a revert payload (for errors whose arguments depend on gas).
+    function _selector(bytes memory revertData) internal pure returns (bytes4) {
+        return bytes4(revertData);
     }
 
     function assertEq(uint256 a, uint256 b, string memory what) internal pure {
