@@ -91,9 +91,11 @@ def resolve_params(**given: int | None) -> Any:
 
     d = EpochParams.default()
     try:
-        return EpochParams(
-            **{k: getattr(d, k) if given.get(k) is None else given[k] for k in FIELDS}
-        )
+        values: dict[str, int] = {}
+        for k in FIELDS:
+            v = given.get(k)
+            values[k] = getattr(d, k) if v is None else v  # batch levels may be 0
+        return EpochParams(**values)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
 
@@ -721,6 +723,10 @@ def node(port: int) -> None:
 from .risk import risk  # noqa: E402  (the group's commands import from this module lazily)
 
 main.add_command(risk)
+
+from .margin import margin  # noqa: E402  (its commands import from this module lazily)
+
+main.add_command(margin)
 
 if __name__ == "__main__":
     main()

@@ -18,11 +18,12 @@ class MarginContext:
     """The margin half of an epoch's public context, padded to the circuit's shape."""
 
     mode: int
-    weights: tuple[int, ...]  # one per asset slot
-    tier_weights: tuple[tuple[int, ...], ...]  # [asset][tier]
-    tier_widths: tuple[tuple[int, ...], ...]  # [asset][tier], every tier but the last
-    cap_limits: tuple[int, ...]  # [asset], smallest units
-    risk: tuple[tuple[int, ...], ...]  # [instrument][scenario], signed
+    # Any sequences are accepted and stored as tuples.
+    weights: Sequence[int]  # one per asset slot
+    tier_weights: Sequence[Sequence[int]]  # [asset][tier]
+    tier_widths: Sequence[Sequence[int]]  # [asset][tier], every tier but the last
+    cap_limits: Sequence[int]  # [asset], smallest units
+    risk: Sequence[Sequence[int]]  # [instrument][scenario], signed
 
     def __post_init__(self) -> None:
         if self.mode not in (STRICT, SHORTFALL):

@@ -71,7 +71,7 @@ class EpochContext:
 
     @property
     def weights(self) -> tuple[int, ...]:
-        return self.margin.weights
+        return tuple(self.margin.weights)
 
 
 @dataclass
