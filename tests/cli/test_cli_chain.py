@@ -62,13 +62,21 @@ def test_deploy_record_pins_the_epoch_keys(deployed: Deployed, tiny_epoch: Any) 
     assert r["format"] == "zksolvency-deployment/1"
     assert (r["chain_id"], r["n_assets"]) == (31337, 2)
     assert r["publisher"] == deployed.node.accounts[0]
-    assert r["params"] == {"batch_levels": 1, "tree_depth": 4, "n_assets": 2}
+    assert r["params"] == {
+        "batch_levels": 1,
+        "tree_depth": 4,
+        "n_assets": 2,
+        "n_instruments": 2,
+        "n_scenarios": 8,
+        "n_tiers": 2,
+    }
     assert r["batch_vkey_sha256"] == circuits["batch"]["vkey_sha256"]
     assert r["solvency_vkey_sha256"] == circuits["solvency"]["vkey_sha256"]
     w3 = deployed.node.w3
-    for kind in ("batch", "solvency"):
+    for kind in ("batch", "solvency", "margin"):
         code = bytes(w3.eth.get_code(r[f"{kind}_verifier"]))
         assert r[f"{kind}_verifier_codehash"] == w3.keccak(code).to_0x_hex()
+    assert w3.eth.get_code(r["account_margin_verifier"])
 
 
 def test_publish_finalizes_the_epoch(deployed: Deployed, tiny_epoch: Any) -> None:

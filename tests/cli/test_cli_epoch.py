@@ -21,7 +21,14 @@ def test_prove_reports_the_epoch(tiny_epoch: Any) -> None:
     assert "BTC                    4.65000001                        5" in out
     m = tiny_epoch.manifest
     assert (m["epoch"], m["accounts"], m["batches"]) == (1, 5, 3)
-    assert m["params"] == {"batch_levels": 1, "tree_depth": 4, "n_assets": 2}
+    assert m["params"] == {
+        "batch_levels": 1,
+        "tree_depth": 4,
+        "n_assets": 2,
+        "n_instruments": 2,
+        "n_scenarios": 8,
+        "n_tiers": 2,
+    }
     assert m["reserves"] == {"BTC": "5", "USDT": "20000"}
     assert len(m["state_chain"]) == 4
     assert m["state_chain"][0] == m["context"]["ctx_hash"]
