@@ -539,17 +539,22 @@ def deploy(
     out: Path,
     **shape: int | None,
 ) -> None:
-    """Deploy the two verifiers and the registry for these circuits' keys."""
+    """Deploy the batch and solvency verifiers and the registry for these circuits' keys, and
+    the margin verifier with the AccountMarginVerifier that checks single-account proofs
+    against the registry's finalized epochs."""
     from zksolvency.prover.deployment import deploy_registry
-    from zksolvency.prover.keys import build_keys
+    from zksolvency.prover.keys import build_keys, build_margin_keys
 
     params = resolve_params(**shape)
-    keys = build_keys(params, ptau, ClickReporter())
+    rep = ClickReporter()
+    keys = build_keys(params, ptau, rep)
+    margin = build_margin_keys(params, ptau, rep)
     w3 = connect(rpc)
-    record = deploy_registry(w3, sender or w3.eth.accounts[0], keys, params, out)
+    record = deploy_registry(w3, sender or w3.eth.accounts[0], keys, params, out, margin=margin)
     click.echo(
         f"registry {record['registry']} on chain {record['chain_id']}; record written to {out}"
     )
+    click.echo(f"account margin verifier {record['account_margin_verifier']}")
     for name, gas in record["gas_used"].items():
         click.echo(f"  {name:18s} {gas:>9d} gas")
 

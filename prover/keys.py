@@ -310,6 +310,23 @@ def build_keys(params: EpochParams, ptau: Path | None, reporter: Reporter | None
     return Keys(batch, solvency)
 
 
+def build_margin_keys(
+    params: EpochParams, ptau: Path | None, reporter: Reporter | None = None
+) -> KeySet:
+    """Compile the single-account margin circuit of `params` and set up its keys, cached under
+    build/ exactly as `build_keys` does for the batch and solvency circuits."""
+    rep = reporter or NullReporter()
+    build = compile_circuit(params.margin_spec(), rep)
+    ks = cached_keys(build, ptau)
+    if ks is None:
+        refuse_replacing_ceremony_keys([build])
+        info = resolve_ptau(required_power(build.n_constraints, build.n_public), ptau, rep)
+        ks = setup_keys(build, info, rep)
+    if ks.development:
+        rep.warn(f"{ks.build.spec.name}: keys come from an INSECURE development ptau")
+    return ks
+
+
 def _stamp(build: CircuitBuild, zkey: Path, info: PtauInfo) -> dict[str, Any]:
     return {
         "r1cs_sha256": build.r1cs_sha256,
