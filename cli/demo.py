@@ -50,8 +50,10 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     write_sample_reserves(sample, reserves_path, 1.2)
     s = snap.load_snapshot(snapshot_path)
     reserves = load_reserves(reserves_path, s.assets)
-    files = write_sample_margin(s, workdir / "margin", params.n_instruments, 7)
-    margin = load_margin_inputs(s, *files, "strict", "0")
+    instruments, market, positions, haircuts = write_sample_margin(
+        s, workdir / "margin", params.n_instruments, 7
+    )
+    margin = load_margin_inputs(s, instruments, market, positions, haircuts, "strict", "0")
 
     # What strict mode does with an over-leveraged account: refuse, naming it, before proving.
     reckless = _reckless(s, margin)
