@@ -463,6 +463,16 @@ def verify_margin_proof(
         raise
     except BundleError as exc:
         raise MarginVerificationError(f"the epoch bundle does not verify: {exc}") from exc
+    margin_entry = bundle.manifest["circuits"].get("margin")
+    if margin_entry is None:
+        raise MarginVerificationError("the bundle does not name a margin verification key")
+    if sha256_json(margin_entry["vkey_json"]) != margin_entry["vkey_sha256"]:
+        raise MarginVerificationError("the bundle's margin key does not match its recorded hash")
+    if result.vkey_sha256 != margin_entry["vkey_sha256"]:
+        raise MarginVerificationError(
+            "the proof's verification key is not the margin key the epoch's bundle pins"
+        )
+    result.warnings = [w for w in result.warnings if "taken from the proof file" not in w]
     # The bundle's own warning about unpinned keys concerns the batch and solvency keys.
     result.warnings.extend(f"bundle: {w}" for w in report.warnings)
     if proof_doc.get("bundle_sha256") not in (None, bundle.sha256):

@@ -27,7 +27,7 @@ from typing import Any
 
 from .atomic import read_json, sha256_file, sha256_json, write_bytes, write_json
 from .context import context_json
-from .keys import Keys, build_keys
+from .keys import Keys, KeySet, build_keys, build_margin_keys
 from .params import EpochParams
 from .paths import js_script, repo_root
 from .progress import NullReporter, Reporter
@@ -156,6 +156,9 @@ def prove_epoch(
     plan = plan_epoch(snapshot, params, epoch, reserves, seed, margin)
     rep.info(margin_summary(plan))
     keys = build_keys(params, ptau, rep)
+    # The margin circuit's key goes in the bundle, so that single-account proofs made later
+    # are checked against a key the epoch itself pins.
+    margin_keys = build_margin_keys(params, ptau, rep)
     fingerprint = _fingerprint(plan, snapshot, reserves, keys)
     fp_path = out / "private" / "run.json"
     run_info = read_json(fp_path) if fp_path.is_file() else {}
@@ -170,7 +173,7 @@ def prove_epoch(
         # A killed run can leave temporary files (never a half-written final one): clear them.
         for stale in out.rglob("*.tmp"):
             stale.unlink()
-        return _prove_planned(out, plan, keys, fingerprint, run_info, rep, stats)
+        return _prove_planned(out, plan, keys, margin_keys, fingerprint, run_info, rep, stats)
 
 
 @contextlib.contextmanager
@@ -189,6 +192,7 @@ def _prove_planned(
     out: Path,
     plan: EpochPlan,
     keys: Keys,
+    margin_keys: KeySet,
     fingerprint: str,
     run_info: dict[str, Any],
     rep: Reporter,
@@ -249,8 +253,8 @@ def _prove_planned(
 
             _run_jobs(jobs, finished)
 
-    manifest = _manifest(plan, keys, out, names, created_at)
-    _write_keys(out, keys)
+    manifest = _manifest(plan, keys, margin_keys, out, names, created_at)
+    _write_keys(out, keys, margin_keys)
     write_json(out / "manifest.json", manifest)
     rep.info(f"epoch {epoch} proven: {plan.n_batches} batch proofs + 1 solvency proof in {out}")
     return manifest
@@ -271,9 +275,10 @@ def _finish(out: Path, name: str, input_sha: str, expected: list[int]) -> None:
     )
 
 
-def _write_keys(out: Path, keys: Keys) -> None:
+def _write_keys(out: Path, keys: Keys, margin_keys: KeySet) -> None:
     write_json(out / "keys" / "batch.vkey.json", keys.batch.vkey)
     write_json(out / "keys" / "solvency.vkey.json", keys.solvency.vkey)
+    write_json(out / "keys" / "margin.vkey.json", margin_keys.vkey)
 
 
 def _write_private(out: Path, plan: EpochPlan) -> None:
@@ -330,7 +335,12 @@ def margin_summary(plan: EpochPlan) -> str:
 
 
 def _manifest(
-    plan: EpochPlan, keys: Keys, out: Path, names: list[str], created_at: str
+    plan: EpochPlan,
+    keys: Keys,
+    margin_keys: KeySet,
+    out: Path,
+    names: list[str],
+    created_at: str,
 ) -> dict[str, Any]:
     c = plan.context
     totals = plan.final_totals
@@ -381,6 +391,12 @@ def _manifest(
                 **keys.solvency.manifest_entry(),
                 "vkey": "keys/solvency.vkey.json",
                 "vkey_json": keys.solvency.vkey,
+            },
+            # not used by the epoch's proofs: the key single-account margin proofs must use
+            "margin": {
+                **margin_keys.manifest_entry(),
+                "vkey": "keys/margin.vkey.json",
+                "vkey_json": margin_keys.vkey,
             },
         },
         "development_setup": dev,

@@ -431,3 +431,23 @@ def test_prove_refuses_before_any_key_work(real: dict[str, Any], tmp_path: Path)
     with pytest.raises(MarginProofError):
         prove_account_margin(_tamper(real["pkg"], "equity"), 0, out)
     assert not out.exists()
+
+
+def test_refuses_a_key_other_than_the_one_the_bundle_pins(
+    real: dict[str, Any], tmp_path: Path
+) -> None:
+    """A proof under any other margin key (a rogue setup) fails against the epoch's bundle."""
+    doc, src = real["doc"], real["bundle"]
+
+    def other_key(m: dict[str, Any]) -> None:
+        entry = m["circuits"]["margin"]
+        entry["vkey_json"] = m["circuits"]["batch"]["vkey_json"]
+        entry["vkey_sha256"] = m["circuits"]["batch"]["vkey_sha256"]
+
+    def no_key(m: dict[str, Any]) -> None:
+        del m["circuits"]["margin"]
+
+    with pytest.raises(MarginVerificationError, match="not the margin key the epoch's bundle"):
+        verify_margin_proof(doc, _bundle_copy(src, tmp_path / "a", other_key))
+    with pytest.raises(MarginVerificationError, match="does not name a margin verification key"):
+        verify_margin_proof(doc, _bundle_copy(src, tmp_path / "b", no_key))
