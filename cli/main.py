@@ -683,6 +683,21 @@ def verify(
     )
     for sym, (eq, debt) in result.balances.items():
         click.echo(f"  {sym:8s} equity {eq:>22s}   debt {debt:>22s}")
+    _echo_margin(result.margin)
+
+
+def _echo_margin(margin: dict[str, Any]) -> None:
+    """The user's positions and their margin headroom under the epoch's published scenarios."""
+    from zksolvency.prover.witness import format_value
+
+    if not margin:
+        return
+    for inst, qty in margin["positions"].items():
+        click.echo(f"  {inst:24s} position {qty:>22s}")
+    click.echo(
+        f"  margin headroom {format_value(margin['headroom'])} USD in the worst scenario "
+        f"({margin['worst_label']})"
+    )
 
 
 @main.command()

@@ -90,10 +90,16 @@ def test_export_and_verify_offline(
     assert result.exit_code == 0, result.output
     assert "OK: account bob is included in epoch 1 (checked against the bundle)" in result.stdout
     lines = [line.split() for line in result.stdout.splitlines()[1:]]
-    assert lines == [
+    assert lines[:4] == [
         ["BTC", "equity", "0.25", "debt", "0"],
         ["USDT", "equity", "0", "debt", "50.5"],
+        ["BTC-PERP", "position", "-10"],
+        ["BTC-C70K", "position", "5"],
     ]
+    # bob's own margin, recomputed from his package: his worst scenario is a fall with vol down
+    assert result.stdout.splitlines()[5] == (
+        "  margin headroom 15,238.48 USD in the worst scenario (price -1×range, vol down)"
+    )
 
 
 def test_verify_refuses_an_edited_balance(
