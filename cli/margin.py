@@ -95,8 +95,18 @@ def _headroom(text: str) -> int:
     help="Powers of Tau from a public ceremony, if the margin keys must be made. Without it an "
     "INSECURE development ptau is used (keys are cached under build/).",
 )
+@click.option(
+    "--zkey",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The epoch's margin proving key, published with the bundle as keys/margin.zkey. "
+    "Account owners need it; without it this machine's own keys are used (the exchange's "
+    "case), and they must be the ones the package pins.",
+)
 @_guarded
-def margin_prove(package: Path, headroom_usd: str, out: Path, ptau: Path | None) -> None:
+def margin_prove(
+    package: Path, headroom_usd: str, out: Path, ptau: Path | None, zkey: Path | None
+) -> None:
     """Prove your account keeps --headroom USD in every scenario.
 
     PACKAGE is your inclusion package (from the exchange's `zksolvency export`). The request
@@ -112,7 +122,7 @@ def margin_prove(package: Path, headroom_usd: str, out: Path, ptau: Path | None)
     pkg = load_package(package)
     stats: dict[str, float] = {}
     start = time.monotonic()
-    doc = prove_account_margin(pkg, value, out, ptau, ClickReporter(), stats=stats)
+    doc = prove_account_margin(pkg, value, out, ptau, ClickReporter(), stats=stats, zkey=zkey)
     click.echo(
         f"wrote {out}: epoch {doc['epoch']}, headroom {doc['headroom_usd']} USD, "
         f"idCommit {doc['id_commit']}"
@@ -122,7 +132,8 @@ def margin_prove(package: Path, headroom_usd: str, out: Path, ptau: Path | None)
         f"prove {stats.get('prove_s', 0):.2f}s, verify {stats.get('py_verify_s', 0):.2f}s)"
     )
     click.echo(
-        "  give the lender this file, plus your account id and salt to show it is your account"
+        "  give the lender this file, plus your account id and salt: they open the proof's "
+        "idCommit, so the lender knows which account it speaks for"
     )
 
 

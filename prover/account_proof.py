@@ -18,6 +18,7 @@ and nothing about balances, positions or the leaf's position in the tree.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from .context import ContextError, margin_context
 from .field import P
 from .groth16 import Proof, VerificationKey, verify
 from .inclusion import account_quantities, check_package
+from .keys import KeySet
 from .margin import MarginContext, tier_split
 from .margin import headroom as margin_headroom
 from .params import EpochParams
@@ -220,23 +222,36 @@ def prove_account_margin(
     reporter: Reporter | None = None,
     *,
     stats: dict[str, float] | None = None,
+    zkey: Path | None = None,
 ) -> dict[str, Any]:
     """Prove that the package's account keeps `headroom` (USD * 10^26) in every scenario;
     write the proof file to `out` (atomically) and return it.
 
     The input is built and the headroom checked first, so a refused request costs no key work.
-    Keys are compiled and set up as for the epoch circuits (cached under build/). The fresh proof
-    is verified by snarkjs in the Node driver and again here in pure Python. `stats`, if given,
+    The proving key is `zkey` (the exchange publishes it with the bundle, as keys/margin.zkey)
+    or else this machine's own (compiled and set up as for the epoch circuits, cached under
+    build/: the exchange's case). Either way it must be the key whose verification key the
+    package pins, or the proof would be refused by the bundle and the chain. The fresh proof is
+    verified by snarkjs in the Node driver and again here in pure Python. `stats`, if given,
     receives witness_s / prove_s / verify_s (Node) and py_verify_s.
     """
     from .epoch import _run_jobs
-    from .keys import build_margin_keys
 
     rep = reporter or NullReporter()
     inputs = margin_proof_input(pkg, headroom)
     expected = public_signals(inputs)
     params = EpochParams(**{k: int(v) for k, v in pkg["params"].items()})
-    ks = build_margin_keys(params, ptau, rep)
+    ks = _proving_key(params, ptau, zkey, rep)
+    if zkey is not None:  # whether it is a development key, the epoch's record says
+        dev = bool((pkg.get("margin_key") or {}).get("development_setup", False))
+        ks = dataclasses.replace(ks, development=dev)
+    pinned = (pkg.get("vkeys") or {}).get("margin")
+    if pinned is not None and sha256_json(pinned) != ks.vkey_hash:
+        where = f"{zkey}" if zkey is not None else "this machine's margin key"
+        raise MarginProofError(
+            f"{where} is not the epoch's margin key (vkey {sha256_json(pinned)[:16]}...): "
+            "prove with --zkey and the exchange's published keys/margin.zkey"
+        )
     rep.info(f"proving {ks.build.spec.name} ({ks.build.n_constraints} constraints)")
     results: list[dict[str, Any]] = []
     # The input holds the account's balances: it lives in a private temporary folder only.
@@ -288,6 +303,17 @@ def prove_account_margin(
         doc["bundle_sha256"] = str(pkg["bundle_sha256"])
     write_json(out, doc)
     return doc
+
+
+def _proving_key(
+    params: EpochParams, ptau: Path | None, zkey: Path | None, rep: Reporter
+) -> KeySet:
+    """This machine's margin keys, or a given proving key with the locally compiled circuit."""
+    from .keys import build_margin_keys, compile_circuit, external_keyset
+
+    if zkey is None:
+        return build_margin_keys(params, ptau, rep)
+    return external_keyset(compile_circuit(params.margin_spec(), rep), zkey)
 
 
 # --- verification -------------------------------------------------------------------------------

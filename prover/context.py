@@ -158,6 +158,20 @@ def margin_context(context: dict[str, Any], params: dict[str, Any]) -> MarginCon
             (None if b["up_to"] is None else int(b["up_to"]), int(b["cap_bps"]))
             for b in a["exchange_brackets"]
         ]
+        # Caps must fall as brackets grow: then the cap of any bracket the total fits under
+        # (all the circuit checks) is at most the cap of the first one, the right one.
+        bounds = [b for b, _ in brackets]
+        if (
+            not brackets
+            or bounds[-1] is not None
+            or any(b is None for b in bounds[:-1])
+            or any(x >= y for x, y in itertools.pairwise(bounds[:-1]))  # type: ignore[operator]
+            or any(x < y for (_, x), (_, y) in itertools.pairwise(brackets))
+        ):
+            raise ContextError(
+                f"asset {sym}: exchange brackets must grow, end unbounded, and cap less as "
+                "they grow"
+            )
         limit = 2 ** (64 + int(params["tree_depth"])) - 1
         if not any(cap == c and caps[i] == (limit if b is None else b) for b, c in brackets):
             raise ContextError(f"asset {sym}: cap and cap limit are not one of its brackets")

@@ -279,6 +279,10 @@ def _write_keys(out: Path, keys: Keys, margin_keys: KeySet) -> None:
     write_json(out / "keys" / "batch.vkey.json", keys.batch.vkey)
     write_json(out / "keys" / "solvency.vkey.json", keys.solvency.vkey)
     write_json(out / "keys" / "margin.vkey.json", margin_keys.vkey)
+    # The margin proving key is public: account owners prove their margin with it.
+    target = out / "keys" / "margin.zkey"
+    if not (target.is_file() and sha256_file(target) == margin_keys.zkey_sha256):
+        write_bytes(target, margin_keys.zkey.read_bytes())
 
 
 def _write_private(out: Path, plan: EpochPlan) -> None:
@@ -305,7 +309,8 @@ def _write_private(out: Path, plan: EpochPlan) -> None:
 
 
 def margin_stats(plan: EpochPlan) -> dict[str, Any]:
-    """Public, aggregate margin figures: no single account can be read from them."""
+    """Aggregate margin figures for the exchange (written under private/: the quantiles of a
+    small epoch would give single accounts away)."""
     values = sorted(v for v, _ in plan.headrooms)
     n = len(values)
 
@@ -356,7 +361,7 @@ def _manifest(
                 "public_signals": [str(x) for x in read_json(public)],
             }
         )
-    dev = keys.batch.development or keys.solvency.development
+    dev = keys.batch.development or keys.solvency.development or margin_keys.development
     return {
         "format": FORMAT,
         "epoch": c.epoch,
@@ -396,6 +401,7 @@ def _manifest(
             "margin": {
                 **margin_keys.manifest_entry(),
                 "vkey": "keys/margin.vkey.json",
+                "zkey": "keys/margin.zkey",
                 "vkey_json": margin_keys.vkey,
             },
         },

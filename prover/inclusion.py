@@ -79,6 +79,11 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
         "vkeys": {
             "batch": m["circuits"]["batch"]["vkey_json"],
             "solvency": m["circuits"]["solvency"]["vkey_json"],
+            "margin": m["circuits"]["margin"]["vkey_json"],
+        },
+        # the key margin proofs for this account must use (`margin prove --zkey`)
+        "margin_key": {
+            k: v for k, v in m["circuits"]["margin"].items() if k not in ("vkey_json", "vkey")
         },
         "leaf_index": idx,
         "leaf": str(tree.leaves[idx]),

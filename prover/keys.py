@@ -327,6 +327,34 @@ def build_margin_keys(
     return ks
 
 
+def external_keyset(build: CircuitBuild, zkey: Path) -> KeySet:
+    """A proving key made elsewhere (the exchange's published margin key), used as is: its
+    verification key is exported here, and callers compare it with the one they trust."""
+    import tempfile
+
+    if not zkey.is_file():
+        raise KeySetupError(f"{zkey}: no such proving key")
+    with tempfile.TemporaryDirectory(prefix="zksolvency-zkey-") as tmp:
+        vkey_path = Path(tmp) / "vkey.json"
+        try:
+            run([node_bin("snarkjs"), "zkey", "export", "verificationkey", zkey, vkey_path])
+            vkey: dict[str, Any] = json.loads(vkey_path.read_text())
+        except (ToolError, OSError, ValueError) as exc:
+            raise KeySetupError(f"{zkey}: not a snarkjs proving key ({exc})") from exc
+    return KeySet(
+        build=build,
+        zkey=zkey,
+        zkey_sha256=sha256_file(zkey),
+        vkey=vkey,
+        vkey_hash=sha256_json(vkey),
+        verifier_sol=zkey.with_suffix(".sol"),  # not generated: nothing is deployed from it
+        ptau_sha256="",  # unknown here: the epoch's manifest records the key's origin
+        ptau_power=0,
+        development=False,
+        contributions=0,
+    )
+
+
 def _stamp(build: CircuitBuild, zkey: Path, info: PtauInfo) -> dict[str, Any]:
     return {
         "r1cs_sha256": build.r1cs_sha256,

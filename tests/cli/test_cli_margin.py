@@ -329,3 +329,36 @@ def test_verify_on_chain_refusals(
     verifier = on_chain.record["account_margin_verifier"]
     result = cli("margin", "verify", bad, "--rpc", url, "--verifier", verifier)
     assert result.exit_code == 1 and "the Groth16 proof does not verify" in result.stderr
+
+
+def test_owner_proves_with_the_published_proving_key(
+    cli: Callable[..., Result], proven: Proven, tmp_path: Path
+) -> None:
+    """An account owner has no keys of their own: the bundle publishes keys/margin.zkey, and a
+    proof made with it verifies against the bundle."""
+    zkey = proven.bundle / "keys" / "margin.zkey"
+    assert zkey.is_file()
+    out = tmp_path / "owner.proof.json"
+    made = cli("margin", "prove", proven.package, "--zkey", zkey, "--out", out)
+    assert made.exit_code == 0, made.output
+    checked = cli("margin", "verify", out, "--bundle", proven.bundle)
+    assert checked.exit_code == 0, checked.output
+
+
+def test_a_proving_key_the_package_does_not_pin_is_refused(
+    cli: Callable[..., Result], proven: Proven, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.zkey"
+    batch = proven.bundle / "keys" / "margin.zkey"
+    # A valid snarkjs key of another circuit: the tiny batch circuit's.
+    from zksolvency.prover.keys import compile_circuit
+    from zksolvency.prover.params import EpochParams
+
+    build = compile_circuit(EpochParams(1, 4, 2, 2, 8, 2).batch_spec())
+    other.write_bytes((build.dir / "keys" / f"{build.spec.name}.zkey").read_bytes())
+    assert other.read_bytes() != batch.read_bytes()
+    out = tmp_path / "x.json"
+    result = cli("margin", "prove", proven.package, "--zkey", other, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert "is not the epoch's margin key" in result.output
+    assert not out.exists()

@@ -255,6 +255,13 @@ def _edit(c: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("assets.0.cap_bps", 8000, "tier weights disagree"),
         ("cap_limits.0", "5", "not one of its brackets"),
         ("mode", "lenient", "unknown mode"),
+        # rising caps would let the exchange pick a later, more generous bracket
+        (
+            "assets.0.exchange_brackets",
+            [{"up_to": "300000000", "cap_bps": 8000}, {"up_to": None, "cap_bps": 10000}],
+            "cap less as they grow",
+        ),
+        ("assets.0.exchange_brackets", [{"up_to": "300000000", "cap_bps": 10000}], "unbounded"),
         ("risk.arrays.0.0", str(2**128), "risk"),
     ],
 )
@@ -270,7 +277,7 @@ def test_generous_risk_arrays_are_caught_by_recomputation(
 ) -> None:
     c = published[0]
     worst = min(range(8), key=lambda s: int(c["risk"]["arrays"][0][s]))
-    # Halving the perpetual's worst loss would flatter every short: recomputation refuses it.
+    # Halving the perpetual's worst loss would flatter every long: recomputation refuses it.
     generous = _edit(c, f"risk.arrays.0.{worst}", str(int(c["risk"]["arrays"][0][worst]) // 2))
     assert any("instrument 0" in p for p in risk_problems(generous))
     # One array serves both signs: a harsher loss for longs is a windfall for shorts.
