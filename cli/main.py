@@ -178,6 +178,13 @@ def keys_contribute(zkey_in: Path, zkey_out: Path, name: str) -> None:
     help="Contributed zkey of the solvency circuit.",
 )
 @click.option(
+    "--margin",
+    "margin_zkey",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Contributed zkey of the single-account margin circuit.",
+)
+@click.option(
     "--ptau",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     required=True,
@@ -188,6 +195,7 @@ def keys_contribute(zkey_in: Path, zkey_out: Path, name: str) -> None:
 def keys_import(
     batch_zkey: Path | None,
     solvency_zkey: Path | None,
+    margin_zkey: Path | None,
     ptau: Path,
     **shape: int | None,
 ) -> None:
@@ -195,11 +203,15 @@ def keys_import(
     from zksolvency.prover.keys import compile_circuit, import_zkey
     from zksolvency.prover.ptau import check_ptau, required_power
 
-    if batch_zkey is None and solvency_zkey is None:
-        raise click.UsageError("give --batch and/or --solvency")
+    if batch_zkey is None and solvency_zkey is None and margin_zkey is None:
+        raise click.UsageError("give --batch, --solvency and/or --margin")
     params = resolve_params(**shape)
     rep = ClickReporter()
-    for spec, zkey in ((params.batch_spec(), batch_zkey), (params.solvency_spec(), solvency_zkey)):
+    for spec, zkey in (
+        (params.batch_spec(), batch_zkey),
+        (params.solvency_spec(), solvency_zkey),
+        (params.margin_spec(), margin_zkey),
+    ):
         if zkey is None:
             continue
         build = compile_circuit(spec, rep)
@@ -218,7 +230,7 @@ def keys_info(**shape: int | None) -> None:
     from zksolvency.prover.keys import cached_keys, compile_circuit
 
     params = resolve_params(**shape)
-    for spec in (params.batch_spec(), params.solvency_spec()):
+    for spec in (params.batch_spec(), params.solvency_spec(), params.margin_spec()):
         ks = cached_keys(compile_circuit(spec, ClickReporter()))
         if ks is None:
             click.echo(f"{spec.name}: no keys matching this circuit (run `zksolvency setup`)")

@@ -42,6 +42,7 @@ class TrustAnchors:
     registry: str | None = None
     batch_verifier_codehash: str | None = None
     solvency_verifier_codehash: str | None = None
+    margin_vkey_sha256: str | None = None  # pins the key single-account proofs must use
 
     @classmethod
     def load(cls, path: Path) -> TrustAnchors:
@@ -55,6 +56,7 @@ class TrustAnchors:
                 d.get("registry"),
                 d.get("batch_verifier_codehash"),
                 d.get("solvency_verifier_codehash"),
+                d.get("margin_vkey_sha256"),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BundleFormatError(f"{path}: not a trust-anchor file ({exc})") from exc
@@ -171,6 +173,12 @@ def verify_bundle(
         )
     if m.get("development_setup"):
         report.warnings.append("the keys come from an INSECURE development setup")
+    margin = m["circuits"].get("margin")
+    pinned = trusted.margin_vkey_sha256 if trusted is not None else None
+    if pinned is not None and (margin is None or margin.get("vkey_sha256") != pinned):
+        raise BundleError("the bundle's margin verification key is not the pinned one")
+    if margin is not None and sha256_json(margin["vkey_json"]) != margin["vkey_sha256"]:
+        raise BundleError("margin verification key does not match its recorded hash")
     batch_vk = _vkey(bundle, "batch", trusted.batch_vkey_sha256 if trusted else None)
     solv_vk = _vkey(bundle, "solvency", trusted.solvency_vkey_sha256 if trusted else None)
 
