@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,11 @@ def test_keys_must_match_the_trust_anchors(bundle_copy: Path) -> None:
     bad = TrustAnchors(good.batch_vkey_sha256, "ab" * 32)
     with pytest.raises(BundleError, match=r"solvency verification key .* is not the trusted one"):
         verify_bundle(load_bundle(bundle_copy), bad)
+    # The margin key single-account proofs must use is pinned the same way.
+    margin = replace(good, margin_vkey_sha256=m["circuits"]["margin"]["vkey_sha256"])
+    assert verify_bundle(load_bundle(bundle_copy), margin).anchored
+    with pytest.raises(BundleError, match="margin verification key is not the pinned one"):
+        verify_bundle(load_bundle(bundle_copy), replace(good, margin_vkey_sha256="cd" * 32))
 
 
 def test_missing_or_foreign_manifest_is_bad_input(tmp_path: Path) -> None:
