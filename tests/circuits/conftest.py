@@ -1,6 +1,6 @@
 """Session fixtures for the circuit tests: every circuit compiled once, in parallel.
 
-Each circuit fixture (range64, merkle3, batch_o1, batch_1_4_2, ...) names an entry of
+Each circuit fixture (range64, merkle3, batch_o1, batch_1_4_2_2_8_2, ...) names an entry of
 harness.CIRCUITS. When the first test of this folder starts, the circuits that the collected
 tests need are submitted to a thread pool, largest first, so circom2 runs on every core while the
 cheap tests begin; a fixture then waits only for its own circuit. Unit templates are compiled
@@ -49,8 +49,7 @@ class CircuitPool:
     def _build(self, name: str) -> Circuit:
         spec = CIRCUITS[name]
         if isinstance(spec, Production):
-            kind = spec.params.batch_spec() if spec.kind == "batch" else spec.params.solvency_spec()
-            return Circuit.of(compile_circuit(kind), self.server)
+            return Circuit.of(compile_circuit(spec.spec()), self.server)
         if spec.source is not None:
             return compile_source(
                 name, spec.source(), self.out_dir, optimize=spec.optimize, server=self.server

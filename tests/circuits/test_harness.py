@@ -23,6 +23,7 @@ def test_server_witness_equals_generate_witness_js(account2: Circuit, tmp_path: 
         "idCommit": 5,
         "equity": [10, 20],
         "debt": [3, 4],
+        "qty": [5, (1 << 63) + 6],  # a long and a short position
         "weights": [7, 9],
     }
     (tmp_path / "in.json").write_text(json.dumps({k: _str(v) for k, v in inputs.items()}))

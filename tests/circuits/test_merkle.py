@@ -1,4 +1,4 @@
-"""SubtreeRoot and MerkleUpdate (circuits/lib/merkle.circom) against prover/tree.py."""
+"""SubtreeRoot, MerkleUpdate and MerkleRoot (circuits/lib/merkle.circom) against prover/tree.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from harness import Circuit, transplant
+from harness import Circuit, assert_at, transplant
 from zksolvency.prover.field import P
 from zksolvency.prover.poseidon import poseidon
 from zksolvency.prover.tree import climb, subtree_levels
@@ -129,6 +129,69 @@ def test_path_bit_flip_rejected(merkle3: Circuit) -> None:
 def test_merkle_node_tamper_rejected(merkle3: Circuit, signal: str) -> None:
     w = merkle3.expect_pass(Update.random(random.Random(6), 6).inputs())
     merkle3.expect_constraint_fail(merkle3.tamper(w, signal, 98765))
+
+
+# --- MerkleRoot (the single-account proof's inclusion path) ----------------------------------
+
+ROOT_BOOLEAN_CHECK = assert_at(
+    "MerkleRoot",
+    "lib/merkle.circom",
+    "pathBits[i] * (pathBits[i] - 1)",
+    after="template MerkleRoot(",
+)
+
+
+def _root_inputs(leaf: int, index: int, siblings: list[int]) -> dict[str, Any]:
+    return {
+        "leaf": leaf,
+        "pathBits": [(index >> i) & 1 for i in range(LEVELS)],
+        "siblings": siblings,
+    }
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 5, 7])
+def test_merkle_root_matches_mirror(merkle_root3: Circuit, index: int) -> None:
+    """The same path convention as MerkleUpdate and tree.climb / BatchedTree.inclusion_path."""
+    rng = random.Random(50 + index)
+    leaves = [rng.randrange(P) for _ in range(1 << LEVELS)]
+    levels = subtree_levels(leaves)
+    siblings = [levels[lv][(index >> lv) ^ 1] for lv in range(LEVELS)]
+    w = merkle_root3.expect_pass(_root_inputs(leaves[index], index, siblings))
+    assert merkle_root3.get(w, "root") == levels[-1][0] == climb(leaves[index], index, siblings)
+
+
+def test_merkle_root_binds_position(merkle_root3: Circuit) -> None:
+    """The same leaf and siblings at another index give another root: a leaf cannot be proven
+    at a position it does not hold."""
+    sib = [5, 6, 7]
+    roots = {
+        merkle_root3.get(merkle_root3.expect_pass(_root_inputs(9, i, sib)), "root")
+        for i in range(1 << LEVELS)
+    }
+    assert len(roots) == 1 << LEVELS
+
+
+@pytest.mark.parametrize("bad", [2, P - 1])
+def test_merkle_root_bit_not_boolean_rejected(merkle_root3: Circuit, bad: int) -> None:
+    inp = _root_inputs(11, 0, [33, 44, 55])
+    inp["pathBits"][2] = bad
+    merkle_root3.expect_fail(inp, match=ROOT_BOOLEAN_CHECK)
+
+
+@pytest.mark.parametrize(
+    ("signal", "value"),
+    [
+        ("left[1]", 3),
+        ("node[2]", 3),
+        ("pathBits[0]", 0),
+        ("pathBits[1]", 2),
+        ("siblings[2]", 1),
+        ("root", 0),
+    ],
+)
+def test_merkle_root_tamper_rejected(merkle_root3: Circuit, signal: str, value: int) -> None:
+    w = merkle_root3.expect_pass(_root_inputs(1234, 5, [8, 9, 10]))
+    merkle_root3.expect_constraint_fail(merkle_root3.tamper(w, signal, value))
 
 
 @pytest.mark.slow
