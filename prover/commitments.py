@@ -136,6 +136,8 @@ def context_preimage(
             raise ValueError(f"asset {a}: need {k} tier weights and {k - 1} tier widths")
         if not all(0 <= w <= weights[a] for w in tier_weights[a]):
             raise ValueError(f"asset {a}: tier weights must lie in [0, weight]")
+        if any(x < y for x, y in zip(tier_weights[a], tier_weights[a][1:], strict=False)):
+            raise ValueError(f"asset {a}: tier weights must not rise from tier to tier")
         if not all(0 <= d < (1 << AMOUNT_BITS) for d in tier_widths[a]):
             raise ValueError(f"asset {a}: tier widths must fit in {AMOUNT_BITS} bits")
         if not 0 <= cap_limits[a] < cap_max:

@@ -67,8 +67,10 @@ template ContextHash(TREE_DEPTH, BATCH_LEVELS, N_ASSETS, N_INSTR, N_SCEN, N_TIER
 }
 
 // ContextBounds(...): the ranges every circuit relies on (docs/margin-design.md, "Units"):
-// mode is a bit, weights < 2^WEIGHT_BITS, tier weights <= their asset's weight, tier widths
-// < 2^64, cap limits < 2^CAP_BITS and -2^RISK_BITS <= risk < 2^RISK_BITS.
+// mode is a bit, weights < 2^WEIGHT_BITS, tier weights <= their asset's weight and never rising
+// from tier to tier (so that filling the tiers in order is the best split the prover can
+// choose, which is why Margin needs no ordering constraint), tier widths < 2^64, cap limits
+// < 2^CAP_BITS and -2^RISK_BITS <= risk < 2^RISK_BITS.
 template ContextBounds(N_ASSETS, N_INSTR, N_SCEN, N_TIERS, WEIGHT_BITS, RISK_BITS, CAP_BITS) {
     signal input mode;
     signal input weights[N_ASSETS];
@@ -81,6 +83,7 @@ template ContextBounds(N_ASSETS, N_INSTR, N_SCEN, N_TIERS, WEIGHT_BITS, RISK_BIT
     component w[N_ASSETS];
     component tw[N_ASSETS][N_TIERS];
     component tierLe[N_ASSETS][N_TIERS];
+    component tierOrder[N_ASSETS][N_TIERS - 1];
     component width[N_ASSETS][N_TIERS - 1];
     component cap[N_ASSETS];
     for (var a = 0; a < N_ASSETS; a++) {
@@ -96,6 +99,9 @@ template ContextBounds(N_ASSETS, N_INSTR, N_SCEN, N_TIERS, WEIGHT_BITS, RISK_BIT
         for (var t = 0; t < N_TIERS - 1; t++) {
             width[a][t] = RangeCheck(64);
             width[a][t].in <== tierWidths[a][t];
+            tierOrder[a][t] = NonNegativeDifference(WEIGHT_BITS);
+            tierOrder[a][t].a <== tierWeights[a][t];
+            tierOrder[a][t].b <== tierWeights[a][t + 1];
         }
         cap[a] = RangeCheck(CAP_BITS);
         cap[a].in <== capLimit[a];

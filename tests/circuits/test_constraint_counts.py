@@ -42,23 +42,24 @@ PINNED: dict[str, int] = {
     # (HashList of 165 elements: 11 Poseidon(16)); the tree, totals and states the rest.
     "batch_3_10_4_8_16_3": 64953,
     # Solvency: dominated by ContextBounds (20.9k): 128 risk entries of 129 bits (16.5k) and
-    # 12 tier weights range-checked and compared with their weight (3k); then the context hash
-    # (6.7k), the totals, coverage, cap and insurance comparisons (~3k).
-    "solvency_3_10_4_8_16_3": 30496,
+    # 12 tier weights range-checked and compared with their weight (3k), 8 neighbouring tier
+    # weights compared (1k); then the context hash (6.7k), the totals, coverage, cap and
+    # insurance comparisons (~3k).
+    "solvency_3_10_4_8_16_3": 31520,
     # Single account: the context hash (6.7k), one Margin (4.6k) and AccountLeaf (1.6k), a
     # depth-10 Merkle path (10 Poseidon(2) and selections, 2.5k), the headroom's range check.
     "margin_3_10_4_8_16_3": 15497,
     # The small test shape (2 a batch, depth 4, 2 assets, 2 instruments, 8 scenarios, 2 tiers;
     # MARGIN_BITS = 197): per account the margin rule is 1980 (8 x 197 bits of scenario checks
     # dominate), the leaf 889; the context hash is 1548 (HashList of 35); the solvency's
-    # ContextBounds 3609 (16 risk entries of 129 bits are 2064 of it).
+    # ContextBounds 3865 (16 risk entries of 129 bits are 2064 of it).
     "batch_1_4_2_2_8_2": 10807,
-    "solvency_1_4_2_2_8_2": 7047,
+    "solvency_1_4_2_2_8_2": 7303,
     "margin_1_4_2_2_8_2": 5553,
     # The same templates at --O1 (the tampering builds), linear constraints kept. --O2 folds a
     # few dozen products by constants (mostly the Poseidon round constants' first S-boxes).
     "batch_o1": 10876,  # BatchSolvency(1, 4, 2, 2, 8, 2)
-    "solvency_o1": 7083,  # Solvency(1, 4, 2, 2, 8, 2)
+    "solvency_o1": 7339,  # Solvency(1, 4, 2, 2, 8, 2)
     "account_margin_o1": 5598,  # AccountMarginProof(1, 4, 2, 2, 8, 2)
     # Unit templates at their test parameters, --O1.
     "range64": 64,  # RangeCheck(64): one boolean constraint per bit
@@ -82,9 +83,9 @@ PINNED: dict[str, int] = {
     "margin_tiers3": 717,  # Margin(1, 1, 2, 3): 2 x 196 bits, 3 lower + 2 upper split bounds
     "context": 1548,  # ContextHash(4, 1, 2, 2, 8, 2): HashList(35) = 2 Poseidon(16) + Poseidon(5)
     # ContextBounds(2, 2, 8, 2, 128, 128, 68): 16 risk entries x 129 bits (2064), 4 tier weights
-    # range-checked and compared with the weight (1024), 2 weights (256), 2 widths (128), 2 caps
-    # (136), the mode's boolean.
-    "context_bounds": 3609,
+    # range-checked and compared with the weight (1024), 2 neighbouring tier weights compared
+    # (256), 2 weights (256), 2 widths (128), 2 caps (136), the mode's boolean.
+    "context_bounds": 3865,
     "totals": 243,  # TotalsHash(4, 68)
     "state": 357,  # StateHash: Poseidon(6)
 }
@@ -186,12 +187,14 @@ def context_cost(shape: EpochParams) -> int:
 
 def bounds_cost(shape: EpochParams, cap_bits: int) -> int:
     """The mode's boolean; per asset its weight, K tier weights (range and comparison with the
-    weight), K - 1 widths and the cap; per risk entry RISK_BITS + 1 bits."""
+    weight), K - 1 comparisons of neighbouring tier weights, K - 1 widths and the cap; per risk
+    entry RISK_BITS + 1 bits."""
     n, p, s, k = shape.n_assets, shape.n_instruments, shape.n_scenarios, shape.n_tiers
     return (
         1
         + n * WEIGHT_BITS
         + 2 * n * k * WEIGHT_BITS
+        + n * (k - 1) * WEIGHT_BITS
         + n * (k - 1) * AMOUNT_BITS
         + n * cap_bits
         + p * s * (RISK_BITS + 1)

@@ -287,14 +287,14 @@ def test_unit_middle_tier_bounded(margin_tiers3: Circuit) -> None:
     )
 
 
-def test_unit_tier_order_is_the_contexts_job(margin_unit: Circuit, context_bounds: Circuit) -> None:
-    """What the circuits cannot know: "filling the tiers in order is the best split" holds
-    because the context builder makes tier weights non-increasing (haircut rates never rise,
-    haircuts._check_ladder; context.recompute_context re-checks a published context). Neither
-    Margin nor ContextBounds checks the order: under a context whose later tier is worth more
-    (10%, then 100%), all 1500 units may sit in the last tier and earn full value. Such a
-    context is in range, so a solvency proof would accept it; it is the published context's
-    recomputation that refuses it."""
+def test_rising_tier_weights_are_refused_by_the_context_bounds(
+    margin_unit: Circuit, context_bounds: Circuit
+) -> None:
+    """"Filling the tiers in order is the best split" holds only while tier weights never rise.
+    Margin alone cannot know: under a context whose later tier is worth more (10 %, then
+    100 %), all 1500 units may sit in the last tier and earn full value. ContextBounds, which
+    the solvency proof of every finalized epoch runs, refuses such a context, and so do the
+    mirror and the published context's recomputation."""
     ctx = hand_context()
     ctx.tier_weights[0] = [E18 // 10, E18]
     equity, debt, qty = [1500, 0], [1400, 0], [0, 0]
@@ -302,6 +302,10 @@ def test_unit_tier_order_is_the_contexts_job(margin_unit: Circuit, context_bound
     best = [[0, 1500], [0, 0]]
     assert ctx.headroom(equity, debt, qty, best) > 0
     margin_unit.expect_pass(unit_inputs(ctx, equity, debt, qty, best))
+    bounds = ctx.inputs()
+    del bounds["epoch"]
+    context_bounds.expect_fail(bounds, match=fired_in("Num2Bits", "NonNegativeDifference"))
+    ctx.tier_weights[0] = [E18, E18]  # equal tiers are fine
     bounds = ctx.inputs()
     del bounds["epoch"]
     context_bounds.expect_pass(bounds)
