@@ -30,9 +30,10 @@ from .commitments import VALUE_DECIMALS, id_commitment, margin_bits, qty_code, w
 from .context import ContextError, margin_context
 from .field import P
 from .groth16 import Proof, VerificationKey, verify
+from .haircuts import tier_split
 from .inclusion import account_quantities, check_package
 from .keys import KeySet
-from .margin import MarginContext, tier_split
+from .margin import MarginContext
 from .margin import headroom as margin_headroom
 from .params import EpochParams
 from .progress import NullReporter, Reporter

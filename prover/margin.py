@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .commitments import AMOUNT_BITS, SHORTFALL, STRICT, context_preimage
+from .commitments import SHORTFALL, STRICT, context_preimage
+from .haircuts import tier_split
 from .poseidon import hash_list
 
 
@@ -79,22 +80,9 @@ class MarginContext:
         }
 
 
-def tier_split(amount: int, widths: Sequence[int]) -> list[int]:
-    """Fill the tiers in order: the split the circuit credits most (rates fall by tier)."""
-    if not 0 <= amount < (1 << AMOUNT_BITS):
-        raise ValueError(f"amount {amount} does not fit in {AMOUNT_BITS} bits")
-    out = []
-    rest = amount
-    for w in widths:
-        take = min(rest, w)
-        out.append(take)
-        rest -= take
-    out.append(rest)
-    return out
-
-
 def credit(equity: Sequence[int], ctx: MarginContext) -> int:
-    """Haircut-weighted collateral value: Σ_a Σ_t split[a][t] · W[a][t] at the best split."""
+    """Haircut-weighted collateral value: Σ_a Σ_t split[a][t] · W[a][t] at the best split (the
+    tiers filled in order: haircuts.tier_split)."""
     return sum(
         x * w
         for a, amount in enumerate(equity)

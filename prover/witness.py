@@ -24,10 +24,17 @@ from .commitments import (
     weight,
 )
 from .field import P
-from .haircuts import HaircutTable, default_haircuts, select_bracket, tier_rates, tier_weights
+from .haircuts import (
+    HaircutTable,
+    default_haircuts,
+    select_bracket,
+    tier_rates,
+    tier_split,
+    tier_weights,
+)
 from .haircuts import tier_widths as table_tier_widths
 from .instruments import Derivatives
-from .margin import MarginContext, headroom, tier_split
+from .margin import MarginContext, headroom
 from .params import EpochParams
 from .risk import ScenarioGrid, pricing_inputs, risk_arrays, to_fixed
 from .snapshot import Account, Asset, Snapshot, account_values, format_amount

@@ -41,10 +41,10 @@ from zksolvency.prover.commitments import (
 )
 from zksolvency.prover.context import context_json
 from zksolvency.prover.field import P
-from zksolvency.prover.haircuts import load_haircuts
+from zksolvency.prover.haircuts import load_haircuts, tier_split
 from zksolvency.prover.inclusion import export_package
 from zksolvency.prover.instruments import load_derivatives
-from zksolvency.prover.margin import MarginContext, tier_split
+from zksolvency.prover.margin import MarginContext
 from zksolvency.prover.params import EpochParams
 from zksolvency.prover.reserves import load_reserves
 from zksolvency.prover.snapshot import load_snapshot

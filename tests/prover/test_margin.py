@@ -20,9 +20,9 @@ from zksolvency.prover.context import (
     recompute_context,
     risk_problems,
 )
-from zksolvency.prover.haircuts import AssetHaircuts, HaircutTable
+from zksolvency.prover.haircuts import AssetHaircuts, HaircutTable, tier_split
 from zksolvency.prover.instruments import Derivatives, Instrument, MarketData
-from zksolvency.prover.margin import MarginContext, credit, headroom, margin_values, tier_split
+from zksolvency.prover.margin import MarginContext, credit, headroom, margin_values
 from zksolvency.prover.params import EpochParams
 from zksolvency.prover.risk import ScenarioGrid, pricing_inputs, risk_arrays
 from zksolvency.prover.snapshot import Account, Asset, Snapshot
