@@ -67,6 +67,7 @@ def _fingerprint(plan: EpochPlan, snapshot: Snapshot, reserves: tuple[int, ...],
     return sha256_json(
         {
             "ctx_hash": str(plan.context.ctx_hash),
+            "insurance_fund": str(plan.context.inputs.insurance_fund),
             "positions": [[str(x) for x in q] for q in plan.qty],
             "assets": [[a.symbol, a.decimals, a.price_e8] for a in snapshot.assets],
             "accounts": [[a.id, list(a.equity), list(a.debt)] for a in snapshot.accounts],
