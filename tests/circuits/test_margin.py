@@ -290,7 +290,7 @@ def test_unit_middle_tier_bounded(margin_tiers3: Circuit) -> None:
 def test_rising_tier_weights_are_refused_by_the_context_bounds(
     margin_unit: Circuit, context_bounds: Circuit
 ) -> None:
-    """"Filling the tiers in order is the best split" holds only while tier weights never rise.
+    """Filling the tiers in order is the best split only while tier weights never rise.
     Margin alone cannot know: under a context whose later tier is worth more (10 %, then
     100 %), all 1500 units may sit in the last tier and earn full value. ContextBounds, which
     the solvency proof of every finalized epoch runs, refuses such a context, and so do the
