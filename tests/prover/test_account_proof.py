@@ -83,7 +83,11 @@ def epoch_dir(plan: EpochPlan, tmp_path_factory: pytest.TempPathFactory) -> Path
         "params": PARAMS.as_dict(),
         "context": context_json(plan),
         "root": str(plan.tree.root),
-        "circuits": {"batch": {"vkey_json": {}}, "solvency": {"vkey_json": {}}},
+        "circuits": {
+            "batch": {"vkey_json": {}},
+            "solvency": {"vkey_json": {}},
+            "margin": {"vkey_json": {}, "vkey_sha256": "0" * 64, "development_setup": True},
+        },
     }
     (out / "manifest.json").write_text(json.dumps(manifest))
     rows = [
