@@ -43,6 +43,8 @@ class TrustAnchors:
     batch_verifier_codehash: str | None = None
     solvency_verifier_codehash: str | None = None
     margin_vkey_sha256: str | None = None  # pins the key single-account proofs must use
+    # The circuits the keys were made for (r1cs hashes): kind -> sha256
+    r1cs_sha256: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> TrustAnchors:
@@ -57,6 +59,11 @@ class TrustAnchors:
                 d.get("batch_verifier_codehash"),
                 d.get("solvency_verifier_codehash"),
                 d.get("margin_vkey_sha256"),
+                {
+                    kind: str(d[f"{kind}_r1cs_sha256"])
+                    for kind in ("batch", "solvency", "margin")
+                    if d.get(f"{kind}_r1cs_sha256")
+                },
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BundleFormatError(f"{path}: not a trust-anchor file ({exc})") from exc
@@ -173,6 +180,10 @@ def verify_bundle(
         )
     if m.get("development_setup"):
         report.warnings.append("the keys come from an INSECURE development setup")
+    for kind, digest in (trusted.r1cs_sha256 if trusted is not None else {}).items():
+        entry = m["circuits"].get(kind) or {}
+        if entry.get("r1cs_sha256") != digest:
+            raise BundleError(f"the bundle's {kind} circuit (r1cs) is not the pinned one")
     margin = m["circuits"].get("margin")
     pinned = trusted.margin_vkey_sha256 if trusted is not None else None
     if pinned is not None and (margin is None or margin.get("vkey_sha256") != pinned):

@@ -138,6 +138,10 @@ def deploy_registry(
         "params": params.as_dict(),
         "batch_vkey_sha256": keys.batch.vkey_hash,
         "solvency_vkey_sha256": keys.solvency.vkey_hash,
+        # The circuits themselves: an auditor compiles circuits/ and compares.
+        "batch_r1cs_sha256": keys.batch.build.r1cs_sha256,
+        "solvency_r1cs_sha256": keys.solvency.build.r1cs_sha256,
+        "margin_r1cs_sha256": margin.build.r1cs_sha256 if margin is not None else None,
         # Pinned by on-chain verification (TrustAnchors): the verifiers' runtime code.
         "batch_verifier_codehash": _codehash(w3, dep.batch_verifier),
         "solvency_verifier_codehash": _codehash(w3, dep.solvency_verifier),

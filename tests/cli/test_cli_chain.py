@@ -72,6 +72,8 @@ def test_deploy_record_pins_the_epoch_keys(deployed: Deployed, tiny_epoch: Any) 
     }
     assert r["batch_vkey_sha256"] == circuits["batch"]["vkey_sha256"]
     assert r["solvency_vkey_sha256"] == circuits["solvency"]["vkey_sha256"]
+    for kind in ("batch", "solvency", "margin"):
+        assert r[f"{kind}_r1cs_sha256"] == circuits[kind]["r1cs_sha256"]
     w3 = deployed.node.w3
     for kind in ("batch", "solvency", "margin"):
         code = bytes(w3.eth.get_code(r[f"{kind}_verifier"]))

@@ -137,6 +137,13 @@ def test_keys_must_match_the_trust_anchors(bundle_copy: Path) -> None:
     assert verify_bundle(load_bundle(bundle_copy), margin).anchored
     with pytest.raises(BundleError, match="margin verification key is not the pinned one"):
         verify_bundle(load_bundle(bundle_copy), replace(good, margin_vkey_sha256="cd" * 32))
+    # And the circuits: an r1cs hash other than the pinned one is refused.
+    circuits = {k: m["circuits"][k]["r1cs_sha256"] for k in ("batch", "solvency", "margin")}
+    assert verify_bundle(load_bundle(bundle_copy), replace(good, r1cs_sha256=circuits)).anchored
+    for kind in circuits:
+        pinned = {**circuits, kind: "ef" * 32}
+        with pytest.raises(BundleError, match=f"{kind} circuit \\(r1cs\\) is not the pinned"):
+            verify_bundle(load_bundle(bundle_copy), replace(good, r1cs_sha256=pinned))
 
 
 def test_missing_or_foreign_manifest_is_bad_input(tmp_path: Path) -> None:
