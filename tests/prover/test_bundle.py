@@ -152,3 +152,46 @@ def test_missing_or_foreign_manifest_is_bad_input(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text('{"format": "something-else"}')
     with pytest.raises(BundleFormatError, match="not a zksolvency-epoch/2 manifest"):
         load_bundle(tmp_path)
+
+
+def test_a_malleated_proof_file_is_refused_by_its_recorded_hash(bundle_copy: Path) -> None:
+    """ANCHORS attack 11: a re-randomised proof still verifies, so bundles never trust proof
+    bytes without the manifest's hash of them, and the manifest's own hash is what the registry
+    records. Swapping in a malleated batch proof is caught by the hash; re-recording the hash
+    changes the bundle hash, which then no longer matches the registry's."""
+    from zksolvency.prover.groth16 import Proof as G16Proof
+
+    m = load_bundle(bundle_copy).manifest
+    entry = m["proofs"]["batches"][0]
+    path = bundle_copy / entry["proof"]
+    original = json.loads(path.read_text())
+    p = G16Proof.from_snarkjs(original)
+    # (A/r, r·B, C), computed as in tests/prover/test_groth16.py
+    from py_ecc.fields import optimized_bn128_FQ as FQ
+    from py_ecc.fields import optimized_bn128_FQ2 as FQ2
+    from py_ecc.optimized_bn128.optimized_curve import multiply, normalize
+    from zksolvency.prover.field import P
+
+    assert p.a is not None and p.b is not None
+    r = 7
+    a = normalize(multiply((FQ(p.a[0]), FQ(p.a[1]), FQ.one()), pow(r, -1, P)))
+    b = normalize(multiply((FQ2(list(p.b[0])), FQ2(list(p.b[1])), FQ2.one()), r))
+    forged = dict(original)
+    forged["pi_a"] = [str(int(a[0])), str(int(a[1])), "1"]
+    forged["pi_b"] = [
+        [str(int(b[0].coeffs[0])), str(int(b[0].coeffs[1]))],
+        [str(int(b[1].coeffs[0])), str(int(b[1].coeffs[1]))],
+        ["1", "0"],
+    ]
+    before = load_bundle(bundle_copy).sha256
+    path.write_text(json.dumps(forged))
+    with pytest.raises(BundleError, match="does not match the hash recorded"):
+        verify_bundle(load_bundle(bundle_copy))
+    # Re-recording the hash makes a bundle that verifies, but it is another bundle.
+    from zksolvency.prover.atomic import sha256_file
+
+    _edit(bundle_copy, lambda m: m["proofs"]["batches"][0].update(proof_sha256=sha256_file(path)))
+    assert (
+        verify_bundle(load_bundle(bundle_copy)).proofs_verified == len(m["proofs"]["batches"]) + 1
+    )
+    assert load_bundle(bundle_copy).sha256 != before

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from py_ecc.fields import optimized_bn128_FQ as FQ
 from py_ecc.fields import optimized_bn128_FQ2 as FQ2
 from py_ecc.fields import optimized_bn128_FQ12 as FQ12
 from py_ecc.optimized_bn128.optimized_curve import (
@@ -466,3 +467,35 @@ def test_bench_verify(vk: VerificationKey, proof: Proof, public: list[str]) -> N
     Proof.from_snarkjs(load("proof.json"))
     parse = time.perf_counter() - start
     print(f"\ngroth16 verify: {per:.3f} s per proof (2 public inputs); proof parse {parse:.3f} s")
+
+
+def _jac1(p: G1Point) -> Any:
+    return (FQ(p[0]), FQ(p[1]), FQ.one())
+
+
+def _jac2(p: G2Point) -> Any:
+    return (FQ2(list(p[0])), FQ2(list(p[1])), FQ2.one())
+
+
+def malleate(proof: Proof, r: int) -> Proof:
+    """(A/r, r·B, C): a different valid proof of the same statement, made without any secret.
+    Groth16 proofs are malleable, so nothing in zksolvency may use proof bytes as identifiers
+    (ANCHORS attack 11)."""
+    assert proof.a is not None and proof.b is not None
+    inv = pow(r, -1, P)
+    return Proof(
+        _affine1(multiply(_jac1(proof.a), inv)), _affine2(multiply(_jac2(proof.b), r)), proof.c
+    )
+
+
+def test_malleated_proof_verifies_but_is_a_different_proof(
+    vk: VerificationKey, proof: Proof, public: list[str]
+) -> None:
+    """The statement, not the proof bytes, is what is verified: a re-randomised proof passes.
+    The registry therefore keys everything on public inputs (epoch, batch index, state chain;
+    tests/contracts show a replayed batch is refused by its index) and bundles pin proof files
+    by the hash recorded in the manifest (tests/prover/test_bundle.py)."""
+    other = malleate(proof, 0x1234567)
+    assert other != proof
+    assert verify(vk, other, public)
+    assert not verify(vk, other, [*public[:-1], str((int(public[-1]) + 1) % P)])
