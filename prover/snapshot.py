@@ -327,7 +327,11 @@ def _csv_records(fh: IO[bytes], file: str) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as e:
-            raise SnapshotError(file, reader.line_num, None, f"malformed CSV: {e}") from None
+            # Report the line the broken record starts on, as for every other error in it: an
+            # unclosed quote makes the reader run on to the end of the file, far from the quote.
+            start, reached = end + 1, reader.line_num
+            upto = f" (in the record from here to line {reached})" if reached != start else ""
+            raise SnapshotError(file, start, None, f"malformed CSV: {e}{upto}") from None
         # A quoted cell may span lines; report the line where the record starts.
         start, end = end + 1, reader.line_num
         if row:  # blank lines carry nothing; skipping them tolerates a trailing empty line
@@ -568,11 +572,13 @@ class _AssetBuilder:
                 f"duplicate asset symbol {symbol!r} (first at {self.unit} {self.first[symbol]})",
             )
         self.first[symbol] = line
-        # The length test keeps int() away from absurd digit strings; leading zeros are fine.
+        # Leading zeros are fine, so they are stripped before int() as well as before the length
+        # test: "000...08" with more than 4300 digits would make int() raise a bare ValueError.
+        digits = decimals_text.lstrip("0")
         if (
             not _UINT_RE.fullmatch(decimals_text)
-            or len(decimals_text.lstrip("0")) > 2
-            or int(decimals_text) > MAX_DECIMALS
+            or len(digits) > 2
+            or int(digits or "0") > MAX_DECIMALS
         ):
             raise SnapshotError(
                 self.file,
@@ -584,7 +590,7 @@ class _AssetBuilder:
             price = _parse_price(price_text)
         except ValueError as e:
             raise SnapshotError(self.file, line, "price_usd", str(e)) from None
-        self.assets.append(Asset(symbol, int(decimals_text), price))
+        self.assets.append(Asset(symbol, int(digits or "0"), price))
 
     def done(self) -> tuple[Asset, ...]:
         if not self.assets:

@@ -56,7 +56,7 @@ PROVE_CASES: dict[str, tuple[list[object], list[str]]] = {
     ),
     "reserve for an unknown asset": (
         [SMALL, "--reserves", SNAPSHOTS / "small_2assets_reserves_unknown.json", "--epoch", 1],
-        ["small_2assets_reserves_unknown.json: field 'symbol'", "unknown asset 'DOGE'"],
+        ["small_2assets_reserves_unknown.json:3: field 'symbol'", "unknown asset 'DOGE'"],
     ),
     "missing reserve": (
         [SMALL, "--reserves", SNAPSHOTS / "small_2assets_reserves_missing.csv", "--epoch", 1],
