@@ -80,7 +80,10 @@ def handle_errors(f: F) -> F:
         except (ToolError, ChainError, ToolchainMissing, ConnectionError) as exc:
             fail(str(exc), EXIT_FAILED)
         except OSError as exc:
-            fail(f"{exc.filename or ''}: {exc.strerror}", EXIT_USAGE)
+            # Name the file(s) when the error carries them; some OSErrors carry neither a file
+            # nor a strerror, and ": None" would say nothing.
+            where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+            fail(f"{where}: {exc.strerror or exc}" if where else str(exc), EXIT_USAGE)
 
     return wrapper  # type: ignore[return-value]
 

@@ -23,21 +23,44 @@ def _new_file_mode() -> int:
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success fsync and rename it into place."""
+    """Yield a temporary path beside `target`; on success fsync and rename it into place.
+
+    On any failure the temporary file is removed. An OSError naming no file (write() or fsync()
+    on a full disk) or naming the temporary file is raised again naming `target`: the error
+    must say which file could not be written, not a name that no longer exists.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    # mkstemp makes 0600 files; outputs such as a bundle's manifest are meant to be shared.
-    os.fchmod(fd, _new_file_mode())
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp_path = Path(tmp)
+        try:
+            # mkstemp makes 0600 files; outputs such as a bundle's manifest are meant to be
+            # shared.
+            os.fchmod(fd, _new_file_mode())
+        finally:
+            os.close(fd)
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.filename is None or _is_temporary(Path(exc.filename), target):
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
+        raise
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+        if tmp_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp_path.unlink()
+
+
+def _is_temporary(path: Path, target: Path) -> bool:
+    """Whether `path` is (or was) one of atomic_path's temporary names for `target`."""
+    return (
+        path.parent == target.parent
+        and path.name.startswith(f".{target.name}.")
+        and path.name.endswith(".tmp")
+    )
 
 
 def write_bytes(target: Path, data: bytes) -> None:

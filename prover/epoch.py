@@ -15,12 +15,18 @@ Every write is atomic. A rerun with the same inputs skips proofs already made an
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
+import errno
 import fcntl
+import hashlib
 import json
 import os
+import re
 import secrets
+import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,10 +54,42 @@ def _seed(out: Path) -> tuple[bytes, bool]:
 
     Returns (seed, is_new); a new seed is written only once the snapshot has been planned.
     """
+    stored = _stored_seed(out)
+    return (stored, False) if stored is not None else (secrets.token_bytes(32), True)
+
+
+def _stored_seed(out: Path) -> bytes | None:
     path = out / "private" / "seed"
-    if path.is_file():
-        return bytes.fromhex(path.read_text().strip()), False
-    return secrets.token_bytes(32), True
+    if not path.is_file():
+        return None
+    try:
+        seed = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except ValueError:  # not hex, or not ASCII at all
+        seed = b""
+    if len(seed) != 32:
+        # A damaged seed must not be replaced by a fresh one: every salt and blind derives from
+        # it, so the epoch's proofs and inclusion data could not be reproduced.
+        raise EpochDirError(
+            f"{path} is not a 32-byte hex seed (corrupted?): restore it from a backup"
+        )
+    return seed
+
+
+def _run_info(out: Path) -> dict[str, Any]:
+    """private/run.json of an earlier run in `out` ({} if none): its fingerprint and start."""
+    path = out / "private" / "run.json"
+    if not path.is_file():
+        return {}
+    try:
+        info = read_json(path)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("fingerprint"), str):
+        raise EpochDirError(
+            f"{path} is unreadable (corrupted?); delete it to prove into {out} again "
+            "(the new manifest then gets a new created_at)"
+        )
+    return info
 
 
 def _store_seed(out: Path, seed: bytes) -> None:
@@ -85,27 +123,92 @@ def _proof_paths(out: Path, name: str) -> tuple[Path, Path, Path]:
     return d / f"{name}.proof.json", d / f"{name}.public.json", d / f"{name}.meta.json"
 
 
-def _done(out: Path, name: str, input_sha: str, expected_public: list[int]) -> bool:
+def _done(out: Path, name: str, input_sha: str, expected_public: list[int], rep: Reporter) -> bool:
     """A proof counts as done if its meta matches this input and its files match their hashes."""
     proof, public, meta = _proof_paths(out, name)
-    if not (proof.is_file() and public.is_file() and meta.is_file()):
+    if not meta.is_file():
         return False
     try:
         m = read_json(meta)
-        pub = [int(x) for x in read_json(public)]
-    except (ValueError, json.JSONDecodeError):
+    except ValueError:  # a damaged meta (JSONDecodeError, UnicodeDecodeError)
+        m = None
+    if not isinstance(m, dict):
+        rep.warn(f"{meta} is unreadable: proving {name} again")
         return False
-    return (
-        m.get("input_sha256") == input_sha
-        and m.get("proof_sha256") == sha256_file(proof)
-        and m.get("public_sha256") == sha256_file(public)
-        and pub == expected_public
-    )
+    if m.get("input_sha256") != input_sha:
+        return False
+    # The hashes are checked before anything is parsed: a damaged file is reported as such,
+    # never as a parse error (or, worse, a wrong type reaching int()).
+    damaged = [
+        str(path)
+        for path, key in ((proof, "proof_sha256"), (public, "public_sha256"))
+        if not path.is_file() or sha256_file(path) != m.get(key)
+    ]
+    if damaged:
+        rep.warn(
+            f"{' and '.join(damaged)} missing or not matching the hashes in {meta}: "
+            f"proving {name} again"
+        )
+        return False
+    return [int(x) for x in read_json(public)] == expected_public
 
 
-def _run_jobs(jobs: list[dict[str, Any]], on_done: Callable[[dict[str, Any]], None]) -> None:
-    """Feed jobs to the Node driver; call on_done(result line) as each finishes."""
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn making the child get SIGKILL when this process dies (Linux).
+
+    Without it a `kill -9` of the prover (or the OOM killer) leaves the Node driver running as
+    an orphan that keeps writing proofs into the epoch directory while a resumed run writes
+    the same files. The libc function is looked up here, in the parent: the child only calls it.
+    """
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
+            os._exit(1)
+
+    return preexec
+
+
+#: Node's file errors, e.g. "ENOSPC: no space left on device, write" or
+#: "EACCES: permission denied, open '/epoch/proofs/batch_000001.proof.json.123.tmp'".
+_NODE_FS_ERROR = re.compile(r"\b(E[A-Z]+): [^,]*, \w+(?: '([^']*)')?")
+
+
+def _node_os_error(error: str, where: str) -> OSError | None:
+    """The OSError behind a Node file error (full disk, unwritable directory), if it is one.
+
+    Such a failure is the output directory's fault, not the proof's: report it as the CLI
+    reports Python's own OSErrors (exit 2, naming the file, else `where`), not as a failed tool.
+    """
+    m = _NODE_FS_ERROR.search(error)
+    code = getattr(errno, m.group(1), None) if m else None
+    if m is None or not isinstance(code, int):
+        return None
+    # name the file the job was writing, not Node's temporary name for it
+    path = re.sub(r"\.\d+\.tmp$", "", m.group(2) or where)
+    return OSError(code, os.strerror(code), path)
+
+
+def _run_jobs(
+    jobs: list[dict[str, Any]],
+    on_done: Callable[[dict[str, Any]], None],
+    *,
+    tmpdir: Path | None = None,
+    lock_fd: int | None = None,
+) -> None:
+    """Feed jobs to the Node driver; call on_done(result line) as each finishes.
+
+    `tmpdir` is where Node keeps witness files: they hold every private signal of a batch, so
+    an epoch puts them under private/ (a resumed run deletes what a killed one left), not in
+    /tmp. `lock_fd` is the epoch directory's lock, inherited so that it stays held until Node
+    has exited too: no second prove can start while this one's driver may still write.
+    """
     cmd = ["node", str(js_script("groth16.mjs"))]
+    env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
     with subprocess.Popen(
         cmd,
         cwd=repo_root(),
@@ -113,21 +216,41 @@ def _run_jobs(jobs: list[dict[str, Any]], on_done: Callable[[dict[str, Any]], No
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
+        pass_fds=() if lock_fd is None else (lock_fd,),
+        preexec_fn=_die_with_parent(),  # no other threads run here: preexec_fn is safe
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         proc.stdin.write(json.dumps({"jobs": jobs}))
         proc.stdin.close()
-        for line in proc.stdout:
-            res = json.loads(line)
-            if not res["ok"]:
-                job = jobs[res["i"]]
-                raise ToolError(
-                    cmd,
-                    1,
-                    f"{job['kind']} {job.get('name', '')}: "
-                    f"{res.get('error', 'verification failed')}",
-                )
-            on_done(res)
+        reported = 0
+        try:
+            for line in proc.stdout:
+                try:
+                    res = json.loads(line)
+                except ValueError:
+                    # Not a result: snarkjs logs some failures on stdout rather than throwing,
+                    # then spins. Seen on a full disk while it writes a witness:
+                    # "ERROR Writing: Error: ENOSPC: no space left on device, write".
+                    where = tmpdir or Path(jobs[min(reported, len(jobs) - 1)]["proof_out"]).parent
+                    os_error = _node_os_error(line, str(where))
+                    if os_error is not None:
+                        raise os_error from None
+                    continue
+                reported += 1
+                if not res["ok"]:
+                    job = jobs[res["i"]]
+                    error = res.get("error", "verification failed")
+                    os_error = _node_os_error(error, str(job.get("proof_out", "")))
+                    if os_error is not None:
+                        raise os_error
+                    raise ToolError(cmd, 1, f"{job['kind']} {job.get('name', '')}: {error}")
+                on_done(res)
+        except BaseException:
+            # on_done failed (a full disk, say) or a job did: stop the driver now rather than
+            # wait for it to finish a proof nobody will record (its writes are atomic)
+            proc.kill()
+            raise
         err = proc.stderr.read()
         if proc.wait() != 0:
             raise ToolError(cmd, proc.returncode, err)
@@ -150,6 +273,9 @@ def prove_epoch(
     `stats`, if given, receives one record per proof made: name and witness/prove/verify seconds.
     """
     rep = reporter or NullReporter()
+    # The Node driver runs in the checkout (where its modules are), so every path handed to it
+    # must be absolute: a relative --out would name a directory under the checkout.
+    out = Path(os.path.abspath(out))
     # Plan first: a snapshot that cannot be proven stops here, before any key work and before
     # anything is written to `out`.
     seed, new_seed = _seed(out)
@@ -161,32 +287,58 @@ def prove_epoch(
     # are checked against a key the epoch itself pins.
     margin_keys = build_margin_keys(params, ptau, rep)
     fingerprint = _fingerprint(plan, snapshot, reserves, keys)
-    fp_path = out / "private" / "run.json"
-    run_info = read_json(fp_path) if fp_path.is_file() else {}
-    if run_info and run_info.get("fingerprint") != fingerprint:
-        raise EpochDirError(
-            f"{out} holds a run with other inputs or keys; prove into a new directory"
-        )
     out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    with _exclusive(out) as lock_fd:
+        # The directory's state is read again under the lock: another prove may have stored
+        # its seed and run.json here while this one was planning (the lock is only taken now,
+        # so that an unprovable snapshot leaves nothing behind), and the plan holds only for
+        # the seed it was made with.
+        if _stored_seed(out) != (None if new_seed else seed):
+            raise EpochDirError(
+                f"another prove changed {out} while this one was planning; run it again"
+            )
+        run_info = _run_info(out)
+        # A seed that changed under a run (damaged into other valid hex, or replaced) would
+        # re-prove everything with new salts and rewrite the inclusion data of an epoch that
+        # may be published. Checked before the fingerprint, which it also changes (the leaf
+        # order derives from the seed), so that the message says what is wrong.
+        seed_sha = hashlib.sha256(seed).hexdigest()
+        if run_info.get("seed_sha256", seed_sha) != seed_sha:
+            raise EpochDirError(
+                f"{out / 'private' / 'seed'} is not the seed this run started with; restore "
+                "the original (with another seed every proof and the inclusion data change)"
+            )
+        if run_info and run_info["fingerprint"] != fingerprint:
+            raise EpochDirError(
+                f"{out} holds a run with other inputs or keys; prove into a new directory"
+            )
         if new_seed:
             _store_seed(out, seed)
-        # A killed run can leave temporary files (never a half-written final one): clear them.
+        # A killed run can leave temporary files (never a half-written final one), inputs of
+        # proofs it finished but had not yet deleted, and Node's witness files: clear them.
         for stale in out.rglob("*.tmp"):
             stale.unlink()
-        return _prove_planned(out, plan, keys, margin_keys, fingerprint, run_info, rep, stats)
+        inputs_dir = out / "private" / "inputs"
+        for stale in inputs_dir.iterdir() if inputs_dir.is_dir() else ():
+            stale.unlink()
+        return _prove_planned(
+            out, plan, keys, margin_keys, fingerprint, run_info, seed_sha, lock_fd, rep, stats
+        )
 
 
 @contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """One prove per epoch directory at a time; the OS drops the lock if the process dies."""
+def _exclusive(out: Path) -> Iterator[int]:
+    """One prove per epoch directory at a time; the OS drops the lock if the process dies.
+
+    Yields the lock's file descriptor, for child processes that must hold the lock too.
+    """
     (out / "private").mkdir(parents=True, exist_ok=True)
     with open(out / "private" / "lock", "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise EpochDirError(f"another prove is already running in {out}") from None
-        yield
+        yield fh.fileno()
 
 
 def _prove_planned(
@@ -196,6 +348,8 @@ def _prove_planned(
     margin_keys: KeySet,
     fingerprint: str,
     run_info: dict[str, Any],
+    seed_sha: str,
+    lock_fd: int,
     rep: Reporter,
     stats: list[dict[str, Any]] | None,
 ) -> dict[str, Any]:
@@ -206,7 +360,9 @@ def _prove_planned(
     created_at = (
         run_info.get("created_at") or dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     )
-    write_json(fp_path, {"fingerprint": fingerprint, "created_at": created_at})
+    write_json(
+        fp_path, {"fingerprint": fingerprint, "created_at": created_at, "seed_sha256": seed_sha}
+    )
     _write_private(out, plan)
 
     inputs_dir = out / "private" / "inputs"
@@ -215,50 +371,67 @@ def _prove_planned(
     all_inputs = [*plan.batch_inputs, plan.solvency_input()]
     publics = [plan.batch_public(k) for k in range(plan.n_batches)] + [plan.solvency_public()]
     pending: list[tuple[str, str, list[int]]] = []
-    for name, inp, pub in zip(names, all_inputs, publics, strict=True):
-        input_sha = sha256_json(inp)
-        if _done(out, name, input_sha, pub):
-            continue
-        ks = keys.solvency if name == "solvency" else keys.batch
-        ipath = inputs_dir / f"{name}.json"
-        write_json(ipath, inp)
-        proof, public, _meta = _proof_paths(out, name)
-        proof.parent.mkdir(parents=True, exist_ok=True)
-        jobs.append(
-            {
-                "kind": "prove",
-                "name": name,
-                "input": str(ipath),
-                "wasm": str(ks.build.wasm),
-                "zkey": str(ks.zkey),
-                "vkey": str(ks.build.dir / "keys" / "verification_key.json"),
-                "proof_out": str(proof),
-                "public_out": str(public),
-            }
-        )
-        pending.append((name, input_sha, pub))
-    skipped = len(names) - len(jobs)
-    if skipped:
-        rep.info(f"resuming: {skipped} of {len(names)} proofs already done")
-    if jobs:
-        with rep.task("proving", len(jobs)) as advance:
+    with _no_leftovers(out):
+        for name, inp, pub in zip(names, all_inputs, publics, strict=True):
+            input_sha = sha256_json(inp)
+            if _done(out, name, input_sha, pub, rep):
+                continue
+            ks = keys.solvency if name == "solvency" else keys.batch
+            ipath = inputs_dir / f"{name}.json"
+            write_json(ipath, inp)
+            proof, public, meta = _proof_paths(out, name)
+            proof.parent.mkdir(parents=True, exist_ok=True)
+            # A meta left from an earlier proof (now damaged, or of other inputs) goes before the
+            # files are remade: a meta, where there is one, always matches its proof's files.
+            meta.unlink(missing_ok=True)
+            jobs.append(
+                {
+                    "kind": "prove",
+                    "name": name,
+                    "input": str(ipath),
+                    "wasm": str(ks.build.wasm),
+                    "zkey": str(ks.zkey),
+                    "vkey": str(ks.build.dir / "keys" / "verification_key.json"),
+                    "proof_out": str(proof),
+                    "public_out": str(public),
+                }
+            )
+            pending.append((name, input_sha, pub))
+        skipped = len(names) - len(jobs)
+        if skipped:
+            rep.info(f"resuming: {skipped} of {len(names)} proofs already done")
+        if jobs:
+            with rep.task("proving", len(jobs)) as advance:
 
-            def finished(res: dict[str, Any]) -> None:
-                i = int(res["i"])
-                name, input_sha, pub = pending[i]
-                if stats is not None:
-                    stats.append({"name": name, **{k: res[k] for k in res if k.endswith("_s")}})
-                _finish(out, name, input_sha, pub)
-                os.unlink(jobs[i]["input"])  # private balances: keep no more copies than needed
-                advance(1)
+                def finished(res: dict[str, Any]) -> None:
+                    i = int(res["i"])
+                    name, input_sha, pub = pending[i]
+                    if stats is not None:
+                        stats.append({"name": name, **{k: res[k] for k in res if k.endswith("_s")}})
+                    _finish(out, name, input_sha, pub)
+                    os.unlink(jobs[i]["input"])  # private balances: keep no more copies than needed
+                    advance(1)
 
-            _run_jobs(jobs, finished)
+                _run_jobs(jobs, finished, tmpdir=inputs_dir, lock_fd=lock_fd)
 
     manifest = _manifest(plan, keys, margin_keys, out, names, created_at)
     _write_keys(out, keys, margin_keys)
     write_json(out / "manifest.json", manifest)
     rep.info(f"epoch {epoch} proven: {plan.n_batches} batch proofs + 1 solvency proof in {out}")
     return manifest
+
+
+@contextlib.contextmanager
+def _no_leftovers(out: Path) -> Iterator[None]:
+    """On a failure (a full disk, say), remove what proving leaves besides whole files: Node's
+    temporary files and witnesses, and the private inputs (a rerun writes them again), so that
+    no copy of private balances outlives the run. After a SIGKILL the next run clears them."""
+    try:
+        yield
+    except BaseException:
+        for stale in [*(out / "proofs").glob("*.tmp"), *(out / "private" / "inputs").glob("*")]:
+            stale.unlink(missing_ok=True)
+        raise
 
 
 def _finish(out: Path, name: str, input_sha: str, expected: list[int]) -> None:

@@ -157,12 +157,17 @@ def _build(
     return CircuitBuild(spec, out, r1cs, wasm, sym, n_constraints, n_public, digest)
 
 
-def cached_keys(build: CircuitBuild, ptau: Path | None = None) -> KeySet | None:
+def cached_keys(
+    build: CircuitBuild, ptau: Path | None = None, reporter: Reporter | None = None
+) -> KeySet | None:
     """Keys already set up for exactly this r1cs (and this ceremony file, if one is named).
 
     Without `ptau` any cached keys are taken, ceremony ones included: a development run must
-    never overwrite production keys.
+    never overwrite production keys. Cached files that no longer match their stamp (damaged or
+    replaced) are not used, and the reporter is told which: the caller then makes new keys,
+    or refuses to replace ceremony ones.
     """
+    rep = reporter or NullReporter()
     out = build.dir / "keys"
     stamp_path = out / "keys.json"
     zkey = out / f"{build.spec.name}.zkey"
@@ -170,14 +175,36 @@ def cached_keys(build: CircuitBuild, ptau: Path | None = None) -> KeySet | None:
     sol = out / "verifier.sol"
     if not (stamp_path.is_file() and zkey.is_file() and vkey_path.is_file() and sol.is_file()):
         return None
-    stamp = read_json(stamp_path)
-    if stamp.get("r1cs_sha256") != build.r1cs_sha256 or stamp.get("zkey_sha256") != sha256_file(
-        zkey
-    ):
+    stamp = _read_stamp(stamp_path)
+    try:
+        vkey = read_json(vkey_path)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        vkey = None
+    if stamp is None or not isinstance(vkey, dict):
+        rep.warn(f"{stamp_path if stamp is None else vkey_path}: unreadable (damaged?); not used")
+        return None
+    if stamp.get("r1cs_sha256") != build.r1cs_sha256:
+        return None  # the circuit changed: these keys are simply outdated
+    # A damaged proving key must never reach the prover. The vkey is checked too where the
+    # stamp records it (stamps written before it did not): the bundle publishes that vkey.
+    if stamp.get("zkey_sha256") != sha256_file(zkey):
+        rep.warn(f"{zkey} no longer matches the sha256 in {stamp_path} (damaged?); not used")
+        return None
+    if stamp.get("vkey_sha256", sha256_json(vkey)) != sha256_json(vkey):
+        rep.warn(f"{vkey_path} no longer matches the hash in {stamp_path} (damaged?); not used")
         return None
     if ptau is not None and stamp.get("ptau_sha256") != sha256_file(ptau):
         return None
     return _keyset(build, zkey, vkey_path, sol, stamp)
+
+
+def _read_stamp(path: Path) -> dict[str, Any] | None:
+    """A keys.json stamp, or None if it is not a readable one."""
+    try:
+        stamp = read_json(path)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return None
+    return stamp if isinstance(stamp, dict) else None
 
 
 def setup_keys(
@@ -254,7 +281,12 @@ def _install(build: CircuitBuild, zkey: Path, info: PtauInfo, contributions: int
     snarkjs = node_bin("snarkjs")
     run([snarkjs, "zkey", "export", "verificationkey", zkey, vkey_path])
     run([snarkjs, "zkey", "export", "solidityverifier", zkey, sol])
-    stamp = {**_stamp(build, zkey, info), "contributions": contributions}
+    stamp = {
+        **_stamp(build, zkey, info),
+        "contributions": contributions,
+        # the vkey goes into every bundle: cached_keys checks it was not damaged since
+        "vkey_sha256": sha256_json(read_json(vkey_path)),
+    }
     write_json(out / "keys.json", stamp)
     return _keyset(build, zkey, vkey_path, sol, stamp)
 
@@ -263,8 +295,18 @@ def refuse_replacing_ceremony_keys(stale: list[CircuitBuild]) -> None:
     """Stop before regenerating keys that came from a ceremony: their outside contributions
     cannot be redone here, and new keys would not match the deployed verifiers."""
     for b in stale:
-        stamp = b.dir / "keys" / "keys.json"
-        if stamp.is_file() and read_json(stamp).get("development") is False:
+        path = b.dir / "keys" / "keys.json"
+        if not path.is_file():
+            continue
+        stamp = _read_stamp(path)
+        if stamp is None:
+            # unreadable: whether it stamps ceremony keys is unknown, and those are not to be
+            # overwritten on a guess
+            raise KeySetupError(
+                f"{path} is unreadable (damaged?): if {b.dir / 'keys'} holds ceremony keys, "
+                "re-import the ceremony's zkey; otherwise delete the folder to make new keys"
+            )
+        if stamp.get("development") is False:
             raise KeySetupError(
                 f"{b.dir / 'keys'} holds ceremony keys that no longer match the circuit, the "
                 "zkey file or the given --ptau; re-import the ceremony's zkey or move the folder"
@@ -287,7 +329,7 @@ def build_keys(params: EpochParams, ptau: Path | None, reporter: Reporter | None
     specs = [params.batch_spec(), params.solvency_spec()]
     with ThreadPoolExecutor(max_workers=2) as pool:
         builds = list(pool.map(lambda spec: compile_circuit(spec, rep), specs))
-    found = [cached_keys(b, ptau) for b in builds]
+    found = [cached_keys(b, ptau, rep) for b in builds]
     stale = [b for b, k in zip(builds, found, strict=True) if k is None]
     refuse_replacing_ceremony_keys(stale)
     if stale:
@@ -317,7 +359,7 @@ def build_margin_keys(
     build/ exactly as `build_keys` does for the batch and solvency circuits."""
     rep = reporter or NullReporter()
     build = compile_circuit(params.margin_spec(), rep)
-    ks = cached_keys(build, ptau)
+    ks = cached_keys(build, ptau, rep)
     if ks is None:
         refuse_replacing_ceremony_keys([build])
         info = resolve_ptau(required_power(build.n_constraints, build.n_public), ptau, rep)

@@ -16,11 +16,18 @@ class ToolchainMissing(RuntimeError):
     """The checkout or its node toolchain cannot be found."""
 
 
+def _env_path(name: str) -> Path | None:
+    """An environment override, made absolute: the node tools run with the checkout as their
+    working directory, where a relative path would name another place than it does here."""
+    env = os.environ.get(name)
+    return Path(env).absolute() if env else None
+
+
 @cache
 def repo_root() -> Path:
     """The checkout holding circuits/ and package.json (the prover needs its toolchain)."""
-    env = os.environ.get("ZKSOLVENCY_ROOT")
-    candidates = [Path(env)] if env else []
+    env = _env_path("ZKSOLVENCY_ROOT")
+    candidates = [env] if env else []
     candidates.append(Path(__file__).resolve().parents[1])
     candidates.extend([Path.cwd(), *Path.cwd().parents])
     for c in candidates:
@@ -37,14 +44,13 @@ def circuits_dir() -> Path:
 
 
 def build_dir() -> Path:
-    env = os.environ.get("ZKSOLVENCY_BUILD")
-    return Path(env) if env else repo_root() / "build"
+    return _env_path("ZKSOLVENCY_BUILD") or repo_root() / "build"
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("ZKSOLVENCY_CACHE")
+    env = _env_path("ZKSOLVENCY_CACHE")
     if env:
-        return Path(env)
+        return env
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "zksolvency"
 
