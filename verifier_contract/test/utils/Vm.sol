@@ -1,12 +1,30 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-/// @dev The few forge cheatcodes these tests use (forge-std is not available offline).
+/// @dev The few forge cheatcodes these tests use (forge-std is not available offline). Each is
+///      declared exactly as forge-std's Vm.sol declares it.
 interface Vm {
-    function prank(address sender) external;
-    function warp(uint256 timestamp) external;
+    /// @dev An event recorded by {recordLogs}, as forge-std's VmSafe.Log.
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
+    function prank(address msgSender) external;
+    function warp(uint256 newTimestamp) external;
     function assume(bool condition) external pure;
     function expectRevert(bytes calldata revertData) external;
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
         external;
+
+    /// @dev Starts recording every emitted event; {getRecordedLogs} returns and clears them.
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
+
+    /// @dev Starts recording storage reads and writes; {accesses} returns those of `target`.
+    function record() external;
+    function accesses(address target) external returns (bytes32[] memory readSlots, bytes32[] memory writeSlots);
+
+    function load(address target, bytes32 slot) external view returns (bytes32 data);
 }

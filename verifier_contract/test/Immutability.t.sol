@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+
+import {SolvencyRegistry} from "../src/SolvencyRegistry.sol";
+import {AccountMarginVerifier} from "../src/AccountMarginVerifier.sol";
+import {RegistryTest} from "./utils/RegistryTest.sol";
+import {MockMarginVerifier} from "./utils/MockVerifier.sol";
+import {Bytecode} from "./utils/Bytecode.sol";
+
+/// Nothing can change the verifiers (or the publisher, or the code): read from the deployed
+/// runtime code, the dispatcher knows exactly the intended functions (so there is no setter),
+/// the verifiers are immutables in the code rather than storage, and the code has no opcode
+/// that could replace or destroy it or run foreign code in its context (it only STATICCALLs).
+contract ImmutabilityTest is RegistryTest {
+    AccountMarginVerifier internal margin;
+
+    function setUp() public override {
+        super.setUp();
+        margin = new AccountMarginVerifier(address(registry), address(new MockMarginVerifier()));
+    }
+
+    function _registryFunctions() internal view returns (bytes4[21] memory) {
+        return [
+            // The only writers, none of which takes an address.
+            SolvencyRegistry.openEpoch.selector,
+            SolvencyRegistry.submitBatch.selector,
+            SolvencyRegistry.finalize.selector,
+            SolvencyRegistry.abandonEpoch.selector,
+            // Views.
+            SolvencyRegistry.getEpoch.selector,
+            SolvencyRegistry.getReserves.selector,
+            SolvencyRegistry.isFinalizedRoot.selector,
+            registry.latestEpoch.selector,
+            registry.latestFinalizedEpoch.selector,
+            registry.openEpochId.selector,
+            registry.publisher.selector,
+            registry.batchVerifier.selector,
+            registry.solvencyVerifier.selector,
+            registry.nAssets.selector,
+            registry.batchSelector.selector,
+            registry.solvencySelector.selector,
+            registry.SNARK_SCALAR_FIELD.selector,
+            registry.BATCH_PUBLIC_INPUTS.selector,
+            registry.SOLVENCY_FIXED_INPUTS.selector,
+            registry.KIND_BATCH.selector,
+            registry.KIND_SOLVENCY.selector
+        ];
+    }
+
+    function _marginFunctions() internal view returns (bytes4[7] memory) {
+        return [
+            AccountMarginVerifier.attest.selector, // the only writer
+            AccountMarginVerifier.verifyMargin.selector,
+            AccountMarginVerifier.attestedHeadroom.selector,
+            margin.registry.selector,
+            margin.verifier.selector,
+            margin.SNARK_SCALAR_FIELD.selector,
+            margin.MARGIN_PUBLIC_INPUTS.selector
+        ];
+    }
+
+    function _sameSet(bytes4[] memory found, bytes4[] memory expected, string memory what) internal pure {
+        require(found.length == expected.length, string.concat(what, ": dispatcher has another function count"));
+        for (uint256 i = 0; i < expected.length; ++i) {
+            bool hit;
+            for (uint256 j = 0; j < found.length; ++j) {
+                if (found[j] == expected[i]) hit = true;
+            }
+            require(hit, string.concat(what, ": a function is missing from the dispatcher"));
+        }
+    }
+
+    function _noForeignCode(bytes memory code, string memory what) internal pure {
+        uint8[6] memory forbidden = [0xff, 0xf4, 0xf2, 0xf1, 0xf0, 0xf5]; // SELFDESTRUCT, DELEGATECALL,
+        // CALLCODE, CALL, CREATE, CREATE2
+        for (uint256 i = 0; i < forbidden.length; ++i) {
+            require(!Bytecode.hasOpcode(code, forbidden[i]), string.concat(what, ": forbidden opcode"));
+        }
+        require(Bytecode.hasOpcode(code, 0xfa), string.concat(what, ": no STATICCALL"));
+    }
+
+    function _inCode(bytes memory code, address a) internal pure returns (bool) {
+        bytes20 word = bytes20(a);
+        for (uint256 i = 0; i + 20 <= code.length; ++i) {
+            bool same = true;
+            for (uint256 j = 0; j < 20 && same; ++j) {
+                same = code[i + j] == word[j];
+            }
+            if (same) return true;
+        }
+        return false;
+    }
+
+    function test_RegistryDispatcherHasNoSetter() public view {
+        bytes4[21] memory fixed_ = _registryFunctions();
+        bytes4[] memory expected = new bytes4[](fixed_.length);
+        for (uint256 i = 0; i < fixed_.length; ++i) {
+            expected[i] = fixed_[i];
+        }
+        _sameSet(Bytecode.dispatchedSelectors(address(registry).code), expected, "SolvencyRegistry");
+    }
+
+    function test_MarginDispatcherHasNoSetter() public view {
+        bytes4[7] memory fixed_ = _marginFunctions();
+        bytes4[] memory expected = new bytes4[](fixed_.length);
+        for (uint256 i = 0; i < fixed_.length; ++i) {
+            expected[i] = fixed_[i];
+        }
+        _sameSet(Bytecode.dispatchedSelectors(address(margin).code), expected, "AccountMarginVerifier");
+    }
+
+    function test_NoOpcodeCanReplaceOrDestroyTheCode() public view {
+        _noForeignCode(address(registry).code, "SolvencyRegistry");
+        _noForeignCode(address(margin).code, "AccountMarginVerifier");
+    }
+
+    function test_VerifiersAreImmutablesNotStorage() public view {
+        bytes memory code = address(registry).code;
+        require(_inCode(code, address(batchVerifier)), "batch verifier not in the code");
+        require(_inCode(code, address(solvencyVerifier)), "solvency verifier not in the code");
+        require(_inCode(code, PUBLISHER), "publisher not in the code");
+        require(_inCode(address(margin).code, margin.verifier()), "margin verifier not in the code");
+        require(_inCode(address(margin).code, address(registry)), "registry not in the margin code");
+        // The registry's own storage: the packed counters (slot 0) and two mappings (slots 1, 2).
+        for (uint256 slot = 0; slot < 8; ++slot) {
+            bytes32 word = vm.load(address(registry), bytes32(slot));
+            require(address(uint160(uint256(word))) != address(batchVerifier), "verifier in storage");
+            require(address(uint160(uint256(word))) != address(solvencyVerifier), "verifier in storage");
+        }
+    }
+
+    /// Random calldata under any selector, from anyone, never changes what the registry reads
+    /// back as its verifiers (and a stranger's call never writes anything).
+    function testFuzz_NoCallChangesTheVerifiers(address caller, bytes4 selector, bytes calldata data) public {
+        bytes4[21] memory fns = _registryFunctions();
+        // Half the time one of the registry's own selectors.
+        if (uint32(selector) % 2 == 0) selector = fns[uint32(selector) % fns.length];
+        vm.assume(caller != PUBLISHER);
+        vm.record();
+        vm.prank(caller);
+        (bool ok,) = address(registry).call(abi.encodePacked(selector, data));
+        (, bytes32[] memory writes) = vm.accesses(address(registry));
+        require(writes.length == 0, "a stranger's call wrote storage");
+        for (uint256 i = 0; i < 4; ++i) {
+            if (selector == fns[i]) require(!ok, "a stranger's write went through");
+        }
+        require(registry.batchVerifier() == address(batchVerifier), "batch verifier changed");
+        require(registry.solvencyVerifier() == address(solvencyVerifier), "solvency verifier changed");
+        require(registry.publisher() == PUBLISHER, "publisher changed");
+    }
+}
