@@ -14,6 +14,9 @@ include "lib/state.circom";
 //          batchCount    number of batches chained into finalState (at least 1)
 //          shortfall     total margin shortfall of the epoch's accounts (0 in strict mode)
 //          insuranceFund the fund that must cover it, in value units (USD * 10^26)
+//          epoch         the epoch number inside the context (the registry supplies its own)
+//          domain        (chainId << 160) | registry address: the registry supplies its own, so a
+//                        proof made for another registry or chain never verifies there
 //          reserves[N]   the exchange's reserves per asset, at each asset's scale
 // Private: the context preimage, totals[2N] (eq_0, debt_0, eq_1, debt_1, ...), blind
 //
@@ -40,9 +43,10 @@ template Solvency(BATCH_LEVELS, TREE_DEPTH, N_ASSETS, N_INSTR, N_SCEN, N_TIERS) 
     signal input batchCount;
     signal input shortfall;
     signal input insuranceFund;
+    signal input epoch;
+    signal input domain;
     signal input reserves[N_ASSETS];
 
-    signal input epoch;
     signal input mode;
     signal input weights[N_ASSETS];
     signal input tierWeights[N_ASSETS][N_TIERS];
@@ -51,6 +55,10 @@ template Solvency(BATCH_LEVELS, TREE_DEPTH, N_ASSETS, N_INSTR, N_SCEN, N_TIERS) 
     signal input risk[N_INSTR][N_SCEN];
     signal input totals[N_TOTALS];
     signal input blind;
+
+    // The domain takes part in no other constraint; squaring it keeps it in the system
+    // explicitly (Groth16 binds public inputs anyway, but nothing should rest on that detail).
+    signal domainSquared <== domain * domain;
 
     // At least one batch: the chain's genesis (ctxHash itself) is not a closing state.
     component none = IsZero();

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     from zksolvency.prover.bundle import TrustAnchors
     from zksolvency.prover.chain import Anvil
     from zksolvency.prover.commitments import VALUE_DECIMALS
-    from zksolvency.prover.deployment import build_contracts, deploy_registry
+    from zksolvency.prover.deployment import deploy_registry, deployment_domain
     from zksolvency.prover.epoch import prove_epoch
     from zksolvency.prover.inclusion import (
         InclusionError,
@@ -67,28 +66,33 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     keys = build_keys(params, ptau, rep)
     margin_keys = build_margin_keys(params, ptau, rep)
 
-    click.secho("3/7 proving epoch 1", bold=True, err=True)
+    click.secho("3/7 local chain: deploy the registry and verifiers", bold=True, err=True)
     epoch_dir = workdir / "epoch-1"
     if epoch_dir.exists() and (epoch_dir / "private" / "run.json").exists():
         # A previous demo's run with another random seed would not match: start clean.
         shutil.rmtree(epoch_dir)
-    t_prove = time.monotonic()
-    # The contracts compile on another thread while the proofs are made.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        contracts = pool.submit(build_contracts, keys, margin=margin_keys)
-        manifest = prove_epoch(
-            s, reserves, epoch_dir, epoch=1, params=params, ptau=ptau, reporter=rep, margin=margin
-        )
-        contracts.result()
-    stats = margin_stats_of(epoch_dir)
-    prove_s = time.monotonic() - t_prove
-
-    click.secho("4/7 local chain: deploy and publish", bold=True, err=True)
     with Anvil() as node:
         w3 = node.w3
+        # The registry exists before the proofs: the solvency proof is bound to its chain id
+        # and address, so it can only ever be published there.
         deployment = deploy_registry(
             w3, node.accounts[0], keys, params, workdir / "deployment.json", margin=margin_keys
         )
+        click.secho("4/7 proving epoch 1 and publishing it", bold=True, err=True)
+        t_prove = time.monotonic()
+        manifest = prove_epoch(
+            s,
+            reserves,
+            epoch_dir,
+            epoch=1,
+            params=params,
+            ptau=ptau,
+            reporter=rep,
+            margin=margin,
+            domain=deployment_domain(deployment),
+        )
+        stats = margin_stats_of(epoch_dir)
+        prove_s = time.monotonic() - t_prove
         report = publish_bundle(w3, node.accounts[0], deployment["registry"], epoch_dir)
 
         click.secho("5/7 one user checks their inclusion", bold=True, err=True)

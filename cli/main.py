@@ -409,6 +409,15 @@ def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
     show_default=True,
     help="Insurance fund in USD (decimal string), shortfall mode only.",
 )
+@click.option(
+    "--deployment",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Deployment record (from `deploy`) of the registry that will publish this epoch. The "
+    "solvency proof is bound to its chain id and address, and no other registry accepts it. "
+    "Without it the epoch is proven unbound; prove again with --deployment before publishing "
+    "(only the solvency proof is redone).",
+)
 @circuit_params
 @ptau_option
 @handle_errors
@@ -424,6 +433,7 @@ def prove(
     haircuts: Path | None,
     mode: str,
     insurance_fund: str,
+    deployment: Path | None,
     ptau: Path | None,
     **shape: int | None,
 ) -> None:
@@ -442,6 +452,7 @@ def prove(
     margin = load_margin_inputs(
         snap, instruments, market, positions, haircuts, mode, insurance_fund
     )
+    domain = deployment_domain_option(deployment, params)
     manifest = prove_epoch(
         snap,
         res,
@@ -451,8 +462,31 @@ def prove(
         ptau=ptau,
         reporter=ClickReporter(),
         margin=margin,
+        domain=domain,
     )
     print_epoch_summary(manifest, out)
+
+
+def deployment_domain_option(path: Path | None, params: Any) -> int:
+    """The registry domain `--deployment` names (UNBOUND_DOMAIN without one), refusing a record
+    made for another circuit shape."""
+    from zksolvency.prover.commitments import UNBOUND_DOMAIN
+    from zksolvency.prover.deployment import deployment_domain, load_deployment
+
+    if path is None:
+        return UNBOUND_DOMAIN
+    try:
+        record = load_deployment(path)
+        domain = deployment_domain(record, path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--deployment") from exc
+    if record.get("params") not in (None, params.as_dict()):
+        raise click.BadParameter(
+            f"{path}: the registry was deployed for circuit shape {record['params']}, this "
+            f"epoch is {params.as_dict()}",
+            param_hint="--deployment",
+        )
+    return domain
 
 
 def load_margin_inputs(
@@ -509,6 +543,12 @@ def print_epoch_summary(m: dict[str, Any], out: Path) -> None:
             if int(m["shortfall"])
             else ""
         )
+    )
+    reg = m.get("registry")
+    click.echo(
+        f"  bound to: chain {reg['chain_id']}, registry {reg['address']}"
+        if reg
+        else "  bound to: no registry yet (prove again with --deployment before publishing)"
     )
     click.echo(f"  bundle: {out}  (publish everything except {out / 'private'})")
 

@@ -15,7 +15,14 @@ from typing import Any
 
 from . import context as _context
 from .atomic import read_json, sha256_file, sha256_json
-from .commitments import totals_hash
+from .commitments import (
+    UNBOUND_DOMAIN,
+    check_domain,
+    describe_domain,
+    registry_domain,
+    split_domain,
+    totals_hash,
+)
 from .epoch import FORMAT
 from .field import P
 from .groth16 import Proof, VerificationKey, verify
@@ -96,7 +103,9 @@ class Bundle:
             raise BundleError(f"{path} does not match the hash recorded in the manifest")
         public = [int(x) for x in entry["public_signals"]]
         pub_path = self.dir / entry["public"]
-        if pub_path.is_file() and [int(x) for x in read_json(pub_path)] != public:
+        if not pub_path.is_file():
+            raise BundleError(f"missing public-signals file {pub_path}")
+        if [int(x) for x in read_json(pub_path)] != public:
             raise BundleError(f"{pub_path} disagrees with the manifest's public signals")
         proof: dict[str, Any] = read_json(path)
         return proof, public
@@ -166,6 +175,67 @@ def _check_readable(m: dict[str, Any], totals: list[int]) -> None:
             raise BundleError(f"{sym}: the readable totals or reserves differ from the proven ones")
 
 
+def _check_metadata(m: dict[str, Any]) -> None:
+    """The descriptive fields must agree with each other: a bundle cannot describe its keys as
+    a ceremony's, or its circuits as another shape's, while carrying something else."""
+    p = m["params"]
+    shape = [
+        int(p[k])
+        for k in (
+            "batch_levels",
+            "tree_depth",
+            "n_assets",
+            "n_instruments",
+            "n_scenarios",
+            "n_tiers",
+        )
+    ]
+    circuits = m["circuits"]
+    if set(circuits) != {"batch", "solvency", "margin"}:
+        raise BundleError(f"the manifest names circuits {sorted(circuits)}, not the epoch's three")
+    for kind, entry in circuits.items():
+        if [int(x) for x in entry["params"]] != shape:
+            raise BundleError(
+                f"the {kind} circuit is described with shape {entry['params']}, the epoch's "
+                f"params are {shape}"
+            )
+        if not isinstance(entry["development_setup"], bool):
+            raise BundleError(f"the {kind} circuit's development_setup is not a boolean")
+    dev = any(entry["development_setup"] for entry in circuits.values())
+    if m.get("development_setup") is not dev:
+        raise BundleError(
+            "the manifest's development_setup flag disagrees with its circuits' keys "
+            f"(keys: {'development' if dev else 'ceremony'})"
+        )
+    accounts, batches = int(m["accounts"]), int(m["batches"])
+    per_batch = 1 << int(p["batch_levels"])
+    if not (batches >= 1 and (batches - 1) * per_batch < max(accounts, 1) <= batches * per_batch):
+        raise BundleError(f"{accounts} accounts cannot fill exactly {batches} batches")
+
+
+def _check_domain(m: dict[str, Any], trusted: TrustAnchors | None) -> int:
+    """The registry the solvency proof is bound to, consistent with the manifest's description
+    and, with anchors that name a registry, equal to it."""
+    try:
+        domain = int(m["domain"])
+        check_domain(domain)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"the manifest's domain is not a registry domain ({exc})") from None
+    parts = split_domain(domain)
+    described = m.get("registry")
+    want = None if parts is None else {"chain_id": parts[0], "address": parts[1]}
+    if described != want:
+        raise BundleError(f"the manifest's registry {described} does not match its domain")
+    if trusted is not None and trusted.chain_id is not None and trusted.registry is not None:
+        anchored = registry_domain(trusted.chain_id, trusted.registry)
+        if domain != anchored:
+            raise BundleError(
+                f"the solvency proof is bound to {describe_domain(domain)}, not to the trusted "
+                f"{describe_domain(anchored)}"
+            )
+    return domain
+
+
 def verify_bundle(
     bundle: Bundle, trusted: TrustAnchors | None = None, reporter: Reporter | None = None
 ) -> BundleReport:
@@ -178,8 +248,15 @@ def verify_bundle(
             "verification keys were taken from the bundle itself; pass trust anchors "
             "(or check against the registry) to pin them"
         )
-    if m.get("development_setup"):
+    _check_metadata(m)
+    domain = _check_domain(m, trusted)
+    if m["development_setup"]:
         report.warnings.append("the keys come from an INSECURE development setup")
+    if domain == UNBOUND_DOMAIN:
+        report.warnings.append(
+            "the solvency proof is bound to no registry (proved before deployment): no "
+            "registry will accept it as it stands"
+        )
     for kind, digest in (trusted.r1cs_sha256 if trusted is not None else {}).items():
         entry = m["circuits"].get(kind) or {}
         if entry.get("r1cs_sha256") != digest:
@@ -234,6 +311,8 @@ def verify_bundle(
             report.batches,
             shortfall,
             fund,
+            bundle.epoch,
+            domain,
             *(int(r) for r in m["reserves_raw"]),
         ]
         proof, public = bundle.proof(m["proofs"]["solvency"])

@@ -52,6 +52,8 @@ from web3.providers.rpc import HTTPProvider
 from web3.types import TxParams, TxReceipt
 
 from .atomic import write_text
+from .commitments import SOLVENCY_FIXED_INPUTS as COMMITTED_FIXED_INPUTS
+from .commitments import describe_domain
 from .groth16 import proof_calldata
 from .paths import node_bin, repo_root
 
@@ -60,9 +62,9 @@ log = logging.getLogger(__name__)
 SNARK_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 #: Public signals of the batch circuit: [prevState, nextState, ctxHash].
 BATCH_PUBLIC_INPUTS = 3
-#: Solvency signals before the reserves:
-#: [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund].
-SOLVENCY_FIXED_INPUTS = 7
+#: Solvency signals before the reserves: [finalState, ctxHash, root, totalsCommit, batchCount,
+#: shortfall, insuranceFund, epoch, domain] (commitments.SOLVENCY_FIXED_INPUTS).
+SOLVENCY_FIXED_INPUTS = COMMITTED_FIXED_INPUTS
 #: Public signals of the single-account margin circuit: [ctxHash, root, idCommit, headroom].
 MARGIN_PUBLIC_INPUTS = 4
 #: Paris bytecode (no PUSH0) runs on every EVM chain and on anvil's default (latest) hardfork.
@@ -623,7 +625,7 @@ def deploy(
     then, with ``margin``, MarginVerifier and AccountMarginVerifier(registry, MarginVerifier).
 
     ``publisher`` defaults to the deployer. ``margin`` defaults to whether ``artifacts`` hold a
-    MarginVerifier. The verifiers are checked to expect 3, 7 + ``n_assets`` and 4 public
+    MarginVerifier. The verifiers are checked to expect 3, 9 + ``n_assets`` and 4 public
     signals before anything is sent: a mismatch would make every call fail for good, since
     neither contract can swap verifiers.
     """
@@ -845,7 +847,8 @@ def publish_epoch(
     :class:`RegistryRevert`. ``finalize_gas`` defaults to :data:`FINALIZE_GAS`, raised for
     registries with many assets. The solvency proof's public signals give finalize its root,
     totals commitment, shortfall (position 5), insurance fund (position 6) and reserves (from
-    position 7).
+    position 9); positions 7 and 8 must be this epoch and the registry's own domain, which the
+    registry supplies itself.
     """
     if not 0 < epoch < 2**64:
         raise PublishError(f"epoch must be in [1, 2^64), got {epoch}")
@@ -877,9 +880,20 @@ def publish_epoch(
         batch_calls.append((_calldata(proof), nxt))
         state = nxt
     s_proof, s_signals = solvency
-    final, s_ctx, root, totals, count, shortfall, insurance_fund, *reserves = _signals(
-        s_signals, SOLVENCY_FIXED_INPUTS + n_assets, "solvency proof"
-    )
+    signals = _signals(s_signals, SOLVENCY_FIXED_INPUTS + n_assets, "solvency proof")
+    final, s_ctx, root, totals, count, shortfall, insurance_fund, s_epoch, s_domain = signals[
+        :SOLVENCY_FIXED_INPUTS
+    ]
+    reserves = signals[SOLVENCY_FIXED_INPUTS:]
+    if s_epoch != epoch:
+        raise PublishError(f"solvency proof was made for epoch {s_epoch}, not {epoch}")
+    domain = int(registry.functions.domain().call())
+    if s_domain != domain:
+        raise PublishError(
+            f"solvency proof is bound to {describe_domain(s_domain)}; this registry is "
+            f"{describe_domain(domain)}. Prove the epoch again with --deployment naming this "
+            "registry (only the solvency proof is redone)"
+        )
     if s_ctx != ctx_hash:
         raise PublishError(f"solvency proof was made for ctxHash {s_ctx}, not {ctx_hash}")
     if final != state:

@@ -35,6 +35,12 @@ MAX_TREE_DEPTH = 32
 # mistaken for any other Poseidon output the protocol produces. v2 added margin to the context.
 CTX_TAG = int.from_bytes(b"zksolvency-v2", "big")
 
+# Solvency public signals before the reserves: [finalState, ctxHash, root, totalsCommit,
+# batchCount, shortfall, insuranceFund, epoch, domain].
+SOLVENCY_FIXED_INPUTS = 9
+UNBOUND_DOMAIN = 0  # a solvency proof made before any registry exists; no registry accepts it
+CHAIN_ID_BITS = 64
+
 STRICT = 0  # every account must meet the margin rule
 SHORTFALL = 1  # failing accounts declare a shortfall that an insurance fund must cover
 
@@ -71,6 +77,50 @@ def qty_from_code(code: int) -> int:
     if not 0 <= code < (1 << QTY_CODE_BITS) or code == SIGN_BIT:
         raise ValueError(f"{code} is not a canonical quantity code")
     return -(code ^ SIGN_BIT) if code & SIGN_BIT else code
+
+
+def registry_domain(chain_id: int, registry: str | int) -> int:
+    """(chainId << 160) | address: the registry's `domain()`, the solvency proof's public
+    `domain`. Injective because chain ids are kept below 2^64 (the registry's constructor
+    refuses larger ones) and an address is 160 bits; the result stays below 2^224 < p."""
+    if isinstance(registry, str):
+        text = registry.removeprefix("0x").removeprefix("0X")
+        if len(text) != 40:
+            raise ValueError(f"registry address {registry!r} is not 20 bytes of hex")
+        try:
+            address = int(text, 16)
+        except ValueError:
+            raise ValueError(f"registry address {registry!r} is not hex") from None
+    else:
+        address = registry
+    if not 0 < address < 1 << 160:
+        raise ValueError("registry address must be a non-zero 160-bit value")
+    if not 0 < chain_id < 1 << CHAIN_ID_BITS:
+        raise ValueError(f"chain id {chain_id} must be in 1..2^{CHAIN_ID_BITS} - 1")
+    return chain_id << 160 | address
+
+
+def split_domain(domain: int) -> tuple[int, str] | None:
+    """(chain id, checksum-free 0x address) of a domain, or None for UNBOUND_DOMAIN."""
+    check_domain(domain)
+    if domain == UNBOUND_DOMAIN:
+        return None
+    return domain >> 160, f"0x{domain & ((1 << 160) - 1):040x}"
+
+
+def describe_domain(domain: int) -> str:
+    parts = split_domain(domain)
+    if parts is None:
+        return "no registry (proved before deployment)"
+    return f"chain {parts[0]}, registry {parts[1]}"
+
+
+def check_domain(domain: int) -> None:
+    if domain == UNBOUND_DOMAIN:
+        return
+    chain_id, address = domain >> 160, domain & ((1 << 160) - 1)
+    if not (0 < chain_id < 1 << CHAIN_ID_BITS and address):
+        raise ValueError(f"{domain} is not a registry domain (chainId << 160 | address)")
 
 
 def id_hash(account_id: str) -> int:

@@ -18,12 +18,14 @@ from .chain import (
     MARGIN_VERIFIER_NAME,
     REGISTRY_NAME,
     SOLVENCY_VERIFIER_NAME,
+    ChainError,
     ContractArtifact,
     Deployment,
     compile_contracts,
     deploy,
     render_verifier,
 )
+from .commitments import registry_domain
 from .keys import Keys, KeySet
 from .params import EpochParams
 from .paths import build_dir, node_module, repo_root
@@ -127,6 +129,10 @@ def deploy_registry(
     """
     artifacts = build_contracts(keys, margin=margin)
     dep: Deployment = deploy(w3, sender, artifacts, params.n_assets, margin=margin is not None)
+    domain = registry_domain(dep.chain_id, dep.registry)
+    on_chain = int(dep.registry_contract(w3).functions.domain().call())
+    if on_chain != domain:
+        raise ChainError(f"the registry reports domain {on_chain}, expected {domain}")
     record = {
         "format": FORMAT,
         "chain_id": dep.chain_id,
@@ -134,6 +140,8 @@ def deploy_registry(
         "batch_verifier": dep.batch_verifier,
         "solvency_verifier": dep.solvency_verifier,
         "publisher": dep.publisher,
+        # The solvency proof's public `domain`: `prove --deployment` binds an epoch to it.
+        "domain": str(domain),
         "n_assets": dep.n_assets,
         "params": params.as_dict(),
         "batch_vkey_sha256": keys.batch.vkey_hash,
@@ -173,6 +181,21 @@ def load_deployment(path: Path) -> dict[str, Any]:
     if record.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
     return record
+
+
+def deployment_domain(record: dict[str, Any], source: Path | str = "deployment record") -> int:
+    """The registry domain a deployment record names, recomputed from its chain id and registry
+    address (and checked against its `domain` field when it has one)."""
+    try:
+        domain = registry_domain(int(record["chain_id"]), str(record["registry"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: no usable chain_id and registry ({exc})") from None
+    if "domain" in record and str(record["domain"]) != str(domain):
+        raise ValueError(
+            f"{source}: field 'domain' is {record['domain']}, but chain_id and registry give "
+            f"{domain}"
+        )
+    return domain
 
 
 def write_registry_abi(artifacts: dict[str, ContractArtifact]) -> Path:

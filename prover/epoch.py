@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import read_json, sha256_file, sha256_json, write_bytes, write_json
+from .commitments import SOLVENCY_FIXED_INPUTS, UNBOUND_DOMAIN, describe_domain, split_domain
 from .context import context_json
 from .keys import Keys, KeySet, build_keys, build_margin_keys
 from .params import EpochParams
@@ -42,7 +43,7 @@ from .snapshot import Snapshot, format_amount
 from .toolchain import ToolError
 from .witness import EpochPlan, MarginInputs, format_value, plan_epoch
 
-FORMAT = "zksolvency-epoch/2"
+FORMAT = "zksolvency-epoch/3"
 
 
 class EpochDirError(RuntimeError):
@@ -267,10 +268,14 @@ def prove_epoch(
     reporter: Reporter | None = None,
     stats: list[dict[str, Any]] | None = None,
     margin: MarginInputs | None = None,
+    domain: int = UNBOUND_DOMAIN,
 ) -> dict[str, Any]:
     """Prove an epoch into `out` and return its manifest. Resumes an interrupted run.
 
-    `stats`, if given, receives one record per proof made: name and witness/prove/verify seconds.
+    `domain` (commitments.registry_domain) is the registry the solvency proof is made for; only
+    that registry will accept it. Proving again with another domain redoes only the solvency
+    proof. `stats`, if given, receives one record per proof made: name and witness/prove/verify
+    seconds.
     """
     rep = reporter or NullReporter()
     # The Node driver runs in the checkout (where its modules are), so every path handed to it
@@ -280,8 +285,9 @@ def prove_epoch(
     # anything is written to `out`.
     seed, new_seed = _seed(out)
     rep.info(f"planning epoch {epoch}: {len(snapshot.accounts)} accounts")
-    plan = plan_epoch(snapshot, params, epoch, reserves, seed, margin)
+    plan = plan_epoch(snapshot, params, epoch, reserves, seed, margin, domain)
     rep.info(margin_summary(plan))
+    rep.info(f"solvency proof bound to {describe_domain(domain)}")
     keys = build_keys(params, ptau, rep)
     # The margin circuit's key goes in the bundle, so that single-account proofs made later
     # are checked against a key the epoch itself pins.
@@ -513,6 +519,11 @@ def margin_summary(plan: EpochPlan) -> str:
     )
 
 
+def _registry_of(domain: int) -> dict[str, Any] | None:
+    parts = split_domain(domain)
+    return None if parts is None else {"chain_id": parts[0], "address": parts[1]}
+
+
 def _manifest(
     plan: EpochPlan,
     keys: Keys,
@@ -557,9 +568,11 @@ def _manifest(
         },
         "totals_raw": [str(t) for t in totals],
         "reserves": render_reserves(c.assets, plan.reserves),
-        "reserves_raw": [str(r) for r in plan.solvency_public()[7:]],
+        "reserves_raw": [str(r) for r in plan.solvency_public()[SOLVENCY_FIXED_INPUTS:]],
         "shortfall": str(plan.shortfall),
         "insurance_fund": str(c.inputs.insurance_fund),
+        "domain": str(plan.domain),
+        "registry": _registry_of(plan.domain),
         "circuits": {
             "batch": {
                 **keys.batch.manifest_entry(),

@@ -12,8 +12,11 @@ from typing import Any
 from .commitments import (
     RISK_SCALE,
     SHORTFALL,
+    SOLVENCY_FIXED_INPUTS,
     STRICT,
+    UNBOUND_DOMAIN,
     VALUE_DECIMALS,
+    check_domain,
     derive_secret,
     fund_bits,
     id_commitment,
@@ -98,6 +101,8 @@ class EpochPlan:
     shortfalls: list[int] = field(default_factory=list)
     shortfall_after: list[int] = field(default_factory=list)  # per state, like totals_after
     batch_inputs: list[dict[str, Any]] = field(default_factory=list)
+    # registry_domain(chain id, registry) the solvency proof is bound to; 0 = no registry yet
+    domain: int = UNBOUND_DOMAIN
 
     @property
     def shortfall(self) -> int:
@@ -126,6 +131,8 @@ class EpochPlan:
             self.n_batches,
             self.shortfall,
             self.context.inputs.insurance_fund,
+            self.context.epoch,
+            self.domain,
             *self._reserve_slots(),
         ]
 
@@ -144,8 +151,10 @@ class EpochPlan:
                 "batchCount": pub[4],
                 "shortfall": pub[5],
                 "insuranceFund": pub[6],
-                "reserves": pub[7:],
                 **self.context.margin.circuit_inputs(self.context.epoch),
+                "epoch": pub[7],
+                "domain": pub[8],
+                "reserves": pub[SOLVENCY_FIXED_INPUTS:],
                 "totals": self.final_totals,
                 "blind": self.blinds[-1],
             }
@@ -300,8 +309,11 @@ def plan_epoch(
     reserves: tuple[int, ...],
     seed: bytes,
     margin: MarginInputs | None = None,
+    domain: int = UNBOUND_DOMAIN,
 ) -> EpochPlan:
-    """Everything the proofs will show, computed in Python; refuses unprovable snapshots."""
+    """Everything the proofs will show, computed in Python; refuses unprovable snapshots.
+    `domain` (commitments.registry_domain) names the registry the solvency proof is for."""
+    check_domain(domain)
     context = make_context(snapshot, params, epoch, margin)
     inputs = context.inputs
     mctx = context.margin
@@ -376,6 +388,7 @@ def plan_epoch(
     plan = EpochPlan(
         context, accounts, salts, id_commits, leaves, tree, reserves, totals_after, blinds, states
     )
+    plan.domain = domain
     plan.qty = qty
     plan.headrooms = [by_id[acc.id] for acc in accounts]
     plan.shortfalls = [max(0, -v) if inputs.mode == SHORTFALL else 0 for v, _ in plan.headrooms]

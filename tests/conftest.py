@@ -64,6 +64,19 @@ class TinyEpoch:
         """The bundle hash: sha256 of manifest.json's bytes."""
         return hashlib.sha256((self.dir / "manifest.json").read_bytes()).hexdigest()
 
+    def bound_to(self, deployment: Path, dest: Path) -> TinyEpoch:
+        """A copy of this epoch in `dest`, proven again for the registry of `deployment` (a
+        deployment record): only the solvency proof is redone, the batches resume as done."""
+        from zksolvency.cli.main import main
+
+        shutil.copytree(self.dir, dest)
+        args = [*prove_args(self.snapshot, self.reserves, dest), "--deployment", str(deployment)]
+        result = CliRunner().invoke(main, args)
+        if result.exit_code != 0:
+            pytest.fail(f"zksolvency prove --deployment failed:\n{result.output}")
+        assert "resuming: 3 of 4 proofs already done" in result.output
+        return TinyEpoch(dest, self.snapshot, self.reserves, tuple(args), result)
+
     def proofs(self) -> list[tuple[dict[str, Any], list[str]]]:
         """(proof, public signals) of every batch in order, then the solvency proof."""
         m = self.manifest

@@ -911,6 +911,7 @@ class SolvencyCase:
     ctx_hash: int | None = None
     final_state: int | None = None
     totals_commit: int | None = None
+    domain: int = 0
 
     @classmethod
     def from_plan_input(cls, tree_depth: int, batch_levels: int, raw: Inputs) -> SolvencyCase:
@@ -923,6 +924,7 @@ class SolvencyCase:
             insurance_fund=int(raw["insuranceFund"]),
             blind=int(raw["blind"]),
             reserves=_ints(raw["reserves"]),
+            domain=int(raw["domain"]),
         )
 
     @property
@@ -951,6 +953,7 @@ class SolvencyCase:
             "batchCount": self.batch_count % P,
             "shortfall": self.shortfall % P,
             "insuranceFund": self.insurance_fund % P,
+            "domain": self.domain % P,
             "reserves": [r % P for r in self.reserves],
             **self.context.inputs(),
             "totals": [t % P for t in self.totals],

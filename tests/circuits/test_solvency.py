@@ -36,6 +36,7 @@ from zksolvency.prover.commitments import (
     WEIGHT_BITS,
     fund_bits,
     margin_bits,
+    registry_domain,
 )
 from zksolvency.prover.field import P
 from zksolvency.prover.params import EpochParams
@@ -405,6 +406,40 @@ def test_context_hash_mismatch_rejected(builds: list[Circuit], short_plan: Epoch
     refused(builds, sc.inputs(), CTX_CHECK)
 
 
+# --- binding to the registry: epoch number and domain ----------------------------------------
+
+# The registry that publishes the epoch (any chain id below 2^64, any address).
+DOMAIN = registry_domain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+
+
+def test_epoch_and_domain_are_public(builds: list[Circuit], short_plan: EpochPlan) -> None:
+    """The registry supplies signals 7 and 8 itself: its epoch number (the one inside the
+    context) and its domain (chainId << 160 | address). A proof only verifies with them."""
+    sc = base(short_plan)
+    sc.domain = DOMAIN
+    pub = sc.public()
+    assert pub[7] == short_plan.context.epoch and pub[8] == DOMAIN
+    accepted(builds, sc)
+    for c in builds:
+        assert c.public(c.expect_pass(sc.inputs()))[7:9] == [short_plan.context.epoch, DOMAIN]
+
+
+def test_top_domain_accepted(builds: list[Circuit], plan: EpochPlan) -> None:
+    """The largest domain a registry can have (chain id 2^64 - 1, address 2^160 - 1)."""
+    sc = base(plan)
+    sc.domain = registry_domain((1 << 64) - 1, (1 << 160) - 1)
+    accepted(builds, sc)
+
+
+def test_ctx_reopened_under_another_epoch_rejected(builds: list[Circuit], plan: EpochPlan) -> None:
+    """A registry could open an old ctxHash as a new epoch; the proof it then needs claims
+    the new epoch number, and the old ctxHash opens to the old one only."""
+    sc = base(plan)
+    sc.ctx_hash = sc.ctx()
+    sc.context.epoch += 1
+    refused(builds, sc.inputs(), CTX_CHECK)
+
+
 # --- the final state -------------------------------------------------------------------------
 
 
@@ -466,6 +501,9 @@ def _changed(value: int) -> int:
         "blind",
         "finalState",
         "totalsCommit",
+        "domain",  # the registry binding, under its square
+        "domainSquared",
+        "epoch",  # the public epoch number, under a fixed ctxHash
         "reserves[1]",
         "batchCount",
         "none.inv",  # batchCount != 0
@@ -490,7 +528,9 @@ def _changed(value: int) -> int:
     ],
 )
 def test_tampered_wire_rejected(solvency_o1: Circuit, short_plan: EpochPlan, signal: str) -> None:
-    w = solvency_o1.expect_pass(short_plan.solvency_input())
+    sc = base(short_plan)
+    sc.domain = DOMAIN
+    w = solvency_o1.expect_pass(sc.inputs())
     solvency_o1.expect_constraint_fail(
         solvency_o1.tamper(w, signal, _changed(solvency_o1.get(w, signal)))
     )

@@ -22,6 +22,7 @@ from web3 import Web3
 from web3.types import RPCEndpoint
 from zksolvency.prover import chain
 from zksolvency.prover.atomic import sha256_file
+from zksolvency.prover.commitments import registry_domain
 from zksolvency.prover.deployment import build_contracts
 from zksolvency.prover.keys import CircuitBuild, Keys, KeySet, r1cs_header, setup_keys
 from zksolvency.prover.params import CircuitSpec
@@ -52,13 +53,22 @@ class ToySetup:
 
 @dataclass(frozen=True)
 class ToyEpoch:
-    """A provable epoch: batch proofs chained from ctx, plus a solvency proof whose signals are
-    [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, reserves]."""
+    """A provable epoch: batch proofs chained from ctx, plus solvency proofs whose signals are
+    [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, epoch,
+    domain, reserves], one per epoch number in TOY_EPOCHS, all for the session's registry."""
 
     ctx: int
     bundle_hash: bytes
     batches: list[tuple[Proof, list[str]]]
-    solvency: tuple[Proof, list[str]]
+    solvencies: dict[int, tuple[Proof, list[str]]]
+
+    @property
+    def solvency(self) -> tuple[Proof, list[str]]:
+        """The solvency proof for epoch 1."""
+        return self.solvencies[1]
+
+    def solvency_at(self, epoch: int) -> tuple[Proof, list[str]]:
+        return self.solvencies[epoch]
 
     @property
     def states(self) -> list[int]:
@@ -83,7 +93,7 @@ class ToyEpoch:
 
     @property
     def reserves(self) -> list[int]:
-        return [int(x) for x in self.solvency[1][7:]]
+        return [int(x) for x in self.solvency[1][chain.SOLVENCY_FIXED_INPUTS :]]
 
     def batch_args(self, i: int, epoch: int, index: int | None = None) -> tuple[Any, ...]:
         proof, pub = self.batches[i]
@@ -91,7 +101,8 @@ class ToyEpoch:
         return (epoch, i if index is None else index, a, b, c, int(pub[1]))
 
     def finalize_args(self, epoch: int) -> tuple[Any, ...]:
-        a, b, c = calldata(self.solvency[0])
+        """finalize's arguments with the solvency proof made for `epoch`."""
+        a, b, c = calldata(self.solvency_at(epoch)[0])
         return (
             epoch,
             a,
@@ -105,6 +116,8 @@ class ToyEpoch:
         )
 
 
+#: Epoch numbers the toy solvency proofs are made for.
+TOY_EPOCHS = (1, 2, 3, 4, 5, 6)
 #: Margin of the toy account in main's tree, and the headrooms the toy margin proofs claim.
 TOY_MARGIN = 1_000
 LOW_HEADROOM, HIGH_HEADROOM = 250, 900
@@ -113,11 +126,16 @@ LOW_HEADROOM, HIGH_HEADROOM = 250, 900
 @dataclass(frozen=True)
 class ToyProofs:
     main: ToyEpoch  # 3 batches
-    other_root: tuple[Proof, list[str]]  # solvency proof for main's chain with another root
+    #: per epoch number: a solvency proof for main's chain with another root
+    other_roots: dict[int, tuple[Proof, list[str]]]
+    domain: int  # the session registry's domain, which every toy solvency proof is bound to
     #: Toy margin proofs, signals [ctxHash, root, idCommit, headroom]: "low" and "high" for
     #: main's ctx and root (same idCommit), "other_root" for other_root's root, "other_ctx"
     #: for another context with main's root.
     margin: dict[str, tuple[Proof, list[str]]]
+
+    def other_root_at(self, epoch: int) -> tuple[Proof, list[str]]:
+        return self.other_roots[epoch]
 
     def margin_args(self, kind: str, epoch: int) -> tuple[Any, ...]:
         """(epoch, idCommit, headroom, a, b, c) as verifyMargin and attest take them."""
@@ -211,7 +229,9 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> ToySetup:
     )
 
 
-def _solvency_input(final: int, ctx: int, root: int, count: int) -> dict[str, Any]:
+def _solvency_input(
+    final: int, ctx: int, root: int, count: int, epoch: int, domain: int
+) -> dict[str, Any]:
     totals = [1_000 * (i + 1) for i in range(N_ASSETS)]
     reserves = [t + 17 * i for i, t in enumerate(totals)]  # reserves >= totals
     commit = (final + ctx * root + count + sum(totals)) % P
@@ -223,13 +243,16 @@ def _solvency_input(final: int, ctx: int, root: int, count: int) -> dict[str, An
         "batchCount": str(count),
         "shortfall": "40",
         "insuranceFund": "100",  # covers the shortfall
+        "epoch": str(epoch),
+        "domain": str(domain),
         "reserves": [str(r) for r in reserves],
         "totals": [str(t) for t in totals],
     }
 
 
 @pytest.fixture(scope="session")
-def proofs(toy: ToySetup) -> ToyProofs:
+def proofs(toy: ToySetup, deployment: chain.Deployment) -> ToyProofs:
+    domain = registry_domain(deployment.chain_id, deployment.registry)
     ctx = 0x1234_5678_9ABC_DEF0 * 0x1_0000_0000_0001 % P
     steps = [3, 5, 11]
     jobs: list[dict[str, Any]] = []
@@ -249,12 +272,13 @@ def proofs(toy: ToySetup) -> ToyProofs:
             }
         )
         state = nxt
-    for root in (0xABCDEF, 0xFEDCBA):
+    solvency_keys = [(root, epoch) for root in (0xABCDEF, 0xFEDCBA) for epoch in TOY_EPOCHS]
+    for root, epoch in solvency_keys:
         jobs.append(
             {
                 "wasm": str(toy.wasm["toy_solvency"]),
                 "zkey": str(toy.zkey["toy_solvency"]),
-                "input": _solvency_input(state, ctx, root, len(steps)),
+                "input": _solvency_input(state, ctx, root, len(steps), epoch, domain),
             }
         )
     margins = {
@@ -279,17 +303,19 @@ def proofs(toy: ToySetup) -> ToyProofs:
         )
     out = _run(["node", str(HERE / "prove_many.mjs")], cwd=toy.build, stdin=json.dumps(jobs))
     results = [(r["proof"], r["publicSignals"]) for r in json.loads(out)]
-    n = len(steps)
+    n, k = len(steps), len(solvency_keys)
+    solvencies = dict(zip(solvency_keys, results[n : n + k], strict=True))
     main = ToyEpoch(
         ctx=ctx,
         bundle_hash=bytes.fromhex("ab" * 32),
         batches=results[:n],
-        solvency=results[n],
+        solvencies={e: solvencies[0xABCDEF, e] for e in TOY_EPOCHS},
     )
     return ToyProofs(
         main=main,
-        other_root=results[n + 1],
-        margin=dict(zip(margins, results[n + 2 :], strict=True)),
+        other_roots={e: solvencies[0xFEDCBA, e] for e in TOY_EPOCHS},
+        domain=domain,
+        margin=dict(zip(margins, results[n + k :], strict=True)),
     )
 
 

@@ -20,7 +20,15 @@ from .conftest import N_ASSETS, ToyEpoch, ToyProofs, ToySetup, account, calldata
 
 def publish(w3: Web3, registry: Any, e: ToyEpoch, epoch: int = 1, **kw: Any) -> chain.PublishReport:
     return chain.publish_epoch(
-        w3, w3.eth.accounts[0], registry, epoch, e.ctx, e.bundle_hash, e.batches, e.solvency, **kw
+        w3,
+        w3.eth.accounts[0],
+        registry,
+        epoch,
+        e.ctx,
+        e.bundle_hash,
+        e.batches,
+        e.solvency_at(epoch),
+        **kw,
     )
 
 
@@ -128,7 +136,7 @@ def test_publish_checks_inputs_before_sending(w3: Web3, registry: Any, proofs: T
     _no_tx(w3, run(batches=[b0, b1]), "solvency proof ends at state")
     _no_tx(w3, run(ctx_hash=e.ctx + 1), "proved for ctxHash")
     _no_tx(w3, run(batches=[]), "at least one batch")
-    _no_tx(w3, run(solvency=(e.solvency[0], e.solvency[1][:-1])), "expected 11")
+    _no_tx(w3, run(solvency=(e.solvency[0], e.solvency[1][:-1])), "expected 13")
     _no_tx(w3, run(bundle_hash=b"\x01" * 31), "32 bytes")
     bad_proof = {**e.batches[0][0], "pi_a": e.batches[0][0]["pi_a"][:2]}
     _no_tx(w3, run(batches=[(bad_proof, b0[1]), b1, b2]), "not a snarkjs Groth16 proof")
@@ -144,7 +152,7 @@ def test_publish_refuses_to_contradict_the_registry(
     e = proofs.main
     me = w3.eth.accounts[0]
     publish(w3, registry, e, 1)
-    other = proofs.other_root
+    other = proofs.other_root_at(1)
     # Finalized with another root: refuse, do not pretend it is done.
     _no_tx(
         w3,
@@ -160,7 +168,7 @@ def test_publish_refuses_to_contradict_the_registry(
     _no_tx(
         w3,
         lambda: chain.publish_epoch(
-            w3, me, registry, 5, e.ctx, b"\x00" * 32, e.batches, e.solvency
+            w3, me, registry, 5, e.ctx, b"\x00" * 32, e.batches, e.solvency_at(5)
         ),
         "is open with",
     )
@@ -177,10 +185,10 @@ def test_publish_the_other_root_after_a_different_epoch(
     publish(w3, registry, e, 1)
     me = w3.eth.accounts[0]
     report = chain.publish_epoch(
-        w3, me, registry, 2, e.ctx, e.bundle_hash, e.batches, proofs.other_root
+        w3, me, registry, 2, e.ctx, e.bundle_hash, e.batches, proofs.other_root_at(2)
     )
     assert report.finalize_tx
-    assert registry.functions.isFinalizedRoot(2, int(proofs.other_root[1][2])).call()
+    assert registry.functions.isFinalizedRoot(2, int(proofs.other_root_at(2)[1][2])).call()
     assert registry.functions.isFinalizedRoot(1, e.root).call()
 
 

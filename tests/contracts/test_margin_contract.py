@@ -41,7 +41,7 @@ def publish(
     w3: Web3, registry: Any, proofs: ToyProofs, epoch: int, other_root: bool = False
 ) -> None:
     e = proofs.main
-    solvency = proofs.other_root if other_root else e.solvency
+    solvency = proofs.other_root_at(epoch) if other_root else e.solvency_at(epoch)
     chain.publish_epoch(
         w3, w3.eth.accounts[0], registry, epoch, e.ctx, e.bundle_hash, e.batches, solvency
     )

@@ -13,6 +13,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 from zksolvency.prover import chain
+from zksolvency.prover.commitments import registry_domain
 
 from .conftest import N_ASSETS, P, ToyEpoch, ToyProofs, ToySetup, account
 
@@ -106,8 +107,11 @@ def test_views_and_selectors(registry: Any, deployment: chain.Deployment, node: 
     assert f.solvencyVerifier().call() == deployment.solvency_verifier
     assert f.nAssets().call() == N_ASSETS
     assert f.batchSelector().call() == chain.verify_selector(3)
-    assert f.solvencySelector().call() == chain.verify_selector(7 + N_ASSETS)
-    assert f.SOLVENCY_FIXED_INPUTS().call() == chain.SOLVENCY_FIXED_INPUTS == 7
+    assert f.solvencySelector().call() == chain.verify_selector(9 + N_ASSETS)
+    assert f.SOLVENCY_FIXED_INPUTS().call() == chain.SOLVENCY_FIXED_INPUTS == 9
+    chain_id = registry.w3.eth.chain_id
+    assert f.domain().call() == registry_domain(chain_id, deployment.registry)
+    assert f.domain().call() == chain_id << 160 | int(deployment.registry, 16)
     assert f.SNARK_SCALAR_FIELD().call() == P
     counters = (f.latestEpoch().call(), f.latestFinalizedEpoch().call(), f.openEpochId().call())
     assert counters == (0, 0, 0)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from web3 import Web3
 from zksolvency.prover import chain
+from zksolvency.prover.atomic import write_json
 from zksolvency.prover.bundle import recompute_context
+from zksolvency.prover.commitments import describe_domain, registry_domain
+from zksolvency.prover.deployment import FORMAT as DEPLOYMENT_FORMAT
 from zksolvency.prover.deployment import build_contracts
 from zksolvency.prover.inclusion import code_embeds_vkey
 from zksolvency.prover.keys import build_keys
@@ -49,13 +53,13 @@ class RealEpoch:
         proof, public = self.solvency
         a, b, c = calldata(proof)
         # [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund,
-        #  reserves...]
+        #  epoch, domain, reserves...]: the registry supplies epoch and domain itself
         values = {
             "root": int(public[2]),
             "totals": int(public[3]),
             "shortfall": int(public[5]),
             "insurance_fund": int(public[6]),
-            "reserves": [int(r) for r in public[7:]],
+            "reserves": [int(r) for r in public[chain.SOLVENCY_FIXED_INPUTS :]],
         }
         values.update(override)
         return (
@@ -71,17 +75,37 @@ class RealEpoch:
         )
 
 
-@pytest.fixture(scope="module")
-def real(tiny_epoch: Any) -> RealEpoch:
-    *batches, solvency = tiny_epoch.proofs()
-    m = tiny_epoch.manifest
+def real_epoch(tiny: Any) -> RealEpoch:
+    *batches, solvency = tiny.proofs()
+    m = tiny.manifest
     return RealEpoch(
         epoch=int(m["epoch"]),
         ctx=int(m["context"]["ctx_hash"]),
-        bundle_hash=bytes.fromhex(tiny_epoch.sha256()),
+        bundle_hash=bytes.fromhex(tiny.sha256()),
         batches=batches,
         solvency=solvency,
     )
+
+
+def record_of(d: chain.Deployment, path: Path) -> Path:
+    """A deployment record naming `d` (what `prove --deployment` reads)."""
+    write_json(path, {"format": DEPLOYMENT_FORMAT, "chain_id": d.chain_id, "registry": d.registry})
+    return path
+
+
+@pytest.fixture(scope="module")
+def real(
+    tiny_epoch: Any, real_deployment: chain.Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> RealEpoch:
+    """The tiny epoch, its solvency proof made again for this module's registry."""
+    tmp = tmp_path_factory.mktemp("real")
+    return real_epoch(tiny_epoch.bound_to(record_of(real_deployment, tmp / "dep.json"), tmp / "e"))
+
+
+@pytest.fixture(scope="module")
+def real_artifacts() -> dict[str, chain.ContractArtifact]:
+    """Verifiers generated from the tiny circuits' keys (cached under build/), and the registry."""
+    return build_contracts(build_keys(PARAMS, None))
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +115,10 @@ def real_node(tiny_epoch: Any) -> Iterator[chain.Anvil]:
 
 
 @pytest.fixture(scope="module")
-def real_deployment(real_node: chain.Anvil) -> chain.Deployment:
-    """Verifiers generated from the tiny circuits' keys (cached under build/), and a registry."""
-    artifacts = build_contracts(build_keys(PARAMS, None))
-    d = chain.deploy(real_node.w3, real_node.accounts[0], artifacts, PARAMS.n_assets)
+def real_deployment(
+    real_node: chain.Anvil, real_artifacts: dict[str, chain.ContractArtifact]
+) -> chain.Deployment:
+    d = chain.deploy(real_node.w3, real_node.accounts[0], real_artifacts, PARAMS.n_assets)
     print(f"\nreal-circuit deploy gas: {d.gas_used}")
     return d
 
@@ -223,7 +247,7 @@ def test_solvency_proof_with_changed_public_inputs_is_invalid(
     open_epoch(w3, registry, real)
     for i in range(3):
         send(w3, registry, "submitBatch", real.batch_args(i))
-    reserves = [int(r) for r in real.solvency[1][7:]]
+    reserves = [int(r) for r in real.solvency[1][chain.SOLVENCY_FIXED_INPUTS :]]
     for override in (
         {"root": real.root + 1},
         {"totals": int(real.solvency[1][3]) + 1},
@@ -273,3 +297,93 @@ def test_code_embeds_vkey_finds_constants_with_a_leading_zero_byte() -> None:
     assert code_embeds_vkey(b"\x00\x7e" + word.to_bytes(31, "big") + b"\x00", vkey)  # PUSH31
     assert code_embeds_vkey(b"\x00" + word.to_bytes(32, "big"), vkey)  # a data word
     assert not code_embeds_vkey(b"\x7f" + word.to_bytes(31, "big"), vkey)  # PUSH32 of another
+
+
+# --- binding: epoch number, registry and chain id (ANCHORS: replay across deployments) --------
+
+
+def _close_batches(w3: Web3, registry: Any, real: RealEpoch, epoch: int = 1) -> None:
+    open_epoch(w3, registry, real, epoch=epoch)
+    for i in range(len(real.batches)):
+        send(w3, registry, "submitBatch", real.batch_args(i, epoch=epoch))
+
+
+def test_unbound_solvency_proof_is_refused(
+    w3: Web3, registry: Any, real: RealEpoch, tiny_epoch: Any
+) -> None:
+    """The epoch as first proven, before any registry existed (domain 0): its batches verify,
+    its solvency proof does not, and publish says why before sending anything."""
+    unbound = real_epoch(tiny_epoch)
+    assert int(unbound.solvency[1][8]) == 0 and unbound.batches == real.batches
+    with pytest.raises(chain.PublishError, match="bound to no registry"):
+        chain.publish_epoch(
+            w3, w3.eth.accounts[0], registry, 1, unbound.ctx, unbound.bundle_hash,
+            unbound.batches, unbound.solvency,
+        )  # fmt: skip
+    assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.NONE
+    _close_batches(w3, registry, unbound)
+    err = reverts(w3, registry, "finalize", unbound.finalize_args())
+    assert (err.error, err.error_args) == ("InvalidProof", (KIND_SOLVENCY,))
+    send(w3, registry, "finalize", real.finalize_args())  # the bound one closes the same epoch
+
+
+def test_ctx_reopened_under_a_later_epoch_cannot_finalize(
+    w3: Web3, registry: Any, real: RealEpoch
+) -> None:
+    """The publisher opens epoch 1's ctxHash as epoch 2: every batch proof still verifies (the
+    chain starts at the same ctxHash), but no solvency proof can claim epoch 2 for a context
+    that says epoch 1, and publish refuses to try."""
+    with pytest.raises(chain.PublishError, match="made for epoch 1, not 2"):
+        chain.publish_epoch(
+            w3, w3.eth.accounts[0], registry, 2, real.ctx, real.bundle_hash, real.batches,
+            real.solvency,
+        )  # fmt: skip
+    _close_batches(w3, registry, real, epoch=2)
+    args = (2, *real.finalize_args()[1:])
+    err = reverts(w3, registry, "finalize", args)
+    assert (err.error, err.error_args) == ("InvalidProof", (KIND_SOLVENCY,))
+
+
+def test_proof_for_another_registry_is_refused(
+    w3: Web3, registry: Any, real: RealEpoch, real_artifacts: dict[str, chain.ContractArtifact]
+) -> None:
+    """A second registry with the same verifiers and publisher on the same chain refuses the
+    proof bound to the first; publish names both registries."""
+    other = chain.deploy(w3, w3.eth.accounts[0], real_artifacts, PARAMS.n_assets)
+    reg2 = other.registry_contract(w3)
+    assert reg2.functions.domain().call() != registry.functions.domain().call()
+    with pytest.raises(chain.PublishError) as info:
+        chain.publish_epoch(
+            w3, w3.eth.accounts[0], reg2, 1, real.ctx, real.bundle_hash, real.batches,
+            real.solvency,
+        )  # fmt: skip
+    assert describe_domain(int(real.solvency[1][8])) in str(info.value)
+    assert other.registry.lower() in str(info.value)
+    _close_batches(w3, reg2, real)
+    err = reverts(w3, reg2, "finalize", real.finalize_args())
+    assert (err.error, err.error_args) == ("InvalidProof", (KIND_SOLVENCY,))
+
+
+def test_proof_for_another_chain_id_is_refused(
+    real: RealEpoch,
+    real_deployment: chain.Deployment,
+    real_artifacts: dict[str, chain.ContractArtifact],
+) -> None:
+    """The same deployer and nonces on a chain with another id give a registry at the same
+    address: only the chain id in the domain tells them apart, and it is enough."""
+    with chain.Anvil(chain_id=real_deployment.chain_id + 1) as node:
+        w3 = node.w3
+        twin = chain.deploy(w3, node.accounts[0], real_artifacts, PARAMS.n_assets)
+        assert twin.registry == real_deployment.registry
+        reg = twin.registry_contract(w3)
+        assert reg.functions.domain().call() == registry_domain(
+            real_deployment.chain_id + 1, twin.registry
+        )
+        with pytest.raises(chain.PublishError, match=f"chain {real_deployment.chain_id},"):
+            chain.publish_epoch(
+                w3, node.accounts[0], reg, 1, real.ctx, real.bundle_hash, real.batches,
+                real.solvency,
+            )  # fmt: skip
+        _close_batches(w3, reg, real)
+        err = reverts(w3, reg, "finalize", real.finalize_args())
+        assert (err.error, err.error_args) == ("InvalidProof", (KIND_SOLVENCY,))

@@ -17,6 +17,7 @@ from zksolvency.prover.bundle import (
     load_bundle,
     verify_bundle,
 )
+from zksolvency.prover.commitments import registry_domain
 
 
 @pytest.fixture
@@ -72,6 +73,28 @@ def _drop_batch(m: dict[str, Any]) -> None:
     del m["proofs"]["batches"][1]
     del m["state_chain"][2]
     m["batches"] -= 1
+    m["accounts"] = 4  # so that two batches could hold them
+
+
+def _fewer_accounts(m: dict[str, Any]) -> None:
+    m["accounts"] = 2  # 3 batches of 2 cannot hold just 2 accounts
+
+
+def _not_development(m: dict[str, Any]) -> None:
+    m["development_setup"] = False  # while the keys say otherwise
+
+
+def _other_shape(m: dict[str, Any]) -> None:
+    m["circuits"]["solvency"]["params"][2] = 4  # described as a 4-asset circuit
+
+
+def _claim_a_registry(m: dict[str, Any]) -> None:
+    m["registry"] = {"chain_id": 1, "address": "0x" + "11" * 20}  # the proof says unbound
+
+
+def _bind_without_proof(m: dict[str, Any]) -> None:
+    m["domain"] = str(registry_domain(1, "0x" + "11" * 20))
+    m["registry"] = {"chain_id": 1, "address": "0x" + "11" * 20}
 
 
 def _reprice(m: dict[str, Any]) -> None:
@@ -104,6 +127,11 @@ def _public(m: dict[str, Any]) -> None:
         (_root, "solvency proof: public signals differ"),
         (_vkey, "does not match its recorded hash"),
         (_public, "disagrees with the manifest"),
+        (_fewer_accounts, "cannot fill exactly 3 batches"),
+        (_not_development, "development_setup flag disagrees"),
+        (_other_shape, "solvency circuit is described with shape"),
+        (_claim_a_registry, "does not match its domain"),
+        (_bind_without_proof, "solvency proof: public signals differ"),
     ],
 )
 def test_edited_manifest_is_refused(
@@ -112,6 +140,31 @@ def test_edited_manifest_is_refused(
     _edit(bundle_copy, change)
     with pytest.raises(BundleError, match=message):
         verify_bundle(load_bundle(bundle_copy))
+
+
+def test_missing_public_signals_file_is_refused(bundle_copy: Path) -> None:
+    """The manifest lists each proof's public-signals file: a bundle without it is incomplete."""
+    (bundle_copy / "proofs" / "batch_000001.public.json").unlink()
+    with pytest.raises(BundleError, match="missing public-signals file"):
+        verify_bundle(load_bundle(bundle_copy))
+
+
+def test_unbound_bundle_verifies_with_a_warning(bundle_copy: Path) -> None:
+    report = verify_bundle(load_bundle(bundle_copy))
+    assert any("bound to no registry" in w for w in report.warnings)
+
+
+def test_bundle_bound_elsewhere_than_the_anchors_is_refused(bundle_copy: Path) -> None:
+    """Anchors naming a registry (a deployment record) accept only a bundle bound to it."""
+    m = load_bundle(bundle_copy).manifest
+    anchors = TrustAnchors(
+        m["circuits"]["batch"]["vkey_sha256"],
+        m["circuits"]["solvency"]["vkey_sha256"],
+        chain_id=31337,
+        registry="0x" + "22" * 20,
+    )
+    with pytest.raises(BundleError, match=r"bound to no registry .*, not to the trusted chain 3"):
+        verify_bundle(load_bundle(bundle_copy), anchors)
 
 
 def test_edited_proof_file_is_refused(bundle_copy: Path) -> None:
@@ -150,7 +203,7 @@ def test_missing_or_foreign_manifest_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BundleFormatError, match=r"no manifest\.json"):
         load_bundle(tmp_path)
     (tmp_path / "manifest.json").write_text('{"format": "something-else"}')
-    with pytest.raises(BundleFormatError, match="not a zksolvency-epoch/2 manifest"):
+    with pytest.raises(BundleFormatError, match="not a zksolvency-epoch/3 manifest"):
         load_bundle(tmp_path)
 
 

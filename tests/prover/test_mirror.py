@@ -210,6 +210,8 @@ def test_plan_chains_states_from_the_context() -> None:
         2,
         0,  # no shortfall
         0,  # no insurance fund
+        3,  # the epoch
+        0,  # bound to no registry
         2 * 10**8,
         10**7,
     ]

@@ -7,8 +7,9 @@ pragma solidity ^0.8.20;
 ///         moves a state chain that starts at the context hash), then a solvency proof binds the
 ///         final state to the liability Merkle root, a commitment to the per-asset totals, the
 ///         exchange's total margin shortfall, the insurance fund covering it and the public
-///         reserves. Users check their inclusion proof against a finalized root, and
-///         single-account margin proofs (AccountMarginVerifier) name a finalized epoch.
+///         reserves, under the epoch's number and this registry's {domain}. Users check their
+///         inclusion proof against a finalized root, and single-account margin proofs
+///         (AccountMarginVerifier) name a finalized epoch.
 /// @dev Verifiers are snarkjs Groth16 contracts. They return false instead of reverting and
 ///      their public-input array length K differs per circuit, so they are called through a
 ///      low-level staticcall with a selector fixed at construction; one registry source thus
@@ -20,9 +21,9 @@ contract SolvencyRegistry {
 
     /// @notice Public signal count of the batch circuit: [prevState, nextState, ctxHash].
     uint256 public constant BATCH_PUBLIC_INPUTS = 3;
-    /// @notice Solvency public signals before the reserves:
-    ///         [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund].
-    uint256 public constant SOLVENCY_FIXED_INPUTS = 7;
+    /// @notice Solvency public signals before the reserves: [finalState, ctxHash, root,
+    ///         totalsCommit, batchCount, shortfall, insuranceFund, epoch, domain].
+    uint256 public constant SOLVENCY_FIXED_INPUTS = 9;
 
     /// @notice `kind` values carried by {InvalidProof} and {InsufficientGas}.
     uint8 public constant KIND_BATCH = 0;
@@ -62,15 +63,23 @@ contract SolvencyRegistry {
     address public immutable publisher;
     /// @notice Groth16 verifier of the batch circuit (K = 3).
     address public immutable batchVerifier;
-    /// @notice Groth16 verifier of the solvency circuit (K = 7 + nAssets).
+    /// @notice Groth16 verifier of the solvency circuit (K = 9 + nAssets).
     address public immutable solvencyVerifier;
     /// @notice Number of assets, i.e. reserves per epoch.
     uint256 public immutable nAssets;
     /// @notice `verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[3])` selector.
     bytes4 public immutable batchSelector;
-    /// @notice `verifyProof(...,uint256[7 + nAssets])` selector.
+    /// @notice `verifyProof(...,uint256[9 + nAssets])` selector.
     bytes4 public immutable solvencySelector;
     uint256 private immutable _solvencyVerifyGas;
+    /// @notice `(chainid << 160) | address(this)`, with the chain id of deployment: the solvency
+    ///         circuit's `domain` signal. finalize supplies it (as it supplies `epoch`), never the
+    ///         caller, so a solvency proof made for another registry, or for one at this address
+    ///         on another chain, never verifies here. Being fixed at deployment, it stays the same
+    ///         in a copy of this registry that a later chain split carries onto the other branch.
+    /// @dev Injective and a field element since the chain id is below 2^64 (the constructor
+    ///      checks it): the id fills bits 160..223 and the address bits 0..159, far below p.
+    uint256 public immutable domain;
 
     /// @notice Highest epoch ever opened (0 = none; epochs start at 1).
     uint64 public latestEpoch;
@@ -111,6 +120,7 @@ contract SolvencyRegistry {
     error FieldOverflow(uint256 value);
     error InsufficientGas(uint8 kind, uint256 needed, uint256 available);
     error InvalidProof(uint8 kind);
+    error ChainIdTooLarge(uint256 chainId);
 
     modifier onlyPublisher() {
         if (msg.sender != publisher) revert NotPublisher(msg.sender);
@@ -131,6 +141,8 @@ contract SolvencyRegistry {
         if (batchVerifier_.code.length == 0) revert NoCode(batchVerifier_);
         if (solvencyVerifier_.code.length == 0) revert NoCode(solvencyVerifier_);
         if (nAssets_ == 0) revert ZeroAssets();
+        // From 2^64 on, `domain` could reach the field order (and from 2^96 lose the id's top bits).
+        if (block.chainid >= 1 << 64) revert ChainIdTooLarge(block.chainid);
         publisher = publisher_;
         batchVerifier = batchVerifier_;
         solvencyVerifier = solvencyVerifier_;
@@ -138,6 +150,7 @@ contract SolvencyRegistry {
         batchSelector = _verifySelector(BATCH_PUBLIC_INPUTS);
         solvencySelector = _verifySelector(SOLVENCY_FIXED_INPUTS + nAssets_);
         _solvencyVerifyGas = _verifyGas(SOLVENCY_FIXED_INPUTS + nAssets_);
+        domain = (block.chainid << 160) | uint256(uint160(address(this)));
     }
 
     // ------------------------------------------------------------------ writes
@@ -200,8 +213,10 @@ contract SolvencyRegistry {
 
     /// @notice Verifies the solvency proof of the open epoch and finalizes it.
     /// @dev Public signals: [finalState, ctxHash, root, totalsCommit, nBatches, shortfall,
-    ///      insuranceFund, reserves...]. The circuit proves shortfall <= insuranceFund, and
-    ///      shortfall = 0 when the context's mode is strict.
+    ///      insuranceFund, epoch, domain, reserves...]. The circuit proves shortfall <=
+    ///      insuranceFund, and shortfall = 0 when the context's mode is strict. `epoch` is the
+    ///      epoch number inside the context preimage, so a ctxHash reopened under another epoch
+    ///      number cannot be finalized with the proof made for the first; `domain` is {domain}.
     /// @param shortfall Sum of the accounts' margin shortfalls, as the batches accumulated it.
     /// @param insuranceFund Insurance fund the exchange declares against that shortfall.
     function finalize(
@@ -231,7 +246,7 @@ contract SolvencyRegistry {
             // the verifier's static uint256[K] tail.
             bytes memory args = abi.encodePacked(
                 abi.encode(a, b, c),
-                _solvencySignals(e, root, totalsCommit, shortfall, insuranceFund),
+                _solvencySignals(epoch, e, root, totalsCommit, shortfall, insuranceFund),
                 reserves
             );
             _verify(KIND_SOLVENCY, solvencyVerifier, solvencySelector, _solvencyVerifyGas, args);
@@ -284,10 +299,11 @@ contract SolvencyRegistry {
         return _epochs[epoch];
     }
 
-    /// @dev The solvency signals before the reserves, in the circuit's order:
-    ///      [finalState, ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund].
+    /// @dev The solvency signals before the reserves, in the circuit's order: [finalState,
+    ///      ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund, epoch, domain].
     ///      (A helper of its own keeps finalize's stack shallow.)
     function _solvencySignals(
+        uint64 epoch,
         Epoch storage e,
         uint256 root,
         uint256 totalsCommit,
@@ -295,7 +311,7 @@ contract SolvencyRegistry {
         uint256 insuranceFund
     ) private view returns (bytes memory) {
         return abi.encode(
-            e.state, e.ctxHash, root, totalsCommit, e.nBatches, shortfall, insuranceFund
+            e.state, e.ctxHash, root, totalsCommit, e.nBatches, shortfall, insuranceFund, uint256(epoch), domain
         );
     }
 

@@ -51,7 +51,8 @@ contract AliasingAndAttestTest is BookRegistryTest {
     }
 
     /// finalize's root, totalsCommit, shortfall, insuranceFund and each reserve (batchCount is
-    /// the stored uint64 nBatches), with a proof the aliasing verifier accepts for them.
+    /// the stored uint64 nBatches, epoch the uint64 epoch number and domain the registry's own,
+    /// below 2^224), with a proof the aliasing verifier accepts for them.
     function testFuzz_AliasedSolvencyValueRefused(uint8 which, uint256 v, uint256 m) public {
         which %= 4 + uint8(N_ASSETS);
         v = v % P;

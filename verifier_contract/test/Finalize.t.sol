@@ -35,9 +35,11 @@ contract FinalizeTest is RegistryTest {
         _submit(5, 1, 43);
 
         vm.warp(2_000);
-        // [finalState, ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund, reserves...]
+        // [finalState, ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund, epoch,
+        //  domain, reserves...]
+        uint256 domain = _domainOf(address(registry));
         solvencyVerifier.expectInputs(
-            keccak256(abi.encode([uint256(43), CTX, 7, 99, 2, SHORTFALL, FUND, 500, 700]))
+            keccak256(abi.encode([uint256(43), CTX, 7, 99, 2, SHORTFALL, FUND, 5, domain, 500, 700]))
         );
         vm.expectEmit(true, true, true, true, address(registry));
         emit SolvencyRegistry.EpochFinalized(5, 7, 43, 99, SHORTFALL, FUND, 2, _reserves());
@@ -70,8 +72,9 @@ contract FinalizeTest is RegistryTest {
         fund = _bound(fund, 0, P - 1);
         _open(1, 1);
         _submit(1, 0, 42);
+        uint256 domain = _domainOf(address(registry));
         solvencyVerifier.expectInputs(
-            keccak256(abi.encode([uint256(42), CTX, 7, 99, 1, shortfall, fund, 500, 700]))
+            keccak256(abi.encode([uint256(42), CTX, 7, 99, 1, shortfall, fund, 1, domain, 500, 700]))
         );
         vm.expectEmit(true, true, true, true, address(registry));
         emit SolvencyRegistry.EpochFinalized(1, 7, 42, 99, shortfall, fund, 1, _reserves());
@@ -86,8 +89,9 @@ contract FinalizeTest is RegistryTest {
         _open(1, 1);
         _submit(1, 0, 42);
         // The verifier accepts only the proven order; swapping the two values is another statement.
+        uint256 domain = _domainOf(address(registry));
         solvencyVerifier.expectInputs(
-            keccak256(abi.encode([uint256(42), CTX, 7, 99, 1, SHORTFALL, FUND, 500, 700]))
+            keccak256(abi.encode([uint256(42), CTX, 7, 99, 1, SHORTFALL, FUND, 1, domain, 500, 700]))
         );
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.InvalidProof.selector, 1));
@@ -124,8 +128,9 @@ contract FinalizeTest is RegistryTest {
         );
         assertTrue(
             registry.solvencySelector()
-                == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[9])")),
+                == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[11])")),
             "solvency selector"
         );
+        assertEq(registry.SOLVENCY_FIXED_INPUTS(), 9, "fixed solvency inputs");
     }
 }

@@ -7,9 +7,9 @@ import {RegistryTest} from "./utils/RegistryTest.sol";
 import {MockMarginVerifier} from "./utils/MockVerifier.sol";
 import {Bytecode} from "./utils/Bytecode.sol";
 
-/// Nothing can change the verifiers (or the publisher, or the code): read from the deployed
-/// runtime code, the dispatcher knows exactly the intended functions (so there is no setter),
-/// the verifiers are immutables in the code rather than storage, and the code has no opcode
+/// Nothing can change the verifiers (or the publisher, the domain, or the code): read from the
+/// deployed runtime code, the dispatcher knows exactly the intended functions (so there is no
+/// setter), they are immutables in the code rather than storage, and the code has no opcode
 /// that could replace or destroy it or run foreign code in its context (it only STATICCALLs).
 contract ImmutabilityTest is RegistryTest {
     AccountMarginVerifier internal margin;
@@ -19,7 +19,7 @@ contract ImmutabilityTest is RegistryTest {
         margin = new AccountMarginVerifier(address(registry), address(new MockMarginVerifier()));
     }
 
-    function _registryFunctions() internal view returns (bytes4[21] memory) {
+    function _registryFunctions() internal view returns (bytes4[22] memory) {
         return [
             // The only writers, none of which takes an address.
             SolvencyRegistry.openEpoch.selector,
@@ -39,6 +39,7 @@ contract ImmutabilityTest is RegistryTest {
             registry.nAssets.selector,
             registry.batchSelector.selector,
             registry.solvencySelector.selector,
+            registry.domain.selector,
             registry.SNARK_SCALAR_FIELD.selector,
             registry.BATCH_PUBLIC_INPUTS.selector,
             registry.SOLVENCY_FIXED_INPUTS.selector,
@@ -80,10 +81,13 @@ contract ImmutabilityTest is RegistryTest {
     }
 
     function _inCode(bytes memory code, address a) internal pure returns (bool) {
-        bytes20 word = bytes20(a);
-        for (uint256 i = 0; i + 20 <= code.length; ++i) {
+        return _inCode(code, abi.encodePacked(a));
+    }
+
+    function _inCode(bytes memory code, bytes memory word) internal pure returns (bool) {
+        for (uint256 i = 0; i + word.length <= code.length; ++i) {
             bool same = true;
-            for (uint256 j = 0; j < 20 && same; ++j) {
+            for (uint256 j = 0; j < word.length && same; ++j) {
                 same = code[i + j] == word[j];
             }
             if (same) return true;
@@ -92,7 +96,7 @@ contract ImmutabilityTest is RegistryTest {
     }
 
     function test_RegistryDispatcherHasNoSetter() public view {
-        bytes4[21] memory fixed_ = _registryFunctions();
+        bytes4[22] memory fixed_ = _registryFunctions();
         bytes4[] memory expected = new bytes4[](fixed_.length);
         for (uint256 i = 0; i < fixed_.length; ++i) {
             expected[i] = fixed_[i];
@@ -119,6 +123,7 @@ contract ImmutabilityTest is RegistryTest {
         require(_inCode(code, address(batchVerifier)), "batch verifier not in the code");
         require(_inCode(code, address(solvencyVerifier)), "solvency verifier not in the code");
         require(_inCode(code, PUBLISHER), "publisher not in the code");
+        require(_inCode(code, abi.encode(registry.domain())), "domain not in the code");
         require(_inCode(address(margin).code, margin.verifier()), "margin verifier not in the code");
         require(_inCode(address(margin).code, address(registry)), "registry not in the margin code");
         // The registry's own storage: the packed counters (slot 0) and two mappings (slots 1, 2).
@@ -126,13 +131,14 @@ contract ImmutabilityTest is RegistryTest {
             bytes32 word = vm.load(address(registry), bytes32(slot));
             require(address(uint160(uint256(word))) != address(batchVerifier), "verifier in storage");
             require(address(uint160(uint256(word))) != address(solvencyVerifier), "verifier in storage");
+            require(uint256(word) != registry.domain(), "domain in storage");
         }
     }
 
     /// Random calldata under any selector, from anyone, never changes what the registry reads
     /// back as its verifiers (and a stranger's call never writes anything).
     function testFuzz_NoCallChangesTheVerifiers(address caller, bytes4 selector, bytes calldata data) public {
-        bytes4[21] memory fns = _registryFunctions();
+        bytes4[22] memory fns = _registryFunctions();
         // Half the time one of the registry's own selectors.
         if (uint32(selector) % 2 == 0) selector = fns[uint32(selector) % fns.length];
         vm.assume(caller != PUBLISHER);
@@ -147,5 +153,6 @@ contract ImmutabilityTest is RegistryTest {
         require(registry.batchVerifier() == address(batchVerifier), "batch verifier changed");
         require(registry.solvencyVerifier() == address(solvencyVerifier), "solvency verifier changed");
         require(registry.publisher() == PUBLISHER, "publisher changed");
+        require(registry.domain() == _domainOf(address(registry)), "domain changed");
     }
 }

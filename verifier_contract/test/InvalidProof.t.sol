@@ -30,10 +30,11 @@ contract InvalidProofTest is RegistryTest {
     function test_SolvencyWrongSignalsRejected() public {
         _open(1, 1);
         _submit(1, 0, 42);
-        // [finalState, ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund,
-        //  reserves...] with another root
+        // [finalState, ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund, epoch,
+        //  domain, reserves...] with another root
+        uint256 domain = _domainOf(address(registry));
         solvencyVerifier.expectInputs(
-            keccak256(abi.encode([uint256(42), CTX, 8, 99, 1, SHORTFALL, FUND, 500, 700]))
+            keccak256(abi.encode([uint256(42), CTX, 8, 99, 1, SHORTFALL, FUND, 1, domain, 500, 700]))
         );
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.InvalidProof.selector, 1));

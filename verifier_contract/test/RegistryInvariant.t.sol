@@ -173,7 +173,7 @@ contract RegistryInvariantTest {
         require(registry.openEpochId() == handler.evOpen(), "openEpochId differs from the events");
     }
 
-    /// The verifiers, publisher, asset count, selectors and code never change.
+    /// The verifiers, publisher, asset count, selectors, domain and code never change.
     function invariant_VerifiersImmutable() public view {
         require(registry.batchVerifier() == batchVerifier, "batch verifier changed");
         require(registry.solvencyVerifier() == solvencyVerifier, "solvency verifier changed");
@@ -186,13 +186,45 @@ contract RegistryInvariantTest {
         );
         require(
             registry.solvencySelector()
-                == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[9])")),
+                == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[11])")),
             "solvency selector changed"
+        );
+        require(
+            registry.domain() == ((block.chainid << 160) | uint160(address(registry)))
+                && registry.domain() == handler.modelDomain(),
+            "domain changed"
         );
         require(address(margin.registry()) == address(registry), "margin registry changed");
         require(margin.verifier() == marginVerifier, "margin verifier changed");
         require(address(registry).codehash == registryCodehash, "registry code changed");
         require(address(margin).codehash == marginCodehash, "margin code changed");
+    }
+
+    /// Every finalized epoch was finalized by a proof of exactly its own statement: the stored
+    /// record, its reserves, its own epoch number and this registry's domain (so no proof made
+    /// for another epoch number, registry or chain, nor a replayed one, ever finalized an epoch).
+    function invariant_FinalizedUnderOwnEpochAndDomain() public view {
+        uint256 n = handler.openedCount();
+        uint256 domain = handler.modelDomain();
+        for (uint256 i = 0; i < n; ++i) {
+            uint64 e = handler.opened(i);
+            SolvencyRegistry.Epoch memory rec = registry.getEpoch(e);
+            uint256[] memory s = handler.finalSignals(e);
+            if (rec.status != SolvencyRegistry.Status.Finalized) {
+                require(s.length == 0, "signals recorded for an unfinalized epoch");
+                continue;
+            }
+            require(s.length == 9 + 2, "finalized without a recorded proof");
+            require(s[7] == e, "finalized by a proof made for another epoch number");
+            require(s[8] == domain, "finalized by a proof made for another registry or chain");
+            require(
+                s[0] == rec.state && s[1] == rec.ctxHash && s[2] == rec.root && s[3] == rec.totalsCommit
+                    && s[4] == rec.nBatches && s[5] == rec.shortfall && s[6] == rec.insuranceFund,
+                "finalized by a proof of another record"
+            );
+            uint256[] memory reserves = registry.getReserves(e);
+            require(reserves.length == 2 && s[9] == reserves[0] && s[10] == reserves[1], "reserves not proven");
+        }
     }
 
     /// Attested headrooms are the highest ever proven (never lowered), only for finalized
@@ -234,6 +266,7 @@ contract RegistryInvariantTest {
                 invariant_OnlyPublisherChangesState();
                 invariant_FinalizedRecordsAreFrozen();
                 invariant_EventsMatchStorage();
+                invariant_FinalizedUnderOwnEpochAndDomain();
                 invariant_AttestationsOnlyRiseAndOnlyOnFinalizedEpochs();
             }
         }
@@ -245,6 +278,7 @@ contract RegistryInvariantTest {
             "batch.malleated-replay",
             "final.ok",
             "final.replay",
+            "final.foreign",
             "abandon.ok",
             "attest.ok",
             "attest.ok-lower",
@@ -253,7 +287,7 @@ contract RegistryInvariantTest {
             "starved.guard",
             "starved.oog",
             "raw",
-            "", "", "", ""
+            "", "", ""
         ];
         for (uint256 i = 0; i < outcomes.length; ++i) {
             if (bytes(outcomes[i]).length == 0) continue;

@@ -144,11 +144,13 @@ contract ReplayRollbackTest is BookRegistryTest {
     }
 
     /// A whole finalized epoch replayed under a new epoch number: every proof binds ctxHash, so
-    /// the replay fails unless the new epoch was opened with the very same ctxHash. The registry
-    /// cannot tell which epoch a ctxHash belongs to; the prover's context hash commits to the
-    /// epoch number (prover/commitments.py context_hash), which is what rules this out, and
-    /// auditors must recompute it. This test documents that boundary.
-    function testFuzz_CrossEpochReplayNeedsTheSameContext(uint256 ctx1, uint256 ctx2, bool sameCtx, uint256 seed)
+    /// the batch replay fails unless the new epoch was opened with the very same ctxHash (the
+    /// registry cannot tell which epoch a ctxHash belongs to). Even then the old solvency proof
+    /// is refused: it binds the epoch number it was made for, and finalize supplies the open
+    /// epoch's own, so a replayed chain of batches can never be finalized. (The context hash
+    /// commits to the epoch number too, prover/commitments.py context_hash, which is what makes
+    /// the circuit's epoch signal the one inside the context.)
+    function testFuzz_CrossEpochReplayRefusedAtFinalize(uint256 ctx1, uint256 ctx2, bool sameCtx, uint256 seed)
         public
     {
         ctx1 = ctx1 % P;
@@ -163,10 +165,16 @@ contract ReplayRollbackTest is BookRegistryTest {
         if (!ok) return;
         Batch memory b1 = batches[1][1];
         _submitRaw(2, 1, b1.pr, b1.next);
-        _sendFinalize(2, s1, 7);
         SolvencyRegistry.Epoch memory e1 = registry.getEpoch(1);
         SolvencyRegistry.Epoch memory e2 = registry.getEpoch(2);
-        require(e1.ctxHash == e2.ctxHash && e1.root == e2.root && e1.state == e2.state, "replayed epoch differs");
+        require(e1.ctxHash == e2.ctxHash && e1.state == e2.state, "replayed chain differs");
+        bytes32 before = _recordHash(2);
+        _reverts(
+            PUBLISHER, address(registry), _finalizeCall(2, s1, 7), _err(SolvencyRegistry.InvalidProof.selector, 1),
+            "cross-epoch solvency replay"
+        );
+        require(_recordHash(2) == before && registry.openEpochId() == 2, "the replay moved epoch 2");
+        require(!registry.isFinalizedRoot(2, 7) && registry.latestFinalizedEpoch() == 1, "epoch 2 finalized");
     }
 
     function _submitRaw(uint64 epoch, uint64 index, Proof memory pr, uint256 next) internal {

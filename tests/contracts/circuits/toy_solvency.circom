@@ -3,7 +3,8 @@ pragma circom 2.1.0;
 include "circomlib/circuits/bitify.circom";
 
 // Stand-in for the solvency circuit with the same public interface:
-// [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, reserves[N]].
+// [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, epoch, domain,
+//  reserves[N]].
 // Ties them together: totalsCommit = finalState + ctxHash * root + batchCount + sum(totals),
 // reserves[i] - totals[i] fits in 64 bits (reserves cover the private totals), and so does
 // insuranceFund - shortfall (the fund covers the shortfall).
@@ -15,9 +16,15 @@ template ToySolvency(N) {
     signal input batchCount;
     signal input shortfall;
     signal input insuranceFund;
+    signal input epoch;
+    signal input domain;
     signal input reserves[N];
     signal input totals[N]; // private
 
+    // epoch and domain only need to be public (the registry supplies them); squared so that
+    // they take part in a constraint, as in the real circuit.
+    signal epochSquared <== epoch * epoch;
+    signal domainSquared <== domain * domain;
     signal mixed <== ctxHash * root;
     var acc = finalState + mixed + batchCount;
     component surplus[N];
@@ -31,4 +38,4 @@ template ToySolvency(N) {
     covered.in <== insuranceFund - shortfall;
 }
 
-component main {public [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, reserves]} = ToySolvency(4);
+component main {public [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, epoch, domain, reserves]} = ToySolvency(4);

@@ -19,7 +19,7 @@ abstract contract BookRegistryTest {
     address internal constant PUBLISHER = address(0xB0B);
     /// @dev The real verifiers' needs on entry plus ~2k (see RegistryHandler.BATCH_VERIFY_COST).
     uint256 internal constant BATCH_COST = 207_000;
-    uint256 internal constant SOLVENCY_COST = 247_000;
+    uint256 internal constant SOLVENCY_COST = 260_000;
     uint256 internal constant MARGIN_COST = 214_000;
 
     SolvencyRegistry internal registry;
@@ -59,18 +59,25 @@ abstract contract BookRegistryTest {
         (r[0], r[1]) = (500, 700);
     }
 
-    /// @dev [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund,
-    ///      reserves...] with totalsCommit 99, shortfall 3, fund 10.
+    /// @dev The domain a prover binds a solvency proof for `reg` to, computed here (not read
+    ///      back from the registry) with the current chain id.
+    function _domainOf(address reg) internal view returns (uint256) {
+        return (block.chainid << 160) | uint160(reg);
+    }
+
+    /// @dev [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, epoch,
+    ///      domain, reserves...] with totalsCommit 99, shortfall 3, fund 10, for `registry`.
     function _solvencySignals(uint64 epoch, uint256 root, uint256[] memory reserves)
         internal
         view
         returns (uint256[] memory x)
     {
         SolvencyRegistry.Epoch memory e = registry.getEpoch(epoch);
-        x = new uint256[](7 + N_ASSETS);
+        x = new uint256[](9 + N_ASSETS);
         (x[0], x[1], x[2], x[3], x[4], x[5], x[6]) = (e.state, e.ctxHash, root, 99, e.nBatches, 3, 10);
+        (x[7], x[8]) = (epoch, _domainOf(address(registry)));
         for (uint256 i = 0; i < N_ASSETS; ++i) {
-            x[7 + i] = reserves[i];
+            x[9 + i] = reserves[i];
         }
     }
 

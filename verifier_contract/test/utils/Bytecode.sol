@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-/// @dev Reads solc runtime code: its opcodes (push data skipped, CBOR metadata trailer removed)
-///      and the selectors its dispatcher compares the calldata against.
+/// @dev Reads solc code (runtime or creation): its opcodes (push data skipped, CBOR metadata
+///      trailer removed) and the selectors its dispatcher compares the calldata against; and
+///      rewrites opcodes, to run a contract's real code under conditions no EVM here can make.
 library Bytecode {
     /// @dev End of the executable part: solc appends CBOR metadata and its 2-byte length.
     function codeEnd(bytes memory code) internal pure returns (uint256) {
@@ -23,6 +24,18 @@ library Bytecode {
             if (uint8(code[i]) == op) return true;
         }
         return false;
+    }
+
+    /// @dev Rewrites every instruction `from` (never push data) into `to`, in place; returns how
+    ///      many it rewrote.
+    function replaceOpcode(bytes memory code, uint8 from, uint8 to) internal pure returns (uint256 n) {
+        uint256 end = codeEnd(code);
+        for (uint256 i = 0; i < end; i += 1 + _pushSize(uint8(code[i]))) {
+            if (uint8(code[i]) == from) {
+                code[i] = bytes1(to);
+                ++n;
+            }
+        }
     }
 
     /// @dev Every `DUP1 PUSHn sel EQ PUSH2 dest` (n <= 4): how solc's dispatcher matches a

@@ -32,13 +32,13 @@ contract MockBatchVerifier is MockVerifierBase {
     }
 }
 
-/// @dev Solvency circuit with N = 2 assets: K = 7 + 2.
+/// @dev Solvency circuit with N = 2 assets: K = 9 + 2.
 contract MockSolvencyVerifier is MockVerifierBase {
     function verifyProof(
         uint256[2] calldata,
         uint256[2][2] calldata,
         uint256[2] calldata,
-        uint256[9] calldata input
+        uint256[11] calldata input
     ) external view returns (bool) {
         return _answer(abi.encode(input));
     }

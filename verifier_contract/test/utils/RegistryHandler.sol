@@ -29,9 +29,9 @@ contract RegistryHandler {
     ///      so the starved-call actions check the contracts' gas guards against reality.
     ///      test_verifier_gas_fits_the_guards (tests/contracts/test_gas_griefing.py) measures
     ///      205,048 for K = 3, 211,779 for K = 4 and 258,232 for K = 11 on anvil, ~6,650 per
-    ///      input, hence ~245k for this solvency circuit's K = 9.
+    ///      input; K = 11 is this solvency circuit's (9 + 2 assets).
     uint256 public constant BATCH_VERIFY_COST = 207_000;
-    uint256 public constant SOLVENCY_VERIFY_COST = 247_000;
+    uint256 public constant SOLVENCY_VERIFY_COST = 260_000;
     uint256 public constant MARGIN_VERIFY_COST = 214_000;
 
     SolvencyRegistry public immutable registry;
@@ -39,6 +39,8 @@ contract RegistryHandler {
     BookBatchVerifier public immutable batchBook;
     BookSolvencyVerifier public immutable solvencyBook;
     BookMarginVerifier public immutable marginBook;
+    /// @dev The registry's domain as the specification defines it (not read from the registry).
+    uint256 public immutable modelDomain;
 
     // ------------------------------------------------------------------ model of the spec
 
@@ -51,6 +53,8 @@ contract RegistryHandler {
     uint64[] public opened;
     /// @dev Hash of each finalized epoch's record (getEpoch + getReserves) when it was finalized.
     mapping(uint64 => bytes32) public frozen;
+    /// @dev The public signals the solvency proof that finalized each epoch was issued for.
+    mapping(uint64 => uint256[]) internal _finalSignals;
 
     /// @dev Highest headroom attested per (epoch, idCommit), plus one (0 = none).
     mapping(uint64 => mapping(uint256 => uint256)) internal _mHead;
@@ -76,7 +80,7 @@ contract RegistryHandler {
 
     struct SolvencyProof {
         Proof pr;
-        uint256[] signals; // [final, ctx, root, totals, count, shortfall, fund, r0, r1]
+        uint256[] signals; // [final, ctx, root, totals, count, shortfall, fund, epoch, domain, r0, r1]
     }
 
     BatchProof[] internal _acceptedBatches;
@@ -94,6 +98,7 @@ contract RegistryHandler {
         marginBook = new BookMarginVerifier(MARGIN_VERIFY_COST);
         registry = new SolvencyRegistry(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS);
         margin = new AccountMarginVerifier(address(registry), address(marginBook));
+        modelDomain = (block.chainid << 160) | uint160(address(registry));
     }
 
     // ================================================================== actions
@@ -192,7 +197,7 @@ contract RegistryHandler {
     /// @dev Random calldata to the registry under one of its own selectors (or none): as a
     ///      stranger it must not write storage; as the publisher only view functions are used.
     function rawCall(uint256 actorSeed, uint256 selectorSeed, bytes calldata data) external {
-        bytes4[14] memory views = [
+        bytes4[15] memory views = [
             SolvencyRegistry.getEpoch.selector,
             SolvencyRegistry.getReserves.selector,
             SolvencyRegistry.isFinalizedRoot.selector,
@@ -205,6 +210,7 @@ contract RegistryHandler {
             registry.nAssets.selector,
             registry.batchSelector.selector,
             registry.solvencySelector.selector,
+            registry.domain.selector,
             registry.SNARK_SCALAR_FIELD.selector,
             bytes4(uint32(selectorSeed >> 32))
         ];
@@ -366,6 +372,7 @@ contract RegistryHandler {
         if (!_run(address(registry), actor, data, err, gasLimit)) return;
         count["final.ok"]++;
         _acceptedSolvency.push(SolvencyProof(pr, signals));
+        _finalSignals[epoch] = signals;
         SolvencyRegistry.Epoch storage m = _m[epoch];
         m.root = v.root;
         m.totalsCommit = v.totals;
@@ -391,35 +398,47 @@ contract RegistryHandler {
         }
     }
 
-    /// @dev The proof to send (and the signals it was issued for); a replay also takes the
-    ///      replayed epoch's values into `v`.
+    /// @dev The proof to send and the signals it was issued for (none for an unissued one); a
+    ///      replay also takes the replayed epoch's values into `v`.
     function _solvencyProof(uint64 epoch, Values memory v, uint256 proofSeed)
         internal
         returns (Proof memory pr, uint256[] memory signals)
     {
         SolvencyRegistry.Epoch storage m = _m[epoch];
-        signals = _signalsOf(m.state, m.ctxHash, m.nBatches, v);
         uint256 kind = proofSeed % 9;
         if (kind == 4 && _acceptedSolvency.length > 0) {
-            // Replay of an earlier epoch's solvency proof with its values.
+            // Replay of an earlier epoch's solvency proof with its values (made for that epoch's
+            // number, so refused whatever the context).
             SolvencyProof storage old = _acceptedSolvency[(proofSeed >> 4) % _acceptedSolvency.length];
             pr = old.pr;
             signals = old.signals;
             (v.root, v.totals, v.shortfall, v.fund) = (signals[2], signals[3], signals[5], signals[6]);
             v.reserves = new uint256[](N_ASSETS);
-            (v.reserves[0], v.reserves[1]) = (signals[7], signals[8]);
+            (v.reserves[0], v.reserves[1]) = (signals[9], signals[10]);
             count["final.replay"]++;
-        } else if (kind == 5) {
+            return (pr, signals);
+        }
+        if (kind == 7) return (_unissued(proofSeed), signals);
+        if (kind == 5) {
             // Proven with the context hash as final state: the batches skipped.
-            pr = _issue(solvencyBook, _signalsOf(m.ctxHash, m.ctxHash, m.nBatches, v));
+            signals = _signalsOf(m.ctxHash, m.ctxHash, m.nBatches, epoch, modelDomain, v);
         } else if (kind == 6) {
             // Proven for one batch fewer.
-            pr = _issue(solvencyBook, _signalsOf(m.state, m.ctxHash, m.nBatches == 0 ? 0 : m.nBatches - 1, v));
-        } else if (kind == 7) {
-            pr = _unissued(proofSeed);
+            signals = _signalsOf(m.state, m.ctxHash, m.nBatches == 0 ? 0 : m.nBatches - 1, epoch, modelDomain, v);
+        } else if (kind == 8) {
+            // Proven for everything but where it is sent: another epoch number (the same context
+            // reopened later), this address on another chain, or another registry on this one.
+            uint256 r = (proofSeed >> 4) % 3;
+            uint256 provenEpoch = r == 0 ? epoch ^ 1 : epoch;
+            uint256 provenDomain = modelDomain;
+            if (r == 1) provenDomain = ((block.chainid + 1) << 160) | uint160(address(registry));
+            if (r == 2) provenDomain = (block.chainid << 160) | uint160(address(solvencyBook));
+            signals = _signalsOf(m.state, m.ctxHash, m.nBatches, provenEpoch, provenDomain, v);
+            count["final.foreign"]++;
         } else {
-            pr = _issue(solvencyBook, signals); // honest
+            signals = _signalsOf(m.state, m.ctxHash, m.nBatches, epoch, modelDomain, v); // honest
         }
+        pr = _issue(solvencyBook, signals);
     }
 
     function _finalizeError(address actor, uint64 epoch, Values memory v, Proof memory pr)
@@ -440,7 +459,7 @@ contract RegistryHandler {
         for (uint256 i = 0; i < checked.length; ++i) {
             if (checked[i] >= P) return abi.encodeWithSelector(SolvencyRegistry.FieldOverflow.selector, checked[i]);
         }
-        if (!_proves(pr, _signalsOf(m.state, m.ctxHash, m.nBatches, v))) {
+        if (!_proves(pr, _signalsOf(m.state, m.ctxHash, m.nBatches, epoch, modelDomain, v))) {
             return abi.encodeWithSelector(SolvencyRegistry.InvalidProof.selector, uint8(1));
         }
         return "";
@@ -725,6 +744,10 @@ contract RegistryHandler {
         return _evReserves[epoch];
     }
 
+    function finalSignals(uint64 epoch) external view returns (uint256[] memory) {
+        return _finalSignals[epoch];
+    }
+
     function attestedCount() external view returns (uint256) {
         return _attEpochs.length;
     }
@@ -866,17 +889,21 @@ contract RegistryHandler {
         (v[0], v[1], v[2], v[3]) = (w, x, y, z);
     }
 
-    /// @dev [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund,
-    ///      reserve0, reserve1] (missing reserves as 0).
-    function _signalsOf(uint256 finalState, uint256 ctx, uint256 nBatches, Values memory v)
-        internal
-        pure
-        returns (uint256[] memory s)
-    {
-        s = new uint256[](9);
+    /// @dev [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, epoch,
+    ///      domain, reserve0, reserve1] (missing reserves as 0).
+    function _signalsOf(
+        uint256 finalState,
+        uint256 ctx,
+        uint256 nBatches,
+        uint256 epoch,
+        uint256 domain,
+        Values memory v
+    ) internal pure returns (uint256[] memory s) {
+        s = new uint256[](11);
         (s[0], s[1], s[2], s[3], s[4], s[5], s[6]) = (finalState, ctx, v.root, v.totals, nBatches, v.shortfall, v.fund);
-        if (v.reserves.length > 0) s[7] = v.reserves[0];
-        if (v.reserves.length > 1) s[8] = v.reserves[1];
+        (s[7], s[8]) = (epoch, domain);
+        if (v.reserves.length > 0) s[9] = v.reserves[0];
+        if (v.reserves.length > 1) s[10] = v.reserves[1];
     }
 
     function _hex(bytes memory b) internal pure returns (string memory) {

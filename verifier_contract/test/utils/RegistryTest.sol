@@ -41,6 +41,12 @@ abstract contract RegistryTest {
         registry.submitBatch(epoch, index, pa, pb, pc, nextState);
     }
 
+    /// @dev The domain a prover binds a solvency proof for `reg` to, computed here (not read
+    ///      back from the registry) with the current chain id.
+    function _domainOf(address reg) internal view returns (uint256) {
+        return (block.chainid << 160) | uint160(reg);
+    }
+
     function _reserves() internal pure returns (uint256[] memory r) {
         r = new uint256[](N_ASSETS);
         r[0] = 500;

@@ -13,6 +13,8 @@ interface Vm {
 
     function prank(address msgSender) external;
     function warp(uint256 newTimestamp) external;
+    /// @dev Sets block.chainid for the rest of the test.
+    function chainId(uint256 newChainId) external;
     function assume(bool condition) external pure;
     function expectRevert(bytes calldata revertData) external;
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
@@ -27,4 +29,8 @@ interface Vm {
     function accesses(address target) external returns (bytes32[] memory readSlots, bytes32[] memory writeSlots);
 
     function load(address target, bytes32 slot) external view returns (bytes32 data);
+
+    /// @dev Takes a snapshot of the whole state; {revertToState} goes back to it.
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
 }
