@@ -47,7 +47,7 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.providers.rpc import HTTPProvider
 from web3.types import TxParams, TxReceipt
 
@@ -516,6 +516,10 @@ def transact(
         except ContractLogicError as exc:
             name, detail = decode_revert(abi, _revert_data(exc))
             raise RegistryRevert(fn_name, name, detail) from exc
+        except Web3RPCError as exc:
+            # A call that runs out of gas has no revert data: nodes answer with a bare RPC
+            # error. It is still this call's failure, not the node's.
+            raise RegistryRevert(fn_name, "Reverted", (_rpc_reason(exc),)) from exc
 
     if signer is None:
         tx_hash = w3.eth.send_transaction(call_tx)
@@ -536,8 +540,18 @@ def transact(
     except ContractLogicError as exc:
         name, detail = decode_revert(abi, _revert_data(exc))
         raise RegistryRevert(fn_name, name, detail, tx_hash.to_0x_hex()) from exc
+    except Web3RPCError as exc:
+        raise RegistryRevert(fn_name, "Reverted", (_rpc_reason(exc),), tx_hash.to_0x_hex()) from exc
     why = "out of gas" if int(receipt["gasUsed"]) >= gas else "replay did not reproduce it"
     raise RegistryRevert(fn_name, "Reverted", (why,), tx_hash.to_0x_hex())
+
+
+def _rpc_reason(exc: Web3RPCError) -> str:
+    """The node's message for a failed call (e.g. "out of gas"), without web3's wrapping."""
+    rpc = exc.rpc_response or {}
+    err = rpc.get("error") if isinstance(rpc, dict) else None
+    message = err.get("message") if isinstance(err, dict) else None
+    return str(message or exc.user_message or exc)
 
 
 def _send_signed(w3: Web3, signer: LocalAccount, tx: TxParams) -> HexBytes:

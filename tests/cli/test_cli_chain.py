@@ -25,6 +25,7 @@ class Deployed:
     record_file: Path
     record: dict[str, Any]
     publish_result: Result
+    epoch: Any  # the tiny epoch proven again for this registry (conftest.TinyEpoch)
 
     @property
     def registry(self) -> str:
@@ -51,10 +52,30 @@ def deployed(
     assert result.exit_code == 0, result.output
     record = json.loads(record_file.read_text())
     assert f"registry {record['registry']} on chain 31337" in result.stdout
-    published = cli("publish", tiny_epoch.dir, "--rpc", node.url, "--registry", record["registry"])
+    # The epoch was proven before the registry existed: `prove --deployment` binds it.
+    bound = tiny_epoch.bound_to(record_file, record_file.parent / "epoch")
+    assert (
+        f"bound to: chain 31337, registry {record['registry'].lower()}" in bound.prove_result.stdout
+    )
+    published = cli("publish", bound.dir, "--rpc", node.url, "--registry", record["registry"])
     assert published.exit_code == 0, published.output
     print(f"\n{published.stdout.strip()}")
-    return Deployed(node, record_file, record, published)
+    return Deployed(node, record_file, record, published, bound)
+
+
+def test_publish_of_an_unbound_epoch_is_refused(
+    cli: Callable[..., Result], deployed: Deployed, tiny_epoch: Any
+) -> None:
+    """The epoch as first proven (no --deployment) cannot be published; the error says how to
+    fix it, and nothing is sent."""
+    w3 = deployed.node.w3
+    block = w3.eth.block_number
+    url, registry = deployed.node.url, deployed.registry
+    result = cli("publish", tiny_epoch.dir, "--rpc", url, "--registry", registry)
+    assert result.exit_code == 1, result.output
+    assert "solvency proof is bound to no registry (proved before deployment)" in result.stderr
+    assert "Prove the epoch again with --deployment" in result.stderr
+    assert w3.eth.block_number == block
 
 
 def test_deploy_record_pins_the_epoch_keys(deployed: Deployed, tiny_epoch: Any) -> None:
@@ -139,7 +160,7 @@ def test_publish_again_sends_nothing(
     w3 = deployed.node.w3
     block = w3.eth.block_number
     url, registry = deployed.node.url, deployed.registry
-    result = cli("publish", tiny_epoch.dir, "--rpc", url, "--registry", registry)
+    result = cli("publish", deployed.epoch.dir, "--rpc", url, "--registry", registry)
     assert result.exit_code == 0, result.output
     assert "epoch published: 0 batches sent (3 already there), total gas 0" in result.stdout
     assert w3.eth.block_number == block
