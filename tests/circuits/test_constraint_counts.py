@@ -45,7 +45,7 @@ PINNED: dict[str, int] = {
     # 12 tier weights range-checked and compared with their weight (3k), 8 neighbouring tier
     # weights compared (1k); then the context hash (6.7k), the totals, coverage, cap and
     # insurance comparisons (~3k).
-    "solvency_3_10_4_8_16_3": 31520,
+    "solvency_3_10_4_8_16_3": 31521,
     # Single account: the context hash (6.7k), one Margin (4.6k) and AccountLeaf (1.6k), a
     # depth-10 Merkle path (10 Poseidon(2) and selections, 2.5k), the headroom's range check.
     "margin_3_10_4_8_16_3": 15497,
@@ -54,12 +54,12 @@ PINNED: dict[str, int] = {
     # dominate), the leaf 889; the context hash is 1548 (HashList of 35); the solvency's
     # ContextBounds 3865 (16 risk entries of 129 bits are 2064 of it).
     "batch_1_4_2_2_8_2": 10807,
-    "solvency_1_4_2_2_8_2": 7303,
+    "solvency_1_4_2_2_8_2": 7304,
     "margin_1_4_2_2_8_2": 5553,
     # The same templates at --O1 (the tampering builds), linear constraints kept. --O2 folds a
     # few dozen products by constants (mostly the Poseidon round constants' first S-boxes).
     "batch_o1": 10876,  # BatchSolvency(1, 4, 2, 2, 8, 2)
-    "solvency_o1": 7339,  # Solvency(1, 4, 2, 2, 8, 2)
+    "solvency_o1": 7340,  # Solvency(1, 4, 2, 2, 8, 2)
     "account_margin_o1": 5598,  # AccountMarginProof(1, 4, 2, 2, 8, 2)
     # Unit templates at their test parameters, --O1.
     "range64": 64,  # RangeCheck(64): one boolean constraint per bit
@@ -255,6 +255,7 @@ def solvency_cost(shape: EpochParams) -> int:
         + n * total_bits(depth)  # equity <= cap limit
         + 2 * fund  # the fund's range check and shortfall <= fund
         + 1  # (1 - mode) * shortfall === 0
+        + 1  # domain * domain: the registry binding takes part in a constraint
     )
 
 

@@ -72,14 +72,6 @@ contract SolvencyRegistry {
     /// @notice `verifyProof(...,uint256[9 + nAssets])` selector.
     bytes4 public immutable solvencySelector;
     uint256 private immutable _solvencyVerifyGas;
-    /// @notice `(chainid << 160) | address(this)`, with the chain id of deployment: the solvency
-    ///         circuit's `domain` signal. finalize supplies it (as it supplies `epoch`), never the
-    ///         caller, so a solvency proof made for another registry, or for one at this address
-    ///         on another chain, never verifies here. Being fixed at deployment, it stays the same
-    ///         in a copy of this registry that a later chain split carries onto the other branch.
-    /// @dev Injective and a field element since the chain id is below 2^64 (the constructor
-    ///      checks it): the id fills bits 160..223 and the address bits 0..159, far below p.
-    uint256 public immutable domain;
 
     /// @notice Highest epoch ever opened (0 = none; epochs start at 1).
     uint64 public latestEpoch;
@@ -141,7 +133,8 @@ contract SolvencyRegistry {
         if (batchVerifier_.code.length == 0) revert NoCode(batchVerifier_);
         if (solvencyVerifier_.code.length == 0) revert NoCode(solvencyVerifier_);
         if (nAssets_ == 0) revert ZeroAssets();
-        // From 2^64 on, `domain` could reach the field order (and from 2^96 lose the id's top bits).
+        // From 2^64 on, {domain} could reach the field order (and from 2^96 lose the id's top
+        // bits); it refuses such ids itself, and no registry is deployed on a chain that has one.
         if (block.chainid >= 1 << 64) revert ChainIdTooLarge(block.chainid);
         publisher = publisher_;
         batchVerifier = batchVerifier_;
@@ -150,7 +143,6 @@ contract SolvencyRegistry {
         batchSelector = _verifySelector(BATCH_PUBLIC_INPUTS);
         solvencySelector = _verifySelector(SOLVENCY_FIXED_INPUTS + nAssets_);
         _solvencyVerifyGas = _verifyGas(SOLVENCY_FIXED_INPUTS + nAssets_);
-        domain = (block.chainid << 160) | uint256(uint160(address(this)));
     }
 
     // ------------------------------------------------------------------ writes
@@ -216,7 +208,9 @@ contract SolvencyRegistry {
     ///      insuranceFund, epoch, domain, reserves...]. The circuit proves shortfall <=
     ///      insuranceFund, and shortfall = 0 when the context's mode is strict. `epoch` is the
     ///      epoch number inside the context preimage, so a ctxHash reopened under another epoch
-    ///      number cannot be finalized with the proof made for the first; `domain` is {domain}.
+    ///      number cannot be finalized with the proof made for the first; `domain` is {domain}
+    ///      for the chain id in force, so finalize reverts with {ChainIdTooLarge} if that id has
+    ///      reached 2^64.
     /// @param shortfall Sum of the accounts' margin shortfalls, as the batches accumulated it.
     /// @param insuranceFund Insurance fund the exchange declares against that shortfall.
     function finalize(
@@ -276,6 +270,23 @@ contract SolvencyRegistry {
 
     // ------------------------------------------------------------------ views
 
+    /// @notice `(block.chainid << 160) | address(this)`, with the chain id in force now: the
+    ///         solvency circuit's `domain` signal. finalize supplies it (as it supplies `epoch`),
+    ///         never the caller, so a solvency proof made for another registry, or for one at
+    ///         this address on another chain, never verifies here.
+    /// @dev Recomputed on every call rather than fixed at deployment, as EIP-712 domain
+    ///      separators are when block.chainid changes: a chain split carries this registry, at
+    ///      the same address and with the same storage, onto both branches, and a fork that
+    ///      gives one branch a new chain id (EIP-155) must leave each branch's registry refusing
+    ///      the proofs made for the other, which only the live chain id tells apart. Injective
+    ///      and a field element while the chain id is below 2^64: the id fills bits 160..223 and
+    ///      the address bits 0..159, far below p. From 2^64 on it reverts with {ChainIdTooLarge}
+    ///      (and so does finalize).
+    function domain() public view returns (uint256) {
+        if (block.chainid >= 1 << 64) revert ChainIdTooLarge(block.chainid);
+        return (block.chainid << 160) | uint256(uint160(address(this)));
+    }
+
     /// @notice Stored fields of `epoch` (all zero with status None if never opened).
     function getEpoch(uint64 epoch) external view returns (Epoch memory) {
         return _epochs[epoch];
@@ -311,7 +322,7 @@ contract SolvencyRegistry {
         uint256 insuranceFund
     ) private view returns (bytes memory) {
         return abi.encode(
-            e.state, e.ctxHash, root, totalsCommit, e.nBatches, shortfall, insuranceFund, uint256(epoch), domain
+            e.state, e.ctxHash, root, totalsCommit, e.nBatches, shortfall, insuranceFund, uint256(epoch), domain()
         );
     }
 

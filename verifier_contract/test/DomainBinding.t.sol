@@ -11,8 +11,9 @@ import {Bytecode} from "./utils/Bytecode.sol";
 /// address, both of which finalize supplies itself: over verifiers that accept exactly the
 /// statements they issued proofs for, a proof made for another epoch number, another registry or
 /// another chain is refused with InvalidProof(KIND_SOLVENCY), and the same proof made for the
-/// right ones goes through. The domain is computed once, at deployment, and only for chain ids
-/// below 2^64.
+/// right ones goes through. The domain is recomputed from the chain id in force on every call,
+/// so a registry that a chain split carries onto a branch with another chain id refuses there
+/// the proofs made for the branch it came from; and only for chain ids below 2^64.
 contract DomainBindingTest is BookRegistryTest {
     uint256 internal constant CTX = 1234;
     uint256 internal constant ROOT = 7;
@@ -68,8 +69,7 @@ contract DomainBindingTest is BookRegistryTest {
 
     // ------------------------------------------------------------------ the domain
 
-    /// domain() is (block.chainid << 160) | address(registry) for the chain id at deployment,
-    /// and opens back into both.
+    /// domain() is (block.chainid << 160) | address(registry), and opens back into both.
     function test_DomainIsChainIdAndAddress() public {
         uint64[4] memory ids = [uint64(1), 5, 31337, type(uint64).max];
         for (uint256 i = 0; i < ids.length; ++i) {
@@ -90,26 +90,48 @@ contract DomainBindingTest is BookRegistryTest {
         require(d1 < P && d2 < P, "domain is not a field element");
     }
 
-    /// The domain is fixed at deployment: a later chain id change leaves it, and what finalize
-    /// accepts, as they were. A replay across chains is still caught, by the other chain's
-    /// registry, which was deployed there and so has that chain's id in its domain (below);
-    /// a copy of this registry that a chain split carries onto the other branch keeps this one.
-    function testFuzz_DomainFixedAtDeployment(uint64 deployedOn, uint64 laterOn) public {
-        deployedOn = uint64(1 + deployedOn % type(uint64).max);
-        laterOn = uint64(1 + laterOn % type(uint64).max);
-        vm.chainId(deployedOn);
+    /// domain() follows the chain id in force, not the one at deployment: a chain split that
+    /// gives one branch a new chain id (EIP-155) carries the registry, at the same address and
+    /// with the same storage, onto both branches, and each copy must refuse the proofs made for
+    /// the other. Here one registry, with an epoch ready to finalize, sees chain id A, then B:
+    /// under B the proof made for A is refused (leaving the epoch as it was); back under A,
+    /// whether by switching the chain id back or by restoring the state from before the switch
+    /// (after B's own proof finalized the epoch under B), the proof made for B is refused and
+    /// A's goes through.
+    function testFuzz_DomainFollowsChainId(uint64 idA, uint64 idB, uint8 n, uint256 seed, bool restore) public {
+        idA = uint64(1 + idA % type(uint64).max);
+        idB = uint64(1 + idB % type(uint64).max);
+        if (idB == idA) idB = idA == type(uint64).max ? 1 : idA + 1;
+        n = uint8(1 + n % 4);
+        vm.chainId(idA);
         registry = _deploy();
-        uint256 d = registry.domain();
-        require(d == _domainOf(address(registry)), "domain");
-        vm.chainId(laterOn);
-        require(registry.domain() == d, "domain followed the chain id");
+        uint256 domainA = (uint256(idA) << 160) | uint160(address(registry));
+        uint256 domainB = (uint256(idB) << 160) | uint160(address(registry));
+        require(registry.domain() == domainA, "domain under chain A");
+        _openAndSubmit(1, CTX, n, seed);
+        // Issued before the snapshot, so that both sides of it know them.
+        Proof memory forA = solvencyBook.issue(_signalsFor(1, 1, domainA));
+        Proof memory forB = solvencyBook.issue(_signalsFor(1, 1, domainB));
+        uint256 snapshot = vm.snapshotState();
 
-        _openAndSubmit(1, CTX, 1, 1);
-        if (laterOn != deployedOn) {
-            _refused(1, solvencyBook.issue(_signalsFor(1, 1, _domainOf(address(registry)))), "current chain id");
+        vm.chainId(idB); // the split: the same registry and storage under another chain id
+        require(registry.domain() == domainB, "domain did not follow the chain id");
+        _refused(1, forA, "chain B took chain A's proof");
+        if (restore) {
+            _sendFinalize(1, forB, ROOT);
+            require(registry.isFinalizedRoot(1, ROOT), "chain B refused its own proof");
+            require(vm.revertToState(snapshot), "snapshot");
+            require(block.chainid == idA, "the snapshot did not restore the chain id");
+            require(
+                registry.openEpochId() == 1 && !registry.isFinalizedRoot(1, ROOT), "the snapshot kept B's finalize"
+            );
+        } else {
+            vm.chainId(idA);
         }
-        _sendFinalize(1, solvencyBook.issue(_signalsFor(1, 1, d)), ROOT);
-        require(registry.isFinalizedRoot(1, ROOT), "not finalized under the deployment domain");
+        require(registry.domain() == domainA, "domain did not follow the chain id back");
+        _refused(1, forB, "chain A took chain B's proof");
+        _sendFinalize(1, forA, ROOT);
+        require(registry.isFinalizedRoot(1, ROOT), "chain A refused its own proof");
     }
 
     // ------------------------------------------------------------------ epoch number
@@ -231,7 +253,8 @@ contract DomainBindingTest is BookRegistryTest {
     /// So the constructor's guard is reached by running its real creation code with every
     /// CHAINID instruction read as CALLER, the deployer pranked to the "chain id" wanted: from
     /// 2^64 on it refuses to deploy, naming the id; just below, it deploys with that id in its
-    /// domain.
+    /// domain (which the deployed code, patched too, computes from its caller, so it is read
+    /// as the deployer).
     function testFuzz_ConstructorRefusesChainIdFrom2To64(uint160 id) public {
         bytes memory code = type(SolvencyRegistry).creationCode;
         // CHAINID (0x46) -> CALLER (0x33)
@@ -251,13 +274,58 @@ contract DomainBindingTest is BookRegistryTest {
                 );
             } else {
                 require(deployed != address(0), "refused a chain id below 2^64");
+                vm.prank(address(ids[i]));
                 uint256 d = SolvencyRegistry(deployed).domain();
                 require(d == ((uint256(ids[i]) << 160) | uint160(deployed)), "domain");
             }
         }
         (address edge,) = _createAs(address(two64 - 1), code);
         require(edge != address(0), "refused chain id 2^64 - 1");
+        vm.prank(address(two64 - 1));
         require(SolvencyRegistry(edge).domain() == ((uint256(two64 - 1) << 160) | uint160(edge)), "edge domain");
+    }
+
+    /// A chain id that reaches 2^64 after deployment makes domain() and finalize revert with
+    /// ChainIdTooLarge(chain id), leaving the open epoch as it was, instead of binding a proof
+    /// to a domain that is no longer injective nor a field element; back below 2^64 the same
+    /// proof finalizes. The registry's real code runs with every CHAINID instruction read as
+    /// PREVRANDAO, set with vm.prevrandao to the "chain id" wanted (CALLER would not do here,
+    /// finalize must come from the publisher; and vm.txGasPrice stops below 2^64 too).
+    function testFuzz_FinalizeRefusesChainIdFrom2To64(uint64 deployedOn, uint256 laterOn, uint8 n, uint256 seed)
+        public
+    {
+        bytes memory code = type(SolvencyRegistry).creationCode;
+        require(!Bytecode.hasOpcode(code, 0x44), "PREVRANDAO already in the code");
+        // CHAINID (0x46) -> PREVRANDAO (0x44), in the constructor and in the runtime code.
+        require(Bytecode.replaceOpcode(code, 0x46, 0x44) >= 2, "CHAINID missing from the code");
+        deployedOn = uint64(1 + deployedOn % type(uint64).max);
+        uint256 two64 = uint256(1) << 64;
+        // 2^64, and any id from 2^64 on.
+        uint256[2] memory ids = [two64, two64 + laterOn % (type(uint256).max - two64 + 1)];
+        n = uint8(1 + n % 4);
+
+        vm.prevrandao(bytes32(uint256(deployedOn)));
+        (address deployed,) = _createAs(address(this), _withArgs(code));
+        require(deployed != address(0), "not deployed");
+        require(!Bytecode.hasOpcode(deployed.code, 0x46), "CHAINID left in the runtime code");
+        registry = SolvencyRegistry(deployed);
+        uint256 d = (uint256(deployedOn) << 160) | uint160(deployed);
+        require(registry.domain() == d, "domain");
+        _openAndSubmit(1, CTX, n, seed);
+        Proof memory pr = solvencyBook.issue(_signalsFor(1, 1, d));
+
+        for (uint256 i = 0; i < ids.length; ++i) {
+            vm.prevrandao(bytes32(ids[i]));
+            bytes memory tooLarge = _err(SolvencyRegistry.ChainIdTooLarge.selector, ids[i]);
+            _reverts(address(this), deployed, abi.encodeWithSelector(registry.domain.selector), tooLarge, "domain()");
+            bytes32 before = _recordHash(1);
+            _reverts(PUBLISHER, deployed, _finalizeCall(1, pr, ROOT), tooLarge, "finalize");
+            require(_recordHash(1) == before && registry.openEpochId() == 1, "finalize moved the epoch");
+        }
+
+        vm.prevrandao(bytes32(uint256(deployedOn)));
+        _sendFinalize(1, pr, ROOT);
+        require(registry.isFinalizedRoot(1, ROOT), "refused its own proof back below 2^64");
     }
 
     /// @dev CREATE `code` as `deployer`: the new address, or 0 and the revert data.

@@ -7,10 +7,12 @@ import {RegistryTest} from "./utils/RegistryTest.sol";
 import {MockMarginVerifier} from "./utils/MockVerifier.sol";
 import {Bytecode} from "./utils/Bytecode.sol";
 
-/// Nothing can change the verifiers (or the publisher, the domain, or the code): read from the
-/// deployed runtime code, the dispatcher knows exactly the intended functions (so there is no
-/// setter), they are immutables in the code rather than storage, and the code has no opcode
-/// that could replace or destroy it or run foreign code in its context (it only STATICCALLs).
+/// Nothing can change the verifiers (or the publisher, or the code), nor the domain but through
+/// the chain id: read from the deployed runtime code, the dispatcher knows exactly the intended
+/// functions (so there is no setter), the verifiers and publisher are immutables in the code
+/// rather than storage, the domain is computed from CHAINID and ADDRESS on every call (neither
+/// stored nor fixed in the code), and the code has no opcode that could replace or destroy it
+/// or run foreign code in its context (it only STATICCALLs).
 contract ImmutabilityTest is RegistryTest {
     AccountMarginVerifier internal margin;
 
@@ -123,7 +125,6 @@ contract ImmutabilityTest is RegistryTest {
         require(_inCode(code, address(batchVerifier)), "batch verifier not in the code");
         require(_inCode(code, address(solvencyVerifier)), "solvency verifier not in the code");
         require(_inCode(code, PUBLISHER), "publisher not in the code");
-        require(_inCode(code, abi.encode(registry.domain())), "domain not in the code");
         require(_inCode(address(margin).code, margin.verifier()), "margin verifier not in the code");
         require(_inCode(address(margin).code, address(registry)), "registry not in the margin code");
         // The registry's own storage: the packed counters (slot 0) and two mappings (slots 1, 2).
@@ -131,7 +132,27 @@ contract ImmutabilityTest is RegistryTest {
             bytes32 word = vm.load(address(registry), bytes32(slot));
             require(address(uint160(uint256(word))) != address(batchVerifier), "verifier in storage");
             require(address(uint160(uint256(word))) != address(solvencyVerifier), "verifier in storage");
-            require(uint256(word) != registry.domain(), "domain in storage");
+        }
+    }
+
+    /// The domain is read from the chain, not kept: the runtime code has the CHAINID and ADDRESS
+    /// it is computed from, and neither the code nor the registry's storage holds the domain
+    /// word (for the chain id of deployment or any other).
+    function testFuzz_DomainIsComputedNotKept(uint64 chainId) public {
+        chainId = uint64(1 + chainId % type(uint64).max);
+        bytes memory code = address(registry).code;
+        require(Bytecode.hasOpcode(code, 0x46), "no CHAINID in the code");
+        require(Bytecode.hasOpcode(code, 0x30), "no ADDRESS in the code");
+        uint256[2] memory domains = [registry.domain(), 0];
+        vm.chainId(chainId);
+        domains[1] = registry.domain();
+        require(domains[1] == _domainOf(address(registry)), "domain is not that of the chain id in force");
+        for (uint256 i = 0; i < domains.length; ++i) {
+            require(!_inCode(code, abi.encode(domains[i])), "domain in the code");
+            // The registry's own storage: the packed counters (slot 0) and two mappings (slots 1, 2).
+            for (uint256 slot = 0; slot < 8; ++slot) {
+                require(uint256(vm.load(address(registry), bytes32(slot))) != domains[i], "domain in storage");
+            }
         }
     }
 

@@ -173,7 +173,8 @@ contract RegistryInvariantTest {
         require(registry.openEpochId() == handler.evOpen(), "openEpochId differs from the events");
     }
 
-    /// The verifiers, publisher, asset count, selectors, domain and code never change.
+    /// The verifiers, publisher, asset count, selectors and code never change, and the domain is
+    /// that of the chain id in force (which the handler never changes).
     function invariant_VerifiersImmutable() public view {
         require(registry.batchVerifier() == batchVerifier, "batch verifier changed");
         require(registry.solvencyVerifier() == solvencyVerifier, "solvency verifier changed");
@@ -201,11 +202,11 @@ contract RegistryInvariantTest {
     }
 
     /// Every finalized epoch was finalized by a proof of exactly its own statement: the stored
-    /// record, its reserves, its own epoch number and this registry's domain (so no proof made
-    /// for another epoch number, registry or chain, nor a replayed one, ever finalized an epoch).
+    /// record, its reserves, its own epoch number and this registry's domain for the chain id in
+    /// force at finalize time (so no proof made for another epoch number, registry or chain,
+    /// nor a replayed one, ever finalized an epoch).
     function invariant_FinalizedUnderOwnEpochAndDomain() public view {
         uint256 n = handler.openedCount();
-        uint256 domain = handler.modelDomain();
         for (uint256 i = 0; i < n; ++i) {
             uint64 e = handler.opened(i);
             SolvencyRegistry.Epoch memory rec = registry.getEpoch(e);
@@ -216,7 +217,10 @@ contract RegistryInvariantTest {
             }
             require(s.length == 9 + 2, "finalized without a recorded proof");
             require(s[7] == e, "finalized by a proof made for another epoch number");
-            require(s[8] == domain, "finalized by a proof made for another registry or chain");
+            require(
+                s[8] == (handler.finalChainId(e) << 160) | uint160(address(registry)),
+                "finalized by a proof made for another registry or chain"
+            );
             require(
                 s[0] == rec.state && s[1] == rec.ctxHash && s[2] == rec.root && s[3] == rec.totalsCommit
                     && s[4] == rec.nBatches && s[5] == rec.shortfall && s[6] == rec.insuranceFund,

@@ -39,8 +39,6 @@ contract RegistryHandler {
     BookBatchVerifier public immutable batchBook;
     BookSolvencyVerifier public immutable solvencyBook;
     BookMarginVerifier public immutable marginBook;
-    /// @dev The registry's domain as the specification defines it (not read from the registry).
-    uint256 public immutable modelDomain;
 
     // ------------------------------------------------------------------ model of the spec
 
@@ -55,6 +53,9 @@ contract RegistryHandler {
     mapping(uint64 => bytes32) public frozen;
     /// @dev The public signals the solvency proof that finalized each epoch was issued for.
     mapping(uint64 => uint256[]) internal _finalSignals;
+    /// @dev The chain id in force when each epoch was finalized (the handler never changes it:
+    ///      DomainBinding.t.sol does).
+    mapping(uint64 => uint256) public finalChainId;
 
     /// @dev Highest headroom attested per (epoch, idCommit), plus one (0 = none).
     mapping(uint64 => mapping(uint256 => uint256)) internal _mHead;
@@ -98,7 +99,12 @@ contract RegistryHandler {
         marginBook = new BookMarginVerifier(MARGIN_VERIFY_COST);
         registry = new SolvencyRegistry(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS);
         margin = new AccountMarginVerifier(address(registry), address(marginBook));
-        modelDomain = (block.chainid << 160) | uint160(address(registry));
+    }
+
+    /// @dev The registry's domain as the specification defines it, for the chain id in force
+    ///      (not read from the registry).
+    function modelDomain() public view returns (uint256) {
+        return (block.chainid << 160) | uint160(address(registry));
     }
 
     // ================================================================== actions
@@ -373,6 +379,7 @@ contract RegistryHandler {
         count["final.ok"]++;
         _acceptedSolvency.push(SolvencyProof(pr, signals));
         _finalSignals[epoch] = signals;
+        finalChainId[epoch] = block.chainid;
         SolvencyRegistry.Epoch storage m = _m[epoch];
         m.root = v.root;
         m.totalsCommit = v.totals;
@@ -421,22 +428,22 @@ contract RegistryHandler {
         if (kind == 7) return (_unissued(proofSeed), signals);
         if (kind == 5) {
             // Proven with the context hash as final state: the batches skipped.
-            signals = _signalsOf(m.ctxHash, m.ctxHash, m.nBatches, epoch, modelDomain, v);
+            signals = _signalsOf(m.ctxHash, m.ctxHash, m.nBatches, epoch, modelDomain(), v);
         } else if (kind == 6) {
             // Proven for one batch fewer.
-            signals = _signalsOf(m.state, m.ctxHash, m.nBatches == 0 ? 0 : m.nBatches - 1, epoch, modelDomain, v);
+            signals = _signalsOf(m.state, m.ctxHash, m.nBatches == 0 ? 0 : m.nBatches - 1, epoch, modelDomain(), v);
         } else if (kind == 8) {
             // Proven for everything but where it is sent: another epoch number (the same context
             // reopened later), this address on another chain, or another registry on this one.
             uint256 r = (proofSeed >> 4) % 3;
             uint256 provenEpoch = r == 0 ? epoch ^ 1 : epoch;
-            uint256 provenDomain = modelDomain;
+            uint256 provenDomain = modelDomain();
             if (r == 1) provenDomain = ((block.chainid + 1) << 160) | uint160(address(registry));
             if (r == 2) provenDomain = (block.chainid << 160) | uint160(address(solvencyBook));
             signals = _signalsOf(m.state, m.ctxHash, m.nBatches, provenEpoch, provenDomain, v);
             count["final.foreign"]++;
         } else {
-            signals = _signalsOf(m.state, m.ctxHash, m.nBatches, epoch, modelDomain, v); // honest
+            signals = _signalsOf(m.state, m.ctxHash, m.nBatches, epoch, modelDomain(), v); // honest
         }
         pr = _issue(solvencyBook, signals);
     }
@@ -459,7 +466,7 @@ contract RegistryHandler {
         for (uint256 i = 0; i < checked.length; ++i) {
             if (checked[i] >= P) return abi.encodeWithSelector(SolvencyRegistry.FieldOverflow.selector, checked[i]);
         }
-        if (!_proves(pr, _signalsOf(m.state, m.ctxHash, m.nBatches, epoch, modelDomain, v))) {
+        if (!_proves(pr, _signalsOf(m.state, m.ctxHash, m.nBatches, epoch, modelDomain(), v))) {
             return abi.encodeWithSelector(SolvencyRegistry.InvalidProof.selector, uint8(1));
         }
         return "";

@@ -15,6 +15,8 @@ interface Vm {
     function warp(uint256 newTimestamp) external;
     /// @dev Sets block.chainid for the rest of the test.
     function chainId(uint256 newChainId) external;
+    /// @dev Sets block.prevrandao for the rest of the test.
+    function prevrandao(bytes32 newPrevrandao) external;
     function assume(bool condition) external pure;
     function expectRevert(bytes calldata revertData) external;
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
