@@ -250,6 +250,21 @@ def _solvency_input(
     }
 
 
+def toy_solvency_for(
+    toy: ToySetup, e: ToyEpoch, epoch: int, domain: int
+) -> tuple[Proof, list[str]]:
+    """A toy solvency proof closing `e` as `epoch` of the registry with `domain` (another
+    registry than the session's needs its own)."""
+    job = {
+        "wasm": str(toy.wasm["toy_solvency"]),
+        "zkey": str(toy.zkey["toy_solvency"]),
+        "input": _solvency_input(e.states[-1], e.ctx, e.root, len(e.batches), epoch, domain),
+    }
+    out = _run(["node", str(HERE / "prove_many.mjs")], cwd=toy.build, stdin=json.dumps([job]))
+    (r,) = json.loads(out)
+    return r["proof"], r["publicSignals"]
+
+
 @pytest.fixture(scope="session")
 def proofs(toy: ToySetup, deployment: chain.Deployment) -> ToyProofs:
     domain = registry_domain(deployment.chain_id, deployment.registry)

@@ -13,9 +13,19 @@ from eth_account import Account
 from web3 import Web3
 from zksolvency.prover import chain
 from zksolvency.prover.atomic import sha256_file
+from zksolvency.prover.commitments import registry_domain
 from zksolvency.prover.deployment import account_margin_abi, registry_abi
 
-from .conftest import N_ASSETS, ToyEpoch, ToyProofs, ToySetup, account, calldata, rpc
+from .conftest import (
+    N_ASSETS,
+    ToyEpoch,
+    ToyProofs,
+    ToySetup,
+    account,
+    calldata,
+    rpc,
+    toy_solvency_for,
+)
 
 
 def publish(w3: Web3, registry: Any, e: ToyEpoch, epoch: int = 1, **kw: Any) -> chain.PublishReport:
@@ -222,8 +232,10 @@ def test_local_signer_deploys_and_publishes(w3: Web3, toy: ToySetup, proofs: Toy
     assert d.publisher == acct.address
     registry = d.registry_contract(w3)
     e = proofs.main
+    # A new registry: the epoch's solvency proof must be made for it.
+    solvency = toy_solvency_for(toy, e, 1, registry_domain(d.chain_id, d.registry))
     report = chain.publish_epoch(
-        w3, acct.address, registry, 1, e.ctx, e.bundle_hash, e.batches, e.solvency, signer=acct
+        w3, acct.address, registry, 1, e.ctx, e.bundle_hash, e.batches, solvency, signer=acct
     )
     assert report.finalize_tx is not None
     tx = w3.eth.get_transaction(report.finalize_tx)

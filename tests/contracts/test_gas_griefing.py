@@ -192,25 +192,24 @@ def snapshot(w3: Web3) -> Iterator[Callable[[], Callable[[], None]]]:
 
 
 def _send(w3: Web3, call: Call, gas: int) -> tuple[str, tuple[Any, ...]]:
-    """Mine ``call`` with this gas limit: ("ok", ()) or (how it failed, the error's arguments),
-    the failure replayed on the parent block. A failed transaction must leave no logs.
-
-    (Sent by hand: chain.transact raises the node's bare error, not RegistryRevert, when the
-    replay of a mined revert runs out of gas.)"""
-    tx_hash = w3.eth.send_transaction(call.tx(gas))  # type: ignore[arg-type]
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
-    if receipt["status"] == 1:
-        return OK, ()
-    assert not receipt["logs"], "a reverted call left logs"
+    """Mine ``call`` with this gas limit through chain.transact (no preflight): ("ok", ()) or
+    (how it failed, the error's arguments), as transact decodes it from a replay on the parent
+    block. A failed transaction must leave no logs. Running out of gas, in the transaction or
+    in its replay, must still come back as RegistryRevert, never as the node's bare error."""
     try:
-        w3.eth.call(call.tx(gas), int(receipt["blockNumber"]) - 1)  # type: ignore[arg-type]
-    except ContractLogicError as exc:
-        name, args = chain.decode_revert(call.contract.abi, chain._revert_data(exc))
-        return (OOG, ()) if name == "EmptyRevert" else (name, args)
-    except Web3RPCError as exc:
-        assert "OutOfGas" in str(exc) or "OOG" in str(exc), exc
-        return OOG, ()
-    raise AssertionError(f"{call.fn} reverted on chain but not in the replay")
+        chain.transact(w3, call.sender, call.contract, call.fn, call.args, gas=gas, preflight=False)
+    except chain.RegistryRevert as exc:
+        assert exc.tx_hash is not None, "sent without preflight: the revert must be mined"
+        receipt = w3.eth.get_transaction_receipt(exc.tx_hash)
+        assert receipt["status"] == 0 and not receipt["logs"], "a reverted call left logs"
+        if exc.error == "EmptyRevert":
+            return OOG, ()
+        if exc.error == "Reverted":
+            (reason,) = exc.error_args
+            assert "gas" in str(reason).lower() or "OOG" in str(reason), reason
+            return OOG, ()
+        return exc.error, exc.error_args
+    return OK, ()
 
 
 # ---------------------------------------------------------------------------------- gas sweeps
@@ -479,7 +478,7 @@ def test_malleated_proofs_verify_but_cannot_replay(
     final = registry_state(registry, 1)
     s_proof, s_public = e.solvency
     s_vkey = toy.keys.solvency.vkey
-    s_verifier = _verifier(w3, deployment.solvency_verifier, 7 + N_ASSETS)
+    s_verifier = _verifier(w3, deployment.solvency_verifier, chain.SOLVENCY_FIXED_INPUTS + N_ASSETS)
     for p in (negated(s_proof), rerandomised(s_proof, s_vkey)):
         assert _on_chain(s_verifier, p, s_public)
         a, b, c = calldata(p)

@@ -347,7 +347,7 @@ def test_constructor_guards(w3: Web3, toy: ToySetup, deployment: chain.Deploymen
 
 def test_deploy_checks_verifier_arity(w3: Web3, toy: ToySetup) -> None:
     before = w3.eth.block_number
-    with pytest.raises(chain.ChainError, match=r"uint256\[10\]"):
+    with pytest.raises(chain.ChainError, match=r"uint256\[12\]"):
         chain.deploy(w3, w3.eth.accounts[0], toy.artifacts, N_ASSETS - 1)
     assert w3.eth.block_number == before
 
