@@ -6,12 +6,15 @@ versions; r1cs and ptau hashes), so re-running `setup` is free and a changed cir
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import re
 import secrets
 import shutil
 import struct
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +110,33 @@ def source_fingerprint(spec: CircuitSpec) -> str:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def instance_lock(name: str, reporter: Reporter | None = None) -> Iterator[None]:
+    """Exclusive use of one circuit instance's build folder. Two processes (say two `prove`
+    runs, or `setup` next to `margin prove`) would otherwise run circom or snarkjs into the
+    same files and each could read the other's half-written r1cs or zkey. The OS drops the
+    lock if its holder dies. The lock file sits beside the folder, which may be removed."""
+    path = build_dir() / "circuits" / f".{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            (reporter or NullReporter()).info(
+                f"waiting for another process that is building {name}"
+            )
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def compile_circuit(spec: CircuitSpec, reporter: Reporter | None = None) -> CircuitBuild:
+    """Compile one circuit instance with circom, or return the cached build of the same
+    sources and tools."""
+    with instance_lock(spec.name, reporter):
+        return _compile(spec, reporter)
+
+
+def _compile(spec: CircuitSpec, reporter: Reporter | None) -> CircuitBuild:
     rep = reporter or NullReporter()
     out = build_dir() / "circuits" / spec.name
     stamp_path = out / "compile.json"
@@ -267,10 +296,11 @@ def import_zkey(build: CircuitBuild, zkey: Path, info: PtauInfo) -> KeySet:
     """Install a zkey that went through outside contributions, after verifying its transcript."""
     contributions = verify_zkey(build, zkey, info)
     target = build.dir / "keys" / f"{build.spec.name}.zkey"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp:
-        shutil.copyfile(zkey, tmp)
-    return _install(build, target, info, contributions)
+    with instance_lock(build.spec.name):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(zkey, tmp)
+        return _install(build, target, info, contributions)
 
 
 def _install(build: CircuitBuild, zkey: Path, info: PtauInfo, contributions: int) -> KeySet:
@@ -329,6 +359,11 @@ def build_keys(params: EpochParams, ptau: Path | None, reporter: Reporter | None
     specs = [params.batch_spec(), params.solvency_spec()]
     with ThreadPoolExecutor(max_workers=2) as pool:
         builds = list(pool.map(lambda spec: compile_circuit(spec, rep), specs))
+    with instance_lock(specs[0].name, rep), instance_lock(specs[1].name, rep):
+        return _build_keys(builds, ptau, rep)
+
+
+def _build_keys(builds: list[CircuitBuild], ptau: Path | None, rep: Reporter) -> Keys:
     found = [cached_keys(b, ptau, rep) for b in builds]
     stale = [b for b, k in zip(builds, found, strict=True) if k is None]
     refuse_replacing_ceremony_keys(stale)
@@ -359,11 +394,12 @@ def build_margin_keys(
     build/ exactly as `build_keys` does for the batch and solvency circuits."""
     rep = reporter or NullReporter()
     build = compile_circuit(params.margin_spec(), rep)
-    ks = cached_keys(build, ptau, rep)
-    if ks is None:
-        refuse_replacing_ceremony_keys([build])
-        info = resolve_ptau(required_power(build.n_constraints, build.n_public), ptau, rep)
-        ks = setup_keys(build, info, rep)
+    with instance_lock(build.spec.name, rep):
+        ks = cached_keys(build, ptau, rep)
+        if ks is None:
+            refuse_replacing_ceremony_keys([build])
+            info = resolve_ptau(required_power(build.n_constraints, build.n_public), ptau, rep)
+            ks = setup_keys(build, info, rep)
     if ks.development:
         rep.warn(f"{ks.build.spec.name}: keys come from an INSECURE development ptau")
     return ks

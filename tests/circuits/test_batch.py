@@ -396,6 +396,23 @@ def test_batch_reused_with_other_index_rejected(
         refused(builds, bc.inputs(), SLOT_EMPTY_CHECK)
 
 
+def test_leaf_moved_from_another_batch_rejected(builds: list[Circuit], plan: EpochPlan) -> None:
+    """Batch 1's first account proven in batch 0 in place of batch 0's first: under the chain's
+    nextState the new tree does not open. Proven consistently (its own nextState), it is a state
+    off the chain: batch 1 as planned (and as the registry would next expect) no longer
+    continues from it."""
+    bc, donor = case(plan, 0), case(plan, 1)
+    assert donor.id_commit[0] not in (0, bc.id_commit[0])
+    bc.id_commit[0] = donor.id_commit[0]
+    bc.equity[0], bc.debt[0] = list(donor.equity[0]), list(donor.debt[0])
+    bc.qty[0], bc.shortfall[0] = list(donor.qty[0]), donor.shortfall[0]
+    bc.next_state = plan.states[1]
+    refused(builds, bc.inputs(), NEXT_CHECK)
+    bc.next_state = None
+    accepted(builds, bc)
+    assert bc.public()[1] != plan.states[1] == plan.batch_public(1)[0]
+
+
 def test_forged_prev_state_is_not_on_the_chain(builds: list[Circuit], plan: EpochPlan) -> None:
     """What the circuit cannot know: a made-up previous state (here: batchCount 3 over a tree
     of 2 batches, so slot 3 is empty) proves. Continuity is the registry's part: it takes

@@ -270,9 +270,8 @@ def on_chain(
     with chain.Anvil() as node:
         me = node.accounts[0]
         record = deploy_registry(node.w3, me, keys, params, out, margin=margin_keys)
-        published = cli(
-            "publish", tiny_epoch.dir, "--rpc", node.url, "--registry", record["registry"]
-        )
+        bound = tiny_epoch.bound_to(out, out.parent / "epoch")
+        published = cli("publish", bound.dir, "--rpc", node.url, "--registry", record["registry"])
         assert published.exit_code == 0, published.output
         empty = deploy_registry(node.w3, me, keys, params, margin=margin_keys)
         yield OnChain(node, record, empty)

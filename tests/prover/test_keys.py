@@ -7,7 +7,9 @@ keys other tests share.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,12 @@ from zksolvency.prover.keys import (
     compile_circuit,
     contribute_zkey,
     import_zkey,
+    instance_lock,
     refuse_replacing_ceremony_keys,
     setup_keys,
 )
 from zksolvency.prover.params import EpochParams
+from zksolvency.prover.progress import NullReporter
 from zksolvency.prover.ptau import PtauInfo, required_power, resolve_ptau
 
 
@@ -91,3 +95,35 @@ def test_ceremony_keys_that_no_longer_match_are_not_replaced(
     finally:
         shutil.copy(backup, zkey)
     assert cached_keys(build) is not None
+
+
+class _Messages(NullReporter):
+    """A reporter that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    def warn(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_a_build_waits_for_another_process_on_the_same_instance(tiny_epoch: Any) -> None:
+    """Two processes building one instance would run circom or snarkjs into the same files:
+    the second waits for the first's lock (held here), says so, then uses the finished build."""
+    spec = EpochParams(1, 4, 2, 2, 8, 2).solvency_spec()
+    expected = compile_circuit(spec)  # cached (by the tiny epoch, or this module's build)
+    messages = _Messages()
+    with ThreadPoolExecutor(1) as pool:
+        with instance_lock(spec.name):
+            waiting = pool.submit(compile_circuit, spec, messages)
+            for _ in range(500):
+                if messages.lines:
+                    break
+                time.sleep(0.01)
+            assert messages.lines == [f"waiting for another process that is building {spec.name}"]
+            time.sleep(0.2)
+            assert not waiting.done()
+        assert waiting.result(timeout=60) == expected
