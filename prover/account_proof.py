@@ -236,7 +236,7 @@ def prove_account_margin(
     verified by snarkjs in the Node driver and again here in pure Python. `stats`, if given,
     receives witness_s / prove_s / verify_s (Node) and py_verify_s.
     """
-    from .epoch import _run_jobs
+    from .epoch import run_jobs
 
     rep = reporter or NullReporter()
     inputs = margin_proof_input(pkg, headroom)
@@ -255,7 +255,8 @@ def prove_account_margin(
         )
     rep.info(f"proving {ks.build.spec.name} ({ks.build.n_constraints} constraints)")
     results: list[dict[str, Any]] = []
-    # The input holds the account's balances: it lives in a private temporary folder only.
+    # The input and the witness hold the account's balances and positions: both live in one
+    # private (0700) temporary folder, removed when the proof is made, whatever happens.
     with tempfile.TemporaryDirectory(prefix="zksolvency-margin-") as tmp:
         folder = Path(tmp)
         ipath, proof_path, public_path = (folder / f for f in ("input.json", "p.json", "s.json"))
@@ -270,7 +271,7 @@ def prove_account_margin(
             "proof_out": str(proof_path),
             "public_out": str(public_path),
         }
-        _run_jobs([job], results.append)
+        run_jobs([job], results.append, tmpdir=folder)
         proof: dict[str, Any] = read_json(proof_path)
         public = [int(x) for x in read_json(public_path)]
     if public != expected:

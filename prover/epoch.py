@@ -194,7 +194,7 @@ def _node_os_error(error: str, where: str) -> OSError | None:
     return OSError(code, os.strerror(code), path)
 
 
-def _run_jobs(
+def run_jobs(
     jobs: list[dict[str, Any]],
     on_done: Callable[[dict[str, Any]], None],
     *,
@@ -418,7 +418,7 @@ def _prove_planned(
                     os.unlink(jobs[i]["input"])  # private balances: keep no more copies than needed
                     advance(1)
 
-                _run_jobs(jobs, finished, tmpdir=inputs_dir, lock_fd=lock_fd)
+                run_jobs(jobs, finished, tmpdir=inputs_dir, lock_fd=lock_fd)
 
     manifest = _manifest(plan, keys, margin_keys, out, names, created_at)
     _write_keys(out, keys, margin_keys)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import read_json, write_json
-from .bundle import Bundle, BundleError, TrustAnchors, load_bundle, recompute_context, verify_bundle
+from .bundle import Bundle, BundleError, TrustAnchors, load_bundle, verify_bundle
 from .commitments import id_commitment, leaf_hash, qty_code
-from .context import margin_context
+from .context import ContextError, margin_context
 from .field import P
 from .instruments import format_quantity, parse_quantity
 from .margin import headroom
@@ -190,10 +190,15 @@ def check_package(pkg: dict[str, Any]) -> InclusionResult:
             "your balances and id do not hash to the epoch root: the package was altered or "
             "your account is not in the tree as shown"
         )
-    if recompute_context(context, pkg["params"]) != int(context["ctx_hash"]):
+    # One reading of the context serves both the hash check and the margin below.
+    try:
+        mctx = margin_context(context, pkg["params"])
+        ctx = mctx.hash(int(context["epoch"]), params.tree_depth, params.batch_levels)
+    except (ContextError, KeyError, TypeError, ValueError) as exc:
+        raise InclusionError(f"the package's context is inconsistent: {exc}") from exc
+    if ctx != int(context["ctx_hash"]):
         raise InclusionError("the package's prices do not match its context hash")
     result = InclusionResult(str(acc["id"]), int(pkg["epoch"]), root, idx, shown, "")
-    mctx = margin_context(context, pkg["params"])
     value, worst = headroom([*equity, *pad], [*debt, *pad], qty, mctx)
     result.margin = {
         "positions": dict(acc.get("positions", {})),

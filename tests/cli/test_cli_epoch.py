@@ -113,6 +113,36 @@ def test_verify_refuses_an_edited_balance(
     assert "OK" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("price", "context is inconsistent"),  # the weight no longer follows from the price
+        ("epoch", "prices do not match its context hash"),  # consistent, but not what was hashed
+    ],
+)
+def test_verify_refuses_an_edited_context(
+    cli: Callable[..., Result],
+    tiny_epoch: Any,
+    packages: Any,
+    tmp_path: Path,
+    edit: str,
+    message: str,
+) -> None:
+    """The context in a package is checked before anything is computed from it: an edited price
+    contradicts the numbers derived from it, and a self-consistent edit the context hash."""
+    pkg = packages.load()
+    if edit == "price":
+        asset = pkg["context"]["assets"][0]
+        asset["price_e8"] = str(int(asset["price_e8"]) * 2)
+    else:
+        pkg["context"]["epoch"] = 2
+    path = tmp_path / "pkg.json"
+    path.write_text(json.dumps(pkg))
+    result = cli("verify", path, "--bundle", tiny_epoch.dir)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+
+
 def test_verify_refuses_a_non_json_package(
     cli: Callable[..., Result], tiny_epoch: Any, packages: Any
 ) -> None:

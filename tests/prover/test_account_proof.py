@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -331,6 +332,34 @@ def test_proof_file_is_written_and_reveals_no_balances(real: dict[str, Any]) -> 
     acc = pkg["account"]
     for secret in [acc["salt"], *pkg["siblings"], pkg["leaf"], "alice", "BTC-PERP", "equity"]:
         assert secret not in text
+
+
+def test_private_files_stay_in_one_private_folder_that_is_removed(
+    real: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proof input and Node's witness hold the account's balances and positions: both go in
+    one 0700 temporary folder (never Node's own TMPDIR), and nothing stays behind."""
+    from zksolvency.prover import epoch
+
+    ours, nodes = tmp_path / "ours", tmp_path / "node"
+    ours.mkdir()
+    nodes.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(ours))
+    monkeypatch.setenv("TMPDIR", str(nodes))
+    seen: list[tuple[Path, int, list[str]]] = []
+    original = epoch.run_jobs
+
+    def spy(jobs: list[dict[str, Any]], on_done: Any, **kw: Any) -> None:
+        folder = Path(kw["tmpdir"])
+        seen.append((folder, folder.stat().st_mode & 0o777, [j["input"] for j in jobs]))
+        original(jobs, on_done, **kw)
+
+    monkeypatch.setattr(epoch, "run_jobs", spy)
+    prove_account_margin(real["pkg"], parse_usd("1000.25"), tmp_path / "proof.json")
+    ((folder, mode, inputs),) = seen
+    assert folder.parent == ours and mode == 0o700
+    assert all(Path(i).parent == folder for i in inputs)
+    assert list(ours.iterdir()) == [] and list(nodes.iterdir()) == []
 
 
 def test_verify_with_bundle_and_opening(real: dict[str, Any]) -> None:
