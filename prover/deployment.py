@@ -23,6 +23,7 @@ from .chain import (
     Deployment,
     compile_contracts,
     deploy,
+    read_circuit_hash,
     render_verifier,
 )
 from .commitments import registry_domain
@@ -65,7 +66,10 @@ def build_contracts(
     for ks, name in verifiers:
         target = out_dir / "generated" / f"{name}.sol"
         text = render_verifier(
-            ks.verifier_sol.read_text(encoding="utf-8"), name, f"zkey sha256:{ks.zkey_sha256}"
+            ks.verifier_sol.read_text(encoding="utf-8"),
+            name,
+            f"zkey sha256:{ks.zkey_sha256}",
+            ks.build.r1cs_sha256,
         )
         if not target.is_file() or target.read_text(encoding="utf-8") != text:
             write_text(target, text)
@@ -133,6 +137,12 @@ def deploy_registry(
     on_chain = int(dep.registry_contract(w3).functions.domain().call())
     if on_chain != domain:
         raise ChainError(f"the registry reports domain {on_chain}, expected {domain}")
+    pinned = [(dep.batch_verifier, keys.batch), (dep.solvency_verifier, keys.solvency)]
+    if margin is not None and dep.margin_verifier is not None:
+        pinned.append((dep.margin_verifier, margin))
+    for address, ks in pinned:
+        if read_circuit_hash(w3, address) != ks.build.r1cs_sha256:
+            raise ChainError(f"the verifier at {address} does not pin {ks.build.spec.name}'s r1cs")
     record = {
         "format": FORMAT,
         "chain_id": dep.chain_id,

@@ -284,7 +284,7 @@ def verify_against_chain(
     from web3.providers.rpc import HTTPProvider
 
     from .atomic import sha256_json
-    from .chain import EpochStatus, read_epoch, registry_at
+    from .chain import EpochStatus, read_circuit_hash, read_epoch, registry_at
     from .deployment import registry_abi
 
     result = check_package(pkg)
@@ -305,9 +305,17 @@ def verify_against_chain(
     vkeys = pkg.get("vkeys") or {}
     if not vkeys:
         result.warnings.append("the package carries no verification keys to compare")
+    circuits: dict[str, str | None] = {}
     for kind in ("batch", "solvency"):
         address = getattr(contract.functions, f"{kind}Verifier")().call()
         code = bytes(w3.eth.get_code(address))
+        circuits[kind] = read_circuit_hash(w3, address)
+        pinned_r1cs = trusted.r1cs_sha256.get(kind) if trusted is not None else None
+        if pinned_r1cs is not None and circuits[kind] != pinned_r1cs:
+            raise InclusionError(
+                f"the registry's {kind} verifier was made for circuit (r1cs sha256) "
+                f"{circuits[kind]}, not the pinned {pinned_r1cs}"
+            )
         vkey = vkeys.get(kind)
         if vkey is not None and not code_embeds_vkey(code, vkey):
             raise InclusionError(
@@ -342,5 +350,6 @@ def verify_against_chain(
         "registry": Web3.to_checksum_address(registry),
         "finalized_at": rec.finalized_at,
         "batches": rec.n_batches,
+        "circuits_r1cs_sha256": circuits,
     }
     return result

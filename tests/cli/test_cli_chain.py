@@ -203,6 +203,7 @@ def test_publish_from_a_non_publisher_is_refused(
         ("solvency_verifier_codehash", "0x" + "11" * 32, "verifier code is not the pinned one"),
         ("chain_id", 1, "not 1"),
         ("registry", "0x" + "22" * 20, "is not the pinned registry"),
+        ("solvency_r1cs_sha256", "00" * 32, "solvency verifier was made for circuit"),
     ],
 )
 def test_verify_against_the_chain_refuses_other_anchors(

@@ -282,6 +282,26 @@ def test_render_verifier_rejects_unexpected_input() -> None:
         chain.render_verifier("contract Groth16Verifier {}", "Not-A-Name")
     out = chain.render_verifier("contract Groth16Verifier {}", "X", zkey_hash="abc")
     assert out.endswith("contract X {}") and "from abc" in out
+    pinned = chain.render_verifier("contract Groth16Verifier {}", "X", circuit_sha256="ab" * 32)
+    assert f"bytes32 public constant CIRCUIT_R1CS_SHA256 = 0x{'ab' * 32};" in pinned
+    with pytest.raises(ValueError, match="not a sha256"):
+        chain.render_verifier("contract Groth16Verifier {}", "X", circuit_sha256="AB" * 32)
+
+
+def test_deployed_verifiers_pin_their_circuits(
+    w3: Web3, deployment: chain.Deployment, toy: ToySetup
+) -> None:
+    """Each verifier carries the r1cs hash of the circuit its key was made for; the registry's
+    verifiers are immutable, so the registry pins the circuits on-chain."""
+    pins = {
+        deployment.batch_verifier: toy.keys.batch,
+        deployment.solvency_verifier: toy.keys.solvency,
+        deployment.margin_verifier: toy.margin_keys,
+    }
+    for address, ks in pins.items():
+        assert address is not None
+        assert chain.read_circuit_hash(w3, address) == ks.build.r1cs_sha256
+    assert chain.read_circuit_hash(w3, deployment.registry) is None  # no such constant
 
 
 def test_anvil_lifecycle() -> None:

@@ -287,6 +287,13 @@ def test_deployed_verifiers_embed_the_manifest_vkeys(
     assert code_embeds_vkey(codes["batch"], circuits["batch"]["vkey_json"])
     assert code_embeds_vkey(codes["solvency"], circuits["solvency"]["vkey_json"])
     assert not code_embeds_vkey(codes["batch"], circuits["solvency"]["vkey_json"])
+    # and the circuits those keys were made for, as the manifest records them
+    w3 = real_node.w3
+    for kind, address in (
+        ("batch", real_deployment.batch_verifier),
+        ("solvency", real_deployment.solvency_verifier),
+    ):
+        assert chain.read_circuit_hash(w3, address) == circuits[kind]["r1cs_sha256"]
 
 
 def test_code_embeds_vkey_finds_constants_with_a_leading_zero_byte() -> None:
