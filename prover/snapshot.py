@@ -2,13 +2,16 @@
 
 The formats are described in docs/snapshot-format.md. Parsing is exact: decimal strings become
 integers at the asset's scale through string and integer operations only, never floats, and every
-bad input stops with a SnapshotError naming the file, the line and the field.
+bad input stops with a SnapshotError naming the file, the line (Parquet: the row) and the field.
+Accounts files in CSV, JSON Lines and Parquet are read as a stream (iter_accounts).
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
+import importlib
 import json
 import os
 import random
@@ -18,12 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
+from .atomic import atomic_path
+
 __all__ = [
     "AMOUNT_BITS",
     "MAX_AMOUNT",
     "MAX_DECIMALS",
     "MAX_ID_BYTES",
     "MAX_PRICE_E8",
+    "PARQUET_BATCH_ROWS",
+    "PARQUET_ROW_GROUP_ROWS",
     "PRICE_BITS",
     "PRICE_DECIMALS",
     "Account",
@@ -32,12 +41,15 @@ __all__ = [
     "SnapshotError",
     "account_values",
     "format_amount",
+    "iter_accounts",
     "load_assets",
     "load_snapshot",
     "parse_amount",
     "sample_snapshot",
     "write_snapshot_csv",
     "write_snapshot_json",
+    "write_snapshot_jsonl",
+    "write_snapshot_parquet",
 ]
 
 MAX_DECIMALS = 18  # asset decimals are 0..18
@@ -63,20 +75,30 @@ class SnapshotError(ValueError):
     """Bad snapshot input, located as `file:line: field 'name': message`.
 
     `line` is None when the problem is the file as a whole, `field` when it is not one field. In
-    CSV files `line` is the 1-based physical line (header = 1); in JSON files it is the JSON text
-    line for syntax errors and otherwise the 1-based position of the entry in its array.
+    CSV and JSON Lines files `line` is the 1-based physical line (CSV header = 1); in JSON files
+    it is the JSON text line for syntax errors and otherwise the 1-based position of the entry in
+    its array. In Parquet files it is the 1-based row, `unit` is "row" and the location reads
+    `file: row N: ...`, since a Parquet file has no lines.
     """
 
-    def __init__(self, file: str, line: int | None, field: str | None, message: str) -> None:
-        # All four go to args so that the exception pickles (e.g. across multiprocessing).
-        super().__init__(file, line, field, message)
+    def __init__(
+        self, file: str, line: int | None, field: str | None, message: str, unit: str = "line"
+    ) -> None:
+        # All of them go to args so that the exception pickles (e.g. across multiprocessing).
+        super().__init__(file, line, field, message, unit)
         self.file = file
         self.line = line
         self.field = field
         self.message = message
+        self.unit = unit
 
     def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.line is None:
+            where = self.file
+        elif self.unit == "line":
+            where = f"{self.file}:{self.line}"
+        else:
+            where = f"{self.file}: {self.unit} {self.line}"
         if self.field is not None:
             where += f": field {self.field!r}"
         return f"{where}: {self.message}"
@@ -229,8 +251,9 @@ class Asset:
 class Account:
     """One account's equity and debt per asset, in Snapshot.assets order, at each asset's scale.
 
-    `line` (CSV line, or 1-based index in the JSON accounts array) is for error messages only and
-    takes no part in equality, so that a snapshot equals itself after a CSV -> JSON round trip.
+    `line` (CSV or JSON Lines line, 1-based index in the JSON accounts array, or Parquet row) is
+    for error messages only and takes no part in equality, so that a snapshot equals itself
+    after a round trip through any of the formats.
     """
 
     id: str
@@ -643,13 +666,13 @@ def load_assets(path: StrPath) -> tuple[Asset, ...]:
 
 
 def csv_header(
-    file: str, line: int, header: list[str], check: Callable[[str], None]
+    file: str, line: int | None, header: list[str], check: Callable[[str], None]
 ) -> tuple[int, dict[str, int]]:
     """Check a CSV header keyed by an `id` column: (id column, {other name: column}).
 
     Names must be unique, non-empty and free of surrounding whitespace; `check` judges what
     each other name means, in column order, before a missing `id` is reported. Shared by the
-    accounts and positions files.
+    accounts and positions files, and by the columns of a Parquet accounts file (line None).
     """
     where: dict[str, int] = {}
     for col, name in enumerate(header):
@@ -672,7 +695,7 @@ def csv_header(
 
 
 def _account_columns(
-    file: str, line: int, header: list[str], assets: tuple[Asset, ...]
+    file: str, line: int | None, header: list[str], assets: tuple[Asset, ...]
 ) -> tuple[int, list[int], list[int]]:
     """Map the accounts CSV header to (id column, equity columns, debt columns) per asset."""
     if tuple(header) == ASSETS_HEADER:
@@ -699,10 +722,45 @@ def _account_columns(
     return id_col, equity, debt
 
 
-def _load_accounts_csv(path: Path, assets: tuple[Asset, ...]) -> tuple[Account, ...]:
+class _Rows:
+    """Turn rows of an id and amount texts (CSV cells, Parquet values) into Accounts.
+
+    The amounts come in `names` order: every asset's equity, then every asset's debt.
+    """
+
+    def __init__(self, file: str, unit: str, assets: tuple[Asset, ...]) -> None:
+        self.file, self.unit, self.n = file, unit, len(assets)
+        self.names = [f"{a.symbol}_{kind}" for kind in ("equity", "debt") for a in assets]
+        self.decimals = [a.decimals for a in assets] * 2
+
+    def error(self, line: int, field: str | None, message: str) -> SnapshotError:
+        return SnapshotError(self.file, line, field, message, self.unit)
+
+    def account(self, line: int, account_id: str | None, texts: Sequence[str | None]) -> Account:
+        if account_id is None:  # Parquet null
+            raise self.error(line, "id", "missing account id (null)")
+        problem = _id_problem(account_id)
+        if problem:
+            raise self.error(line, "id", problem)
+        amounts: list[int] = []
+        for text, decimals, name in zip(texts, self.decimals, self.names, strict=True):
+            if text == "0":  # most cells of a wide file: no need to parse
+                amounts.append(0)
+                continue
+            if text is None:
+                raise self.error(line, name, "missing amount (null); write 0 for none")
+            try:
+                # parse_amount without re-checking the asset's decimals on every cell.
+                amounts.append(_parse_scaled(text, decimals, MAX_AMOUNT, "amount"))
+            except ValueError as e:
+                raise self.error(line, name, str(e)) from None
+        return Account(account_id, tuple(amounts[: self.n]), tuple(amounts[self.n :]), line)
+
+
+def _csv_accounts(path: Path, assets: tuple[Asset, ...]) -> Iterator[Account]:
     file = str(path)
-    accounts: list[Account] = []
-    first_line: dict[str, int] = {}
+    rows = _Rows(file, "line", assets)
+    count = 0
     with _open_binary(path) as fh:
         records = _csv_records(fh, file)
         first = next(records, None)
@@ -710,12 +768,7 @@ def _load_accounts_csv(path: Path, assets: tuple[Asset, ...]) -> tuple[Account, 
             raise SnapshotError(file, None, None, "empty file")
         header_line, header = first
         id_col, eq_cols, debt_cols = _account_columns(file, header_line, header, assets)
-        columns = [
-            (col, a.decimals, name)
-            for cols, kind in ((eq_cols, "equity"), (debt_cols, "debt"))
-            for col, a in zip(cols, assets, strict=True)
-            for name in [f"{a.symbol}_{kind}"]
-        ]
+        amount_cols = eq_cols + debt_cols
         for line, row in records:
             if len(row) != len(header):
                 raise SnapshotError(
@@ -724,26 +777,294 @@ def _load_accounts_csv(path: Path, assets: tuple[Asset, ...]) -> tuple[Account, 
                     None,
                     f"expected {len(header)} cells as in the header, found {len(row)}",
                 )
-            account_id = row[id_col]
-            problem = _id_problem(account_id)
-            if problem:
-                raise SnapshotError(file, line, "id", problem)
-            seen = first_line.setdefault(account_id, line)
-            if seen != line:
-                raise SnapshotError(
-                    file, line, "id", f"duplicate account id {account_id!r} (first at line {seen})"
-                )
-            amounts: list[int] = []
-            for col, decimals, name in columns:
-                try:
-                    amounts.append(parse_amount(row[col], decimals))
-                except ValueError as e:
-                    raise SnapshotError(file, line, name, str(e)) from None
-            n = len(assets)
-            accounts.append(Account(account_id, tuple(amounts[:n]), tuple(amounts[n:]), line))
-    if not accounts:
+            yield rows.account(line, row[id_col], [row[col] for col in amount_cols])
+            count += 1
+    if not count:
         raise SnapshotError(file, None, None, "no accounts after the header")
-    return tuple(accounts)
+
+
+_JSON_SPACE = " \t\r\n"
+# As _read_json decodes, made once: json.loads would build a decoder for every line.
+_LINE_DECODER = json.JSONDecoder(
+    parse_float=_JsonNumber,
+    parse_int=_JsonNumber,
+    parse_constant=_JsonNumber,
+    object_pairs_hook=_object_pairs,
+)
+
+
+def _jsonl_accounts(path: Path, assets: tuple[Asset, ...]) -> Iterator[Account]:
+    file = str(path)
+    j = _Json(file)
+    index = {a.symbol: k for k, a in enumerate(assets)}
+    blank: int | None = None  # the first blank line
+    count = 0
+    with _open_binary(path) as fh:
+        for n, text in enumerate(_utf8_lines(fh, file), 1):
+            if not text.strip(_JSON_SPACE):
+                blank = blank or n
+            elif blank is not None:
+                break  # a blank line between accounts
+            else:
+                yield _jsonl_account(j, text, n, assets, index)
+                count += 1
+        else:
+            if not count:  # nothing, or blank lines only
+                raise SnapshotError(file, None, None, "empty file")
+            if blank is None:
+                return
+    raise SnapshotError(
+        file,
+        blank,
+        None,
+        "blank line: JSON Lines holds one account on every line (only the last line may end "
+        "with a newline)",
+    )
+
+
+def _jsonl_account(
+    j: _Json, text: str, n: int, assets: tuple[Asset, ...], index: dict[str, int]
+) -> Account:
+    # Counting brackets runs at C speed; the exact (and slow) scan only when it could matter.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _too_deep(text) is not None:
+        raise j.error(n, None, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        entry = _LINE_DECODER.decode(text)
+    except json.JSONDecodeError as e:
+        raise j.error(n, None, f"invalid JSON: {e.msg} (column {e.colno})") from None
+    except RecursionError:
+        raise j.error(n, None, "invalid JSON: nested too deeply") from None
+    if isinstance(entry, dict) and "accounts" in entry and "id" not in entry:
+        raise j.error(
+            n, None, "this is a whole JSON snapshot on one line; name it .json and pass it alone"
+        )
+    return j.account(entry, n, assets, index)
+
+
+_PARQUET_MAGIC = b"PAR1"
+PARQUET_BATCH_ROWS = 1024  # rows turned into Python objects at a time: bounds the memory used
+PARQUET_ROW_GROUP_ROWS = 65536  # rows per row group written: bounds what a reader decodes at once
+_ARROW_STRINGS = ("string", "large_string", "string_view")
+
+
+def _arrow() -> tuple[Any, Any]:
+    """pyarrow and pyarrow.parquet, imported on first use.
+
+    The import takes ~0.2 s, which only Parquet users should pay; the modules carry no type
+    information, so they are typed Any.
+    """
+    return importlib.import_module("pyarrow"), importlib.import_module("pyarrow.parquet")
+
+
+def _arrow_message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _parquet_magic(fh: IO[bytes], file: str) -> None:
+    """Refuse files that are not Parquet, or are cut short, before pyarrow sees them."""
+    size = fh.seek(0, os.SEEK_END)
+    if size == 0:
+        raise SnapshotError(file, None, None, "empty file")
+    fh.seek(0)
+    if fh.read(4) != _PARQUET_MAGIC:
+        raise SnapshotError(file, None, None, "not a Parquet file: it does not start with 'PAR1'")
+    fh.seek(max(size - 4, 0))
+    if size < 12 or fh.read(4) != _PARQUET_MAGIC:
+        raise SnapshotError(
+            file,
+            None,
+            None,
+            "truncated or damaged Parquet file: it does not end with 'PAR1' (cut short?)",
+        )
+    fh.seek(0)
+
+
+def _parquet_column_problem(pa: Any, name: str, dtype: Any) -> str | None:
+    """Why a column's Arrow type cannot hold ids or decimal amounts, or None if it can."""
+    kind = str(dtype.value_type) if pa.types.is_dictionary(dtype) else str(dtype)
+    if kind in _ARROW_STRINGS:
+        return None
+    if name == "id":
+        return f"account ids must be strings; this column holds {dtype}"
+    if pa.types.is_floating(dtype):
+        return (
+            f"column of {dtype}: floats cannot hold amounts exactly; store decimal strings "
+            "such as '1.5'"
+        )
+    if pa.types.is_integer(dtype) or pa.types.is_decimal(dtype):
+        # One meaning for every format: an integer column would leave open whether it counts
+        # whole units or the smallest ones.
+        return f"column of {dtype}: store amounts as decimal strings such as '1.5', as in CSV"
+    return f"amounts must be a string column of decimal text such as '1.5', not {dtype}"
+
+
+def _utf8_problem(column: Any) -> tuple[int, str]:
+    """(0-based row, message) of the first value in `column` that is not UTF-8."""
+    for r in range(len(column)):
+        try:
+            column[r].as_py()
+        except UnicodeDecodeError as e:
+            byte = e.object[e.start]
+            return r, f"not valid UTF-8 (byte 0x{byte:02x}, byte {e.start + 1} of the value)"
+    raise AssertionError("no value of the column fails to decode")
+
+
+def _parquet_accounts(path: Path, assets: tuple[Asset, ...]) -> Iterator[Account]:
+    pa, pq = _arrow()
+    file = str(path)
+    rows = _Rows(file, "row", assets)
+    done = 0
+    with _open_binary(path) as fh:
+        _parquet_magic(fh, file)
+        try:
+            # No pre-buffering: it would read a whole row group's columns before the first row.
+            reader = pq.ParquetFile(fh, pre_buffer=False)
+            schema = reader.schema_arrow
+        except (pa.ArrowException, OSError) as e:
+            raise SnapshotError(
+                file, None, None, f"damaged Parquet file: {_arrow_message(e)}"
+            ) from None
+        names = [str(n) for n in schema.names]
+        id_col, eq_cols, debt_cols = _account_columns(file, None, names, assets)
+        for name, dtype in zip(names, schema.types, strict=True):
+            problem = _parquet_column_problem(pa, name, dtype)
+            if problem:
+                raise SnapshotError(file, None, name, problem)
+        order = [id_col, *eq_cols, *debt_cols]
+        batches = reader.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False)
+        while True:
+            try:
+                batch = next(batches, None)
+            except (pa.ArrowException, OSError) as e:
+                raise SnapshotError(
+                    file, done + 1, None, f"damaged Parquet file: {_arrow_message(e)}", "row"
+                ) from None
+            if batch is None:
+                break
+            columns: list[list[str | None]] = []
+            for col in order:
+                try:
+                    columns.append(batch.column(col).to_pylist())
+                except UnicodeDecodeError:
+                    r, message = _utf8_problem(batch.column(col))
+                    raise SnapshotError(file, done + r + 1, names[col], message, "row") from None
+            for row, values in enumerate(zip(*columns, strict=True), done + 1):
+                yield rows.account(row, values[0], values[1:])
+            done += batch.num_rows
+    if not done:
+        raise SnapshotError(file, None, None, "no accounts (the file has no rows)")
+
+
+def _json_accounts(path: Path, assets: tuple[Asset, ...]) -> Iterator[Account]:
+    snapshot = _load_snapshot_json(path)
+    if snapshot.assets != assets:
+        raise SnapshotError(
+            str(path),
+            None,
+            "assets",
+            "the snapshot's own assets differ from the assets given; its accounts are in its "
+            "own assets' order",
+        )
+    yield from snapshot.accounts
+
+
+_READERS: dict[str, Callable[[Path, tuple[Asset, ...]], Iterator[Account]]] = {
+    "csv": _csv_accounts,
+    "jsonl": _jsonl_accounts,
+    "parquet": _parquet_accounts,
+    "json": _json_accounts,
+}
+_FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON Lines", "parquet": "Parquet", "json": "JSON"}
+_SUFFIXES = {
+    ".csv": "csv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+}
+
+
+def _accounts_format(path: Path) -> str:
+    """Decide by extension; for other names look at the start: 'PAR1' is Parquet, '{' or '['
+    JSON, anything else CSV (JSON Lines needs its extension: its first line looks like JSON)."""
+    known = _SUFFIXES.get(path.suffix.lower())
+    if known is not None:
+        return known
+    with _open_binary(path) as fh:
+        head = fh.read(4096)
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    head = head.removeprefix(codecs.BOM_UTF8).lstrip()
+    return "json" if head[:1] in (b"{", b"[") else "csv"
+
+
+def _id_digest(account_id: str) -> bytes:
+    return hashlib.blake2b(account_id.encode("utf-8"), digest_size=8).digest()
+
+
+class _SeenIds:
+    """The account ids read so far, as 8-byte digests packed in one buffer.
+
+    A Python set of the ids, or of 16-byte digests of them, costs 80-100 bytes per account in
+    CPython (~1 GB at 10^7 accounts); the packed digests cost 8. Repeats are looked for once, at
+    the end, by sorting, and every repeated digest is then checked against the ids themselves,
+    so a digest collision never refuses a good file.
+    """
+
+    def __init__(self) -> None:
+        self.packed = bytearray()
+
+    def add(self, account_id: str) -> None:
+        self.packed += _id_digest(account_id)
+
+    def repeated(self) -> set[bytes]:
+        digests = np.frombuffer(self.packed, dtype=np.uint64)
+        digests.sort()  # in place: the buffer is not needed in its order any more
+        same = digests[1:][digests[1:] == digests[:-1]]
+        return {d.tobytes() for d in np.unique(same)}
+
+
+def _duplicate_id(
+    path: Path, fmt: str, assets: tuple[Asset, ...], repeated: set[bytes]
+) -> SnapshotError | None:
+    """Read the file again for the first account whose id an earlier one already had."""
+    unit = "row" if fmt == "parquet" else "line"
+    first: dict[str, int] = {}
+    for account in _READERS[fmt](path, assets):
+        if _id_digest(account.id) in repeated:
+            seen = first.setdefault(account.id, account.line)
+            if seen != account.line:
+                message = f"duplicate account id {account.id!r} (first at {unit} {seen})"
+                return SnapshotError(str(path), account.line, "id", message, unit)
+    return None
+
+
+def iter_accounts(path: StrPath, assets: Sequence[Asset]) -> Iterator[Account]:
+    """Yield the accounts of an accounts file one at a time, in file order, checked as
+    load_snapshot checks them; `assets` are the snapshot's (from load_assets).
+
+    CSV, JSON Lines and Parquet are streamed: memory stays bounded by one line or one Parquet
+    batch, plus 8 bytes per account for the duplicate-id check. A JSON snapshot is a single
+    document and is parsed whole; its own assets must equal `assets`.
+
+    A SnapshotError can come at any point, also after the last account (repeated ids are known
+    only once the whole file has been read): act on the accounts only once the iterator is done.
+    """
+    path = Path(path)
+    assets = tuple(assets)
+    if not assets:
+        raise ValueError("iter_accounts needs the snapshot's assets")
+    fmt = _accounts_format(path)
+    seen = _SeenIds()
+    for account in _READERS[fmt](path, assets):
+        seen.add(account.id)
+        yield account
+    repeated = seen.repeated()
+    if repeated:
+        error = _duplicate_id(path, fmt, assets, repeated)
+        if error is not None:
+            raise error
 
 
 def _load_snapshot_json(path: Path) -> Snapshot:
@@ -764,9 +1085,11 @@ def _load_snapshot_json(path: Path) -> Snapshot:
 
 
 def load_snapshot(accounts: StrPath, assets: StrPath | None = None) -> Snapshot:
-    """Read a snapshot: one JSON file, or an accounts CSV plus its assets file (CSV or JSON)."""
+    """Read a snapshot: one JSON file, or an accounts file (CSV, JSON Lines or Parquet) plus its
+    assets file (CSV or JSON)."""
     accounts = Path(accounts)
-    if _is_json(accounts):
+    fmt = _accounts_format(accounts)
+    if fmt == "json":
         if assets is not None:
             raise SnapshotError(
                 str(accounts),
@@ -780,10 +1103,13 @@ def load_snapshot(accounts: StrPath, assets: StrPath | None = None) -> Snapshot:
             str(accounts),
             None,
             None,
-            "a CSV snapshot needs its assets file (symbol,decimals,price_usd) given as well",
+            f"a {_FORMAT_NAMES[fmt]} snapshot needs its assets file (symbol,decimals,price_usd) "
+            "given as well",
         )
     asset_list = load_assets(assets)
-    return Snapshot(asset_list, _load_accounts_csv(accounts, asset_list), f"{accounts} + {assets}")
+    return Snapshot(
+        asset_list, tuple(iter_accounts(accounts, asset_list)), f"{accounts} + {assets}"
+    )
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -794,46 +1120,97 @@ def _asset_json(asset: Asset) -> dict[str, Any]:
     return {"symbol": asset.symbol, "decimals": asset.decimals, "price_usd": price}
 
 
+def _account_json(assets: tuple[Asset, ...], account: Account) -> dict[str, Any]:
+    """An account as in a JSON snapshot or a JSON Lines file, zero balances left out."""
+    entry: dict[str, Any] = {"id": account.id}
+    for part, values in (("equity", account.equity), ("debt", account.debt)):
+        entry[part] = {
+            a.symbol: format_amount(v, a.decimals) for a, v in zip(assets, values, strict=True) if v
+        }
+    return entry
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _write_assets(assets: tuple[Asset, ...], path: Path) -> None:
+    """The assets file: JSON ({"assets": [...]}) if its name ends in .json, CSV otherwise."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        if path.suffix.lower() == ".json":
+            entries = ",\n".join(f"    {_dumps(_asset_json(a))}" for a in assets)
+            fh.write(f'{{\n  "assets": [\n{entries}\n  ]\n}}\n')
+            return
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(ASSETS_HEADER)
+        for a in assets:
+            w.writerow([a.symbol, a.decimals, format_amount(a.price_e8, PRICE_DECIMALS)])
+
+
 def write_snapshot_json(snapshot: Snapshot, path: StrPath) -> None:
     """Write one JSON snapshot, an entry per line; zero balances are left out (missing = 0)."""
-
-    def dumps(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False)
-
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+    with atomic_path(Path(path)) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
         fh.write('{\n  "assets": [\n')
-        fh.write(",\n".join(f"    {dumps(_asset_json(a))}" for a in snapshot.assets))
+        fh.write(",\n".join(f"    {_dumps(_asset_json(a))}" for a in snapshot.assets))
         fh.write('\n  ],\n  "accounts": [\n')
         for k, acc in enumerate(snapshot.accounts):
-            entry: dict[str, Any] = {"id": acc.id}
-            for part, values in (("equity", acc.equity), ("debt", acc.debt)):
-                entry[part] = {
-                    a.symbol: format_amount(v, a.decimals)
-                    for a, v in zip(snapshot.assets, values, strict=True)
-                    if v
-                }
-            fh.write(("" if k == 0 else ",\n") + f"    {dumps(entry)}")
+            entry = _account_json(snapshot.assets, acc)
+            fh.write(("" if k == 0 else ",\n") + f"    {_dumps(entry)}")
         fh.write("\n  ]\n}\n")
 
 
+def _csv_header_row(assets: tuple[Asset, ...]) -> list[str]:
+    return ["id"] + [f"{a.symbol}_{kind}" for a in assets for kind in ("equity", "debt")]
+
+
 def write_snapshot_csv(snapshot: Snapshot, accounts_path: StrPath, assets_path: StrPath) -> None:
-    """Write the accounts CSV (every cell explicit, zeros as 0) and the assets CSV."""
-    with open(assets_path, "w", encoding="utf-8", newline="") as fh:
+    """Write the accounts CSV (every cell explicit, zeros as 0) and the assets file (CSV, or
+    JSON if its name ends in .json)."""
+    _write_assets(snapshot.assets, Path(assets_path))
+    with (
+        atomic_path(Path(accounts_path)) as tmp,
+        open(tmp, "w", encoding="utf-8", newline="") as fh,
+    ):
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(ASSETS_HEADER)
-        for a in snapshot.assets:
-            w.writerow([a.symbol, a.decimals, format_amount(a.price_e8, PRICE_DECIMALS)])
-    with open(accounts_path, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        header = ["id"]
-        for a in snapshot.assets:
-            header += [f"{a.symbol}_equity", f"{a.symbol}_debt"]
-        w.writerow(header)
+        w.writerow(_csv_header_row(snapshot.assets))
         for acc in snapshot.accounts:
             row = [acc.id]
             for a, eq, debt in zip(snapshot.assets, acc.equity, acc.debt, strict=True):
                 row += [format_amount(eq, a.decimals), format_amount(debt, a.decimals)]
             w.writerow(row)
+
+
+def write_snapshot_jsonl(snapshot: Snapshot, accounts_path: StrPath, assets_path: StrPath) -> None:
+    """Write the accounts as JSON Lines (one account per line, zero balances left out) and the
+    assets file (CSV, or JSON if its name ends in .json)."""
+    _write_assets(snapshot.assets, Path(assets_path))
+    with (
+        atomic_path(Path(accounts_path)) as tmp,
+        open(tmp, "w", encoding="utf-8", newline="\n") as fh,
+    ):
+        for acc in snapshot.accounts:
+            fh.write(_dumps(_account_json(snapshot.assets, acc)) + "\n")
+
+
+def write_snapshot_parquet(
+    snapshot: Snapshot, accounts_path: StrPath, assets_path: StrPath
+) -> None:
+    """Write the accounts as Parquet (the CSV's columns, every amount a decimal string, zeros
+    as 0) in row groups of PARQUET_ROW_GROUP_ROWS, and the assets file (CSV, or JSON if its
+    name ends in .json)."""
+    pa, pq = _arrow()
+    _write_assets(snapshot.assets, Path(assets_path))
+    names = _csv_header_row(snapshot.assets)
+    schema = pa.schema([pa.field(name, pa.string(), nullable=False) for name in names])
+    accounts = snapshot.accounts
+    with atomic_path(Path(accounts_path)) as tmp, pq.ParquetWriter(str(tmp), schema) as writer:
+        for start in range(0, len(accounts), PARQUET_ROW_GROUP_ROWS):
+            chunk = accounts[start : start + PARQUET_ROW_GROUP_ROWS]
+            columns: list[list[str]] = [[acc.id for acc in chunk]]
+            for k, a in enumerate(snapshot.assets):
+                columns.append([format_amount(acc.equity[k], a.decimals) for acc in chunk])
+                columns.append([format_amount(acc.debt[k], a.decimals) for acc in chunk])
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 
 
 # --- sample -----------------------------------------------------------------------------------
