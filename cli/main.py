@@ -259,7 +259,8 @@ def keys_info(**shape: int | None) -> None:
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Snapshot file to write (.json, or .csv with a sibling assets file).",
+    help="Snapshot file to write: .json, or .csv, .jsonl or .parquet with a sibling assets "
+    "file (<name>_assets.csv) to pass to prove --assets-file.",
 )
 @click.option(
     "--reserves-out",
@@ -304,9 +305,16 @@ def sample_snapshot_cmd(
     from zksolvency.prover import snapshot as snap
 
     s = snap.sample_snapshot(n_accounts, seed)
-    if out.suffix.lower() == ".csv":
+    writers = {
+        ".csv": snap.write_snapshot_csv,
+        ".jsonl": snap.write_snapshot_jsonl,
+        ".ndjson": snap.write_snapshot_jsonl,
+        ".parquet": snap.write_snapshot_parquet,
+    }
+    writer = writers.get(out.suffix.lower())
+    if writer is not None:
         assets = out.with_name(out.stem + "_assets.csv")
-        snap.write_snapshot_csv(s, out, assets)
+        writer(s, out, assets)
         click.echo(f"wrote {out} and {assets}")
     else:
         snap.write_snapshot_json(s, out)
@@ -351,7 +359,8 @@ def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
     "assets_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Assets file (symbol,decimals,price_usd), for a CSV snapshot.",
+    help="Assets file (symbol,decimals,price_usd, CSV or JSON), for a CSV, JSON Lines or "
+    "Parquet accounts file.",
 )
 @click.option(
     "--reserves",
