@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from . import native
 from .atomic import read_json, sha256_file, sha256_json, write_bytes, write_json
 from .commitments import SOLVENCY_FIXED_INPUTS, UNBOUND_DOMAIN, describe_domain, split_domain
 from .context import context_json
@@ -44,6 +45,8 @@ from .toolchain import ToolError
 from .witness import EpochPlan, MarginInputs, format_value, plan_epoch
 
 FORMAT = "zksolvency-epoch/3"
+#: Proving backends: snarkjs (the reference) and groth16py (prover/native.py).
+BACKENDS = ("snarkjs", "native")
 
 
 class EpochDirError(RuntimeError):
@@ -269,8 +272,12 @@ def prove_epoch(
     stats: list[dict[str, Any]] | None = None,
     margin: MarginInputs | None = None,
     domain: int = UNBOUND_DOMAIN,
+    backend: str = "snarkjs",
 ) -> dict[str, Any]:
     """Prove an epoch into `out` and return its manifest. Resumes an interrupted run.
+
+    `backend` is "snarkjs" (the reference) or "native" (groth16py, prover/native.py; every proof
+    still verified by snarkjs before it is kept).
 
     `domain` (commitments.registry_domain) is the registry the solvency proof is made for; only
     that registry will accept it. Proving again with another domain redoes only the solvency
@@ -278,6 +285,12 @@ def prove_epoch(
     seconds.
     """
     rep = reporter or NullReporter()
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == native.NAME and not native.available():
+        raise ToolError(
+            ["groth16py"], 1, "the native backend needs groth16py: pip install 'zksolvency[native]'"
+        )
     # The Node driver runs in the checkout (where its modules are), so every path handed to it
     # must be absolute: a relative --out would name a directory under the checkout.
     out = Path(os.path.abspath(out))
@@ -328,7 +341,17 @@ def prove_epoch(
         for stale in inputs_dir.iterdir() if inputs_dir.is_dir() else ():
             stale.unlink()
         return _prove_planned(
-            out, plan, keys, margin_keys, fingerprint, run_info, seed_sha, lock_fd, rep, stats
+            out,
+            plan,
+            keys,
+            margin_keys,
+            fingerprint,
+            run_info,
+            seed_sha,
+            lock_fd,
+            rep,
+            stats,
+            backend,
         )
 
 
@@ -358,6 +381,7 @@ def _prove_planned(
     lock_fd: int,
     rep: Reporter,
     stats: list[dict[str, Any]] | None,
+    backend: str,
 ) -> dict[str, Any]:
     fp_path = out / "private" / "run.json"
     epoch = plan.context.epoch
@@ -418,7 +442,12 @@ def _prove_planned(
                     os.unlink(jobs[i]["input"])  # private balances: keep no more copies than needed
                     advance(1)
 
-                run_jobs(jobs, finished, tmpdir=inputs_dir, lock_fd=lock_fd)
+                if backend == native.NAME:
+                    native.run_jobs_native(
+                        jobs, finished, run_jobs, tmpdir=inputs_dir, lock_fd=lock_fd
+                    )
+                else:
+                    run_jobs(jobs, finished, tmpdir=inputs_dir, lock_fd=lock_fd)
 
     manifest = _manifest(plan, keys, margin_keys, out, names, created_at)
     _write_keys(out, keys, margin_keys)

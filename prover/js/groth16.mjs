@@ -3,6 +3,7 @@
 //
 // stdin:  {"jobs": [{"kind": "prove", "input": f, "wasm": f, "zkey": f, "vkey": f,
 //                    "proof_out": f, "public_out": f},
+//                   {"kind": "witness", "input": f, "wasm": f, "wtns_out": f},
 //                   {"kind": "verify", "vkey": f, "proof": f, "public": f}]}
 // stdout: one JSON line per job: {"i": n, "ok": bool, "seconds": s, "error"?: msg}, plus
 //         witness_s / prove_s / verify_s for prove jobs
@@ -51,6 +52,20 @@ async function prove(job) {
   return t;
 }
 
+// Witness only, for a native prover: the .wtns goes to job.wtns_out (atomically).
+async function witness(job) {
+  const input = readJson(job.input);
+  const tmp = `${job.wtns_out}.${process.pid}.tmp`;
+  const t0 = Date.now();
+  try {
+    await snarkjs.wtns.calculate(input, job.wasm, tmp);
+    fs.renameSync(tmp, job.wtns_out);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  return { witness_s: (Date.now() - t0) / 1000 };
+}
+
 async function verify(job) {
   return snarkjs.groth16.verify(readJson(job.vkey), readJson(job.public), readJson(job.proof));
 }
@@ -62,7 +77,9 @@ for (let i = 0; i < request.jobs.length; i++) {
   const start = Date.now();
   let line;
   try {
-    const res = job.kind === "prove" ? await prove(job) : await verify(job);
+    const run = { prove, witness, verify }[job.kind];
+    if (!run) throw new Error(`unknown job kind ${job.kind}`);
+    const res = await run(job);
     const ok = res !== false;
     line = { i, ok, seconds: (Date.now() - start) / 1000, ...(typeof res === "object" ? res : {}) };
     if (!ok) failed = true;
@@ -71,7 +88,7 @@ for (let i = 0; i < request.jobs.length; i++) {
     line = { i, ok: false, seconds: (Date.now() - start) / 1000, error: String(err && err.message || err) };
   }
   process.stdout.write(JSON.stringify(line) + "\n");
-  if (!line.ok && job.kind === "prove") break;
+  if (!line.ok && job.kind !== "verify") break;
 }
 // snarkjs keeps worker threads alive; exit explicitly.
 process.exit(failed ? 1 : 0);

@@ -1,0 +1,65 @@
+"""The native backend (groth16py) proves the tiny epoch: the same public signals as snarkjs
+for the same seed, every proof accepted by snarkjs' verifier, by the pure-Python verifier and
+on-chain by the registry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from zksolvency.prover import chain, native
+from zksolvency.prover.deployment import registry_abi
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="groth16py is not installed")
+
+
+def _publics(epoch_dir: Path) -> list[list[str]]:
+    m = json.loads((epoch_dir / "manifest.json").read_text())
+    return [e["public_signals"] for e in [*m["proofs"]["batches"], m["proofs"]["solvency"]]]
+
+
+def test_native_backend_proves_publishes_and_verifies(
+    cli: Callable[..., Result], tiny_epoch: Any, tiny_inputs: Any, tmp_path: Path
+) -> None:
+    with chain.Anvil() as node:
+        record = tmp_path / "deployment.json"
+        deployed = cli("deploy", "--rpc", node.url, "--out", record, *tiny_inputs.params)
+        assert deployed.exit_code == 0, deployed.output
+        # The snarkjs run's seed: the same salts, leaves and states, so the same signals.
+        out = tmp_path / "epoch"
+        (out / "private").mkdir(parents=True)
+        shutil.copyfile(tiny_epoch.dir / "private" / "seed", out / "private" / "seed")
+        args = list(tiny_epoch.prove_args)
+        args[args.index("--out") + 1] = str(out)
+        proved = cli(*args, "--backend", "native", "--deployment", record)
+        assert proved.exit_code == 0, proved.output
+
+        reference, ours = _publics(tiny_epoch.dir), _publics(out)
+        assert ours[:-1] == reference[:-1]  # batches: identical statements
+        assert ours[-1][:8] == reference[-1][:8] and ours[-1][9:] == reference[-1][9:]
+        assert ours[-1][8] != reference[-1][8] == "0"  # only the domain: bound to the registry
+        m = json.loads((out / "manifest.json").read_text())
+        assert (
+            m["proofs"]["batches"][0]["proof_sha256"]
+            != (tiny_epoch.manifest["proofs"]["batches"][0]["proof_sha256"])
+        )
+        assert not list((out / "private" / "inputs").iterdir()), "a witness was left behind"
+
+        checked = cli("verify-bundle", out, "--trusted-keys", record)  # pure-Python Groth16
+        assert checked.exit_code == 0, checked.output
+        registry = json.loads(record.read_text())["registry"]
+        published = cli("publish", out, "--rpc", node.url, "--registry", registry)
+        assert published.exit_code == 0, published.output
+        rec = chain.read_epoch(node.w3, chain.registry_at(node.w3, registry, registry_abi()), 1)
+        assert rec.status is chain.EpochStatus.FINALIZED and rec.root == int(m["root"])
+
+
+def test_unknown_backend_is_a_usage_error(cli: Callable[..., Result], tiny_epoch: Any) -> None:
+    result = cli(*tiny_epoch.prove_args, "--backend", "gpu")
+    assert result.exit_code == 2
+    assert "'gpu' is not one of 'snarkjs', 'native'" in result.output
