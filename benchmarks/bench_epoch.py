@@ -24,8 +24,8 @@ from pathlib import Path
 from zksolvency.prover.account_proof import prove_account_margin, verify_margin_proof
 from zksolvency.prover.bundle import load_bundle, verify_bundle
 from zksolvency.prover.chain import Anvil, publish_epoch, registry_at
-from zksolvency.prover.deployment import deploy_registry, registry_abi
-from zksolvency.prover.epoch import margin_summary, prove_epoch
+from zksolvency.prover.deployment import deploy_registry, deployment_domain, registry_abi
+from zksolvency.prover.epoch import BACKENDS, margin_summary, prove_epoch
 from zksolvency.prover.haircuts import sample_haircuts
 from zksolvency.prover.inclusion import export_package
 from zksolvency.prover.instruments import sample_derivatives
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--instruments", type=int, default=d.n_instruments)
     ap.add_argument("--scenarios", type=int, default=d.n_scenarios)
     ap.add_argument("--tiers", type=int, default=d.n_tiers)
+    ap.add_argument("--backend", choices=BACKENDS, default="snarkjs")
     args = ap.parse_args()
     shape = (args.instruments, args.scenarios, args.tiers)
     params = EpochParams(args.batch_levels, args.tree_depth, args.assets, *shape)
@@ -106,14 +107,26 @@ def main() -> None:
     plan = plan_epoch(snap, params, 1, reserves, b"bench" * 8, margin)
     print(f"planning (mirror, risk arrays, margin): {time.monotonic() - t0:.2f} s")
     print(margin_summary(plan))
-    with tempfile.TemporaryDirectory(prefix="zks-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="zks-bench-") as tmp, Anvil() as node:
+        # The registry first: the epoch's solvency proof is bound to it.
+        dep = deploy_registry(node.w3, node.accounts[0], keys, params)
         out = Path(tmp) / "epoch"
         stats: list[dict[str, float]] = []
         t0 = time.monotonic()
         manifest = prove_epoch(
-            snap, reserves, out, epoch=1, params=params, reporter=rep, stats=stats, margin=margin
-        )  # type: ignore[arg-type]
+            snap,
+            reserves,
+            out,
+            epoch=1,
+            params=params,
+            reporter=rep,
+            stats=stats,  # type: ignore[arg-type]
+            margin=margin,
+            domain=deployment_domain(dep),
+            backend=args.backend,
+        )
         wall = time.monotonic() - t0
+        print(f"backend: {args.backend}")
         batch = [s for s in stats if str(s["name"]).startswith("batch")]
         wit = statistics.median(s["witness_s"] for s in batch)
         prv = statistics.median(s["prove_s"] for s in batch)
@@ -152,20 +165,18 @@ def main() -> None:
             f"{time.monotonic() - t0:.1f} s"
         )
 
-        with Anvil() as node:
-            dep = deploy_registry(node.w3, node.accounts[0], keys, params)
-            b = load_bundle(out)
-            m = b.manifest
-            pub = publish_epoch(
-                node.w3,
-                node.accounts[0],
-                registry_at(node.w3, dep["registry"], registry_abi()),
-                1,
-                b.ctx_hash,
-                bytes.fromhex(b.sha256),
-                [b.proof(e) for e in m["proofs"]["batches"]],
-                b.proof(m["proofs"]["solvency"]),
-            )
+        b = load_bundle(out)
+        m = b.manifest
+        pub = publish_epoch(
+            node.w3,
+            node.accounts[0],
+            registry_at(node.w3, dep["registry"], registry_abi()),
+            1,
+            b.ctx_hash,
+            bytes.fromhex(b.sha256),
+            [b.proof(e) for e in m["proofs"]["batches"]],
+            b.proof(m["proofs"]["solvency"]),
+        )
         print(
             f"gas: deploy {sum(dep['gas_used'].values())}, open {pub.open_gas}, "
             f"batch submission {statistics.median(pub.batch_gas):.0f}, "
