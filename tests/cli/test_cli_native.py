@@ -63,3 +63,27 @@ def test_unknown_backend_is_a_usage_error(cli: Callable[..., Result], tiny_epoch
     result = cli(*tiny_epoch.prove_args, "--backend", "gpu")
     assert result.exit_code == 2
     assert "'gpu' is not one of 'snarkjs', 'native'" in result.output
+
+
+def test_a_native_proof_snarkjs_rejects_is_never_kept(
+    cli: Callable[..., Result], tiny_epoch: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong proof from the native prover (here: A and C swapped) fails snarkjs' verification:
+    the run stops (exit 1), and no proof, meta file or witness is left behind."""
+    convert = native._snarkjs_proof
+
+    def broken(blob: bytes) -> dict[str, Any]:
+        proof = convert(blob)
+        proof["pi_a"], proof["pi_c"] = proof["pi_c"], proof["pi_a"]
+        return proof
+
+    monkeypatch.setattr(native, "_snarkjs_proof", broken)
+    out = tmp_path / "epoch"
+    args = list(tiny_epoch.prove_args)
+    args[args.index("--out") + 1] = str(out)
+    result = cli(*args, "--backend", "native")
+    assert result.exit_code == 1, result.output
+    assert "verification failed" in result.stderr
+    assert not list(out.glob("proofs/*")), "an unverified proof was kept"
+    assert not list((out / "private" / "inputs").iterdir())
+    assert not (out / "manifest.json").exists()
