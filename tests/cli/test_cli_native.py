@@ -5,7 +5,12 @@ on-chain by the registry."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,3 +92,36 @@ def test_a_native_proof_snarkjs_rejects_is_never_kept(
     assert not list(out.glob("proofs/*")), "an unverified proof was kept"
     assert not list((out / "private" / "inputs").iterdir())
     assert not (out / "manifest.json").exists()
+
+
+def test_native_run_killed_mid_chunk_resumes(tiny_epoch: Any, tmp_path: Path) -> None:
+    """SIGKILL while the native prover holds witnesses: nothing half-made counts, the witnesses
+    (private data) are cleared by the rerun, and the rerun's bundle verifies."""
+    out = tmp_path / "epoch"
+    args = list(tiny_epoch.prove_args)
+    args[args.index("--out") + 1] = str(out)
+    cmd = [sys.executable, "-m", "zksolvency.cli.main", *args, "--backend", "native"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    inputs = out / "private" / "inputs"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if inputs.is_dir() and any(p.suffix == ".wtns" for p in inputs.iterdir()):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before a witness was seen"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not list(out.glob("proofs/*.meta.json")), "a proof counted before snarkjs checked it"
+
+    resumed = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not list(inputs.iterdir()), "witnesses of the killed run were left behind"
+    check = subprocess.run(
+        [sys.executable, "-m", "zksolvency.cli.main", "verify-bundle", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
