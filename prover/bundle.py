@@ -17,15 +17,15 @@ from . import context as _context
 from .atomic import read_json, sha256_file, sha256_json
 from .commitments import (
     UNBOUND_DOMAIN,
-    check_domain,
     describe_domain,
     registry_domain,
-    split_domain,
+    registry_of,
     totals_hash,
 )
 from .epoch import FORMAT
 from .field import P
 from .groth16 import Proof, VerificationKey, verify
+from .params import FIELDS as PARAM_FIELDS
 from .progress import NullReporter, Reporter
 from .snapshot import format_amount
 
@@ -179,17 +179,7 @@ def _check_metadata(m: dict[str, Any]) -> None:
     """The descriptive fields must agree with each other: a bundle cannot describe its keys as
     a ceremony's, or its circuits as another shape's, while carrying something else."""
     p = m["params"]
-    shape = [
-        int(p[k])
-        for k in (
-            "batch_levels",
-            "tree_depth",
-            "n_assets",
-            "n_instruments",
-            "n_scenarios",
-            "n_tiers",
-        )
-    ]
+    shape = [int(p[k]) for k in PARAM_FIELDS]
     circuits = m["circuits"]
     if set(circuits) != {"batch", "solvency", "margin"}:
         raise BundleError(f"the manifest names circuits {sorted(circuits)}, not the epoch's three")
@@ -218,12 +208,10 @@ def _check_domain(m: dict[str, Any], trusted: TrustAnchors | None) -> int:
     and, with anchors that name a registry, equal to it."""
     try:
         domain = int(m["domain"])
-        check_domain(domain)
+        want = registry_of(domain)  # checks that it is a domain
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"the manifest's domain is not a registry domain ({exc})") from None
-    parts = split_domain(domain)
     described = m.get("registry")
-    want = None if parts is None else {"chain_id": parts[0], "address": parts[1]}
     if described != want:
         raise BundleError(f"the manifest's registry {described} does not match its domain")
     if trusted is not None and trusted.chain_id is not None and trusted.registry is not None:

@@ -108,6 +108,12 @@ def split_domain(domain: int) -> tuple[int, str] | None:
     return domain >> 160, f"0x{domain & ((1 << 160) - 1):040x}"
 
 
+def registry_of(domain: int) -> dict[str, int | str] | None:
+    """The manifest's `registry` field for a domain: {chain_id, address}, or None if unbound."""
+    parts = split_domain(domain)
+    return None if parts is None else {"chain_id": parts[0], "address": parts[1]}
+
+
 def describe_domain(domain: int) -> str:
     parts = split_domain(domain)
     if parts is None:

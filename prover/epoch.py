@@ -33,7 +33,7 @@ from typing import Any
 
 from . import native
 from .atomic import read_json, sha256_file, sha256_json, write_bytes, write_json
-from .commitments import SOLVENCY_FIXED_INPUTS, UNBOUND_DOMAIN, describe_domain, split_domain
+from .commitments import SOLVENCY_FIXED_INPUTS, UNBOUND_DOMAIN, describe_domain, registry_of
 from .context import context_json
 from .keys import Keys, KeySet, build_keys, build_margin_keys
 from .params import EpochParams
@@ -548,11 +548,6 @@ def margin_summary(plan: EpochPlan) -> str:
     )
 
 
-def _registry_of(domain: int) -> dict[str, Any] | None:
-    parts = split_domain(domain)
-    return None if parts is None else {"chain_id": parts[0], "address": parts[1]}
-
-
 def _manifest(
     plan: EpochPlan,
     keys: Keys,
@@ -601,7 +596,7 @@ def _manifest(
         "shortfall": str(plan.shortfall),
         "insurance_fund": str(c.inputs.insurance_fund),
         "domain": str(plan.domain),
-        "registry": _registry_of(plan.domain),
+        "registry": registry_of(plan.domain),
         "circuits": {
             "batch": {
                 **keys.batch.manifest_entry(),

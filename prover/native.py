@@ -81,12 +81,13 @@ def _snarkjs_proof(blob: bytes) -> dict[str, Any]:
     }
 
 
-def _prove_one(job: dict[str, Any], wtns: Path) -> tuple[dict[str, Any], list[int], float]:
+def _prove_one(
+    job: dict[str, Any], wtns: Path, n_public: int
+) -> tuple[dict[str, Any], list[int], float]:
     import groth16py
 
     stat = Path(job["zkey"]).stat()
     pk = _proving_key(job["zkey"], stat.st_mtime_ns, stat.st_size)
-    n_public = int(read_json(Path(job["vkey"]))["nPublic"])
     t0 = time.monotonic()
     try:
         blob = groth16py.prove_wtns(pk, str(wtns))
@@ -126,11 +127,15 @@ def run_jobs_native(
             run_node(witness_jobs, witnessed.append, tmpdir=tmpdir, lock_fd=lock_fd)
             for res in witnessed:
                 times[int(res["i"])]["witness_s"] = float(res["witness_s"])
+            # A batch chunk shares one verification key: read each one once.
+            n_public = {v: int(read_json(Path(v))["nPublic"]) for v in {j["vkey"] for j in part}}
             with ThreadPoolExecutor(workers) as pool:
                 proved = list(
                     pool.map(
-                        lambda js: _prove_one(js[0], Path(f"{js[1]}.wtns")),
-                        zip(part, stem, strict=True),
+                        _prove_one,
+                        part,
+                        [Path(f"{s}.wtns") for s in stem],
+                        [n_public[j["vkey"]] for j in part],
                     )
                 )
             verify_jobs = []

@@ -100,6 +100,28 @@ class ToyEpoch:
         a, b, c = calldata(proof)
         return (epoch, i if index is None else index, a, b, c, int(pub[1]))
 
+    def publish(
+        self,
+        w3: Web3,
+        registry: Any,
+        epoch: int = 1,
+        solvency: tuple[Proof, list[str]] | None = None,
+        **kw: Any,
+    ) -> chain.PublishReport:
+        """publish_epoch from the first anvil account, with the solvency proof for `epoch`
+        unless another is given."""
+        return chain.publish_epoch(
+            w3,
+            w3.eth.accounts[0],
+            registry,
+            epoch,
+            self.ctx,
+            self.bundle_hash,
+            self.batches,
+            self.solvency_at(epoch) if solvency is None else solvency,
+            **kw,
+        )
+
     def finalize_args(self, epoch: int) -> tuple[Any, ...]:
         """finalize's arguments with the solvency proof made for `epoch`."""
         a, b, c = calldata(self.solvency_at(epoch)[0])

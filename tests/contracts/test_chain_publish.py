@@ -29,17 +29,7 @@ from .conftest import (
 
 
 def publish(w3: Web3, registry: Any, e: ToyEpoch, epoch: int = 1, **kw: Any) -> chain.PublishReport:
-    return chain.publish_epoch(
-        w3,
-        w3.eth.accounts[0],
-        registry,
-        epoch,
-        e.ctx,
-        e.bundle_hash,
-        e.batches,
-        e.solvency_at(epoch),
-        **kw,
-    )
+    return e.publish(w3, registry, epoch, **kw)
 
 
 def test_publish_epoch_end_to_end(w3: Web3, registry: Any, proofs: ToyProofs) -> None:

@@ -140,17 +140,7 @@ def _submit(w3: Web3, registry: Any, args: tuple[Any, ...]) -> None:
 
 
 def _publish(w3: Web3, registry: Any, proofs: ToyProofs, epoch: int = 1) -> None:
-    e = proofs.main
-    chain.publish_epoch(
-        w3,
-        w3.eth.accounts[0],
-        registry,
-        epoch,
-        e.ctx,
-        e.bundle_hash,
-        e.batches,
-        e.solvency_at(epoch),
-    )
+    proofs.main.publish(w3, registry, epoch)
 
 
 def _ready(name: str, w3: Web3, registry: Any, margin: Any, proofs: ToyProofs) -> Call:

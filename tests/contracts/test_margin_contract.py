@@ -40,11 +40,8 @@ def margin(w3: Web3, deployment: chain.Deployment) -> Any:
 def publish(
     w3: Web3, registry: Any, proofs: ToyProofs, epoch: int, other_root: bool = False
 ) -> None:
-    e = proofs.main
-    solvency = proofs.other_root_at(epoch) if other_root else e.solvency_at(epoch)
-    chain.publish_epoch(
-        w3, w3.eth.accounts[0], registry, epoch, e.ctx, e.bundle_hash, e.batches, solvency
-    )
+    other = proofs.other_root_at(epoch) if other_root else None
+    proofs.main.publish(w3, registry, epoch, other)
 
 
 def raw_revert(
