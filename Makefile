@@ -15,7 +15,8 @@ install:
 install-dev:
 	@$(MAKE) --no-print-directory -j2 $(STAMP_DEV) $(STAMP_NODE)
 
-$(STAMP_PY): pyproject.toml
+# The C file too: pip install -e compiles the native Poseidon into prover/.
+$(STAMP_PY): pyproject.toml prover/_poseidon.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e .
 	touch $@

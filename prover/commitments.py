@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 
 from .field import P, pack
-from .poseidon import hash_list, poseidon
+from .poseidon import hash_list, hash_list_many, poseidon, poseidon_many
 
 AMOUNT_BITS = 64  # every equity and debt is range-checked to 64 bits in-circuit
 WEIGHT_BITS = 128  # price_e8 * 10^(18 - dec) < 2^64 * 10^18 < 2^124
@@ -59,6 +59,12 @@ def margin_bits(n_assets: int, n_instruments: int) -> int:
     """Bits of a scenario's margin value (circuit twin: margin.circom marginBits): 2N + P + 2
     terms, each below 2^192, plus a bit so that a negative value can never pass."""
     return 192 + (2 * n_assets + n_instruments + 2).bit_length() + 1
+
+
+def tier_compare_bits(n_tiers: int) -> int:
+    """Bits of Margin's tier comparison (circuit twin: margin.circom tierCompareBits): a bound
+    is a sum of n_tiers - 1 widths below 2^64, so it and every amount are below 2^this."""
+    return 64 + (n_tiers - 1).bit_length()
 
 
 def fund_bits(tree_depth: int, n_assets: int, n_instruments: int) -> int:
@@ -149,16 +155,37 @@ def id_commitment(account_id: str, salt: int) -> int:
     return poseidon([id_hash(account_id), salt])
 
 
+def id_commitments(account_ids: Sequence[str], salts: Sequence[int]) -> list[int]:
+    """[id_commitment(i, s) for i, s in zip(account_ids, salts)], hashed as one batch."""
+    rows = []
+    for account_id, salt in zip(account_ids, salts, strict=True):
+        if not 0 < salt < P:
+            raise ValueError("salt must be a non-zero field element")
+        rows.append([id_hash(account_id), salt])
+    return poseidon_many(rows)
+
+
+def _leaf_preimage(
+    id_commit: int, equity: Sequence[int], debt: Sequence[int], qty_codes: Sequence[int]
+) -> list[int]:
+    if len(equity) != len(debt):
+        raise ValueError("equity and debt must have one entry per asset")
+    interleaved = [v for pair in zip(equity, debt, strict=True) for v in pair]
+    return [id_commit, *pack(interleaved, AMOUNT_BITS), *pack(list(qty_codes), QTY_CODE_BITS)]
+
+
 def leaf_hash(
     id_commit: int, equity: Sequence[int], debt: Sequence[int], qty_codes: Sequence[int]
 ) -> int:
     """AccountLeaf: HashList(idCommit, pack64(eq_0, debt_0, eq_1, ...), pack64(qty codes))."""
-    if len(equity) != len(debt):
-        raise ValueError("equity and debt must have one entry per asset")
-    interleaved = [v for pair in zip(equity, debt, strict=True) for v in pair]
-    return hash_list(
-        [id_commit, *pack(interleaved, AMOUNT_BITS), *pack(list(qty_codes), QTY_CODE_BITS)]
-    )
+    return hash_list(_leaf_preimage(id_commit, equity, debt, qty_codes))
+
+
+def leaf_hashes(
+    rows: Iterable[tuple[int, Sequence[int], Sequence[int], Sequence[int]]],
+) -> list[int]:
+    """[leaf_hash(*r) for r in rows], (id_commit, equity, debt, qty_codes) each, batched."""
+    return hash_list_many([_leaf_preimage(*r) for r in rows])
 
 
 def context_preimage(

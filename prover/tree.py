@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .commitments import empty_nodes, leaf_hash
 from .params import EpochParams
-from .poseidon import poseidon
+from .poseidon import poseidon, poseidon_many
 
 
 def padding_leaf(n_assets: int, n_instruments: int) -> int:
@@ -24,12 +24,16 @@ def padding_leaf(n_assets: int, n_instruments: int) -> int:
     return leaf_hash(0, [0] * n_assets, [0] * n_assets, [0] * n_instruments)
 
 
+def _parents(nodes: Sequence[int]) -> list[int]:
+    """The level above an even-length level: Poseidon of each (left, right) pair, batched."""
+    return poseidon_many([nodes[i : i + 2] for i in range(0, len(nodes), 2)])
+
+
 def subtree_levels(leaves: Sequence[int]) -> list[list[int]]:
     """All levels of a complete tree, leaves first, root last."""
     levels = [list(leaves)]
     while len(levels[-1]) > 1:
-        cur = levels[-1]
-        levels.append([poseidon([cur[i], cur[i + 1]]) for i in range(0, len(cur), 2)])
+        levels.append(_parents(levels[-1]))
     return levels
 
 
@@ -54,17 +58,23 @@ class BatchedTree:
         pad = padding_leaf(params.n_assets, params.n_instruments)
         while len(padded) % b:
             padded.append(pad)
-        per_batch = [subtree_levels(padded[i : i + b]) for i in range(0, len(padded), b)]
+        # Every batch subtree at once, a level at a time: batches are aligned runs of b
+        # leaves, so no pair straddles two of them, and each level is one batched hash.
+        levels = [padded]
+        for _ in range(params.batch_levels):
+            levels.append(_parents(levels[-1]))
+        per_batch = [
+            [lv[k * (b >> h) : (k + 1) * (b >> h)] for h, lv in enumerate(levels)]
+            for k in range(len(padded) // b)
+        ]
         zeros = empty_nodes(params.tree_depth)
-        upper = [[lv[-1][0] for lv in per_batch]]
+        upper = [list(levels[-1])]  # the batch roots, not aliasing the leaves when b = 1
         for level in range(params.tree_depth - params.batch_levels):
             cur = upper[-1]
-            empty = zeros[params.batch_levels + level]
-            nxt = []
-            for i in range(0, len(cur), 2):
-                right = cur[i + 1] if i + 1 < len(cur) else empty
-                nxt.append(poseidon([cur[i], right]))
-            upper.append(nxt)
+            # Past the last batch the tree is empty: an odd level pairs with the empty node.
+            upper.append(
+                _parents([*cur, zeros[params.batch_levels + level]] if len(cur) % 2 else cur)
+            )
         return cls(params, padded, per_batch, upper)
 
     @property
