@@ -29,6 +29,7 @@ from zksolvency.prover.commitments import (
     AMOUNT_BITS,
     QTY_CODE_BITS,
     margin_bits,
+    tier_compare_bits,
     value_bits,
 )
 from zksolvency.prover.field import per_element
@@ -90,8 +91,8 @@ def account_parts(p: EpochParams) -> dict[str, dict[str, int]]:
             f"leaf hash (HashList({leaf_len}))": hash_list_cost(leaf_len),
         },
         "margin": {
-            f"tier split bounds (N x {2 * k - 1} x {AMOUNT_BITS})": n * (2 * k - 1) * AMOUNT_BITS,
-            "credited products (N x K)": n * k,
+            f"tier fill (N x (1 + {k - 1} x ({tier_compare_bits(k) + 1} + 2)))": n
+            * (1 + (k - 1) * (tier_compare_bits(k) + 3)),
             "P&L products (P x S)": i * s,
             f"scenario checks (S x {mb})": s * mb,
             f"shortfall check ({mb} + 1)": mb + 1,

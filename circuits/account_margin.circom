@@ -15,7 +15,7 @@ include "lib/state.circom";
 //          idCommit   Poseidon(idHash, salt) of the account: its owner can open it to a lender
 //          headroom   value (USD * 10^26) the account keeps above its margin requirement in its
 //                     worst scenario; 0 proves plain compliance
-// Private: the context preimage, the account (equity, debt, qty, split), leafIndex, siblings
+// Private: the context preimage, the account (equity, debt, qty), leafIndex, siblings
 //
 // Proves:  the leaf of (idCommit, equity, debt, qty) sits at leafIndex under root; its amounts
 //          are in range and its equity covers its debt; for every scenario,
@@ -43,7 +43,6 @@ template AccountMarginProof(BATCH_LEVELS, TREE_DEPTH, N_ASSETS, N_INSTR, N_SCEN,
     signal input equity[N_ASSETS];
     signal input debt[N_ASSETS];
     signal input qty[N_INSTR];
-    signal input split[N_ASSETS][N_TIERS];
     signal input leafIndex;
     signal input siblings[TREE_DEPTH];
 
@@ -89,7 +88,6 @@ template AccountMarginProof(BATCH_LEVELS, TREE_DEPTH, N_ASSETS, N_INSTR, N_SCEN,
     for (var a = 0; a < N_ASSETS; a++) {
         margin.equity[a] <== equity[a];
         for (var t = 0; t < N_TIERS; t++) {
-            margin.split[a][t] <== split[a][t];
             margin.tierWeights[a][t] <== tierWeights[a][t];
         }
         for (var t = 0; t < N_TIERS - 1; t++) {

@@ -19,8 +19,8 @@ include "lib/state.circom";
 // Private: the context preimage (epoch, mode, weights, tierWeights, tierWidths, capLimit, risk)
 //          batchIndex, oldRoot, oldTotals[2N], oldShortfall, prevBlind: opened against prevState
 //          siblings[TREE_DEPTH - BATCH_LEVELS]: path of this batch's subtree slot
-//          idCommit[B], equity[B][N], debt[B][N], qty[B][P], split[B][N][K], shortfall[B]: the
-//          accounts; nextBlind
+//          idCommit[B], equity[B][N], debt[B][N], qty[B][P], shortfall[B]: the accounts;
+//          nextBlind (the haircut tiers are filled in-circuit, so no split is an input)
 //
 // Proves:  every account's amounts are < 2^64, its equity value >= its debt value at the
 //          context's weights, and it meets the margin rule in every scenario (plus its declared
@@ -65,7 +65,6 @@ template BatchSolvency(BATCH_LEVELS, TREE_DEPTH, N_ASSETS, N_INSTR, N_SCEN, N_TI
     signal input equity[B][N_ASSETS];
     signal input debt[B][N_ASSETS];
     signal input qty[B][N_INSTR];
-    signal input split[B][N_ASSETS][N_TIERS];
     signal input shortfall[B];
 
     // Context: the prices, haircuts and risk arrays used below are the published ones.
@@ -150,7 +149,6 @@ template BatchSolvency(BATCH_LEVELS, TREE_DEPTH, N_ASSETS, N_INSTR, N_SCEN, N_TI
         for (var i = 0; i < N_ASSETS; i++) {
             margin[a].equity[i] <== equity[a][i];
             for (var t = 0; t < N_TIERS; t++) {
-                margin[a].split[i][t] <== split[a][i][t];
                 margin[a].tierWeights[i][t] <== tierWeights[i][t];
             }
             for (var t = 0; t < N_TIERS - 1; t++) {

@@ -30,7 +30,6 @@ from .commitments import VALUE_DECIMALS, id_commitment, margin_bits, qty_code, w
 from .context import ContextError, margin_context
 from .field import P
 from .groth16 import Proof, VerificationKey, verify
-from .haircuts import tier_split
 from .inclusion import account_quantities, check_package
 from .keys import KeySet
 from .margin import MarginContext
@@ -202,7 +201,6 @@ def margin_proof_input(pkg: dict[str, Any], headroom: int) -> dict[str, Any]:
             "equity": data.equity,
             "debt": data.debt,
             "qty": [qty_code(q) for q in data.qty],
-            "split": [tier_split(x, m.tier_widths[a]) for a, x in enumerate(data.equity)],
             "leafIndex": data.leaf_index,
             "siblings": data.siblings,
         }

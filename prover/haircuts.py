@@ -50,6 +50,7 @@ __all__ = [
     "parse_rate",
     "sample_haircuts",
     "select_bracket",
+    "tier_excess",
     "tier_rates",
     "tier_split",
     "tier_weights",
@@ -258,8 +259,8 @@ def tier_weights(weight: int, rates_bps: Sequence[int], cap_bps: int) -> list[in
 def tier_split(amount: int, widths: Sequence[int]) -> list[int]:
     """Fill the tiers in order: min(width, rest) each, the last (unbounded) tier the rest.
 
-    With non-increasing tier weights no other split with split_t <= Δ_t credits more, which is
-    why the circuit needs no ordering constraint (docs/margin-design.md).
+    The circuit computes this fill itself (margin.circom Margin, through tier_excess), so no
+    prover chooses a split.
     """
     _check_int(amount, 0, None, "amount")
     split: list[int] = []
@@ -271,6 +272,21 @@ def tier_split(amount: int, widths: Sequence[int]) -> list[int]:
         rest -= take
     split.append(rest)
     return split
+
+
+def tier_excess(amount: int, widths: Sequence[int]) -> list[int]:
+    """excess_t = max(amount - B_t, 0) for each cumulative bound B_t = width_0 + ... + width_(t-1),
+    t = 1..K-1: the signals Margin computes. split_t = excess_t - excess_(t+1) with
+    excess_0 = amount and excess_K = 0, so that Σ_t split_t · W_t equals
+    W_0 · amount + Σ_(t>=1) (W_t - W_(t-1)) · excess_t, the circuit's credit."""
+    _check_int(amount, 0, None, "amount")
+    out: list[int] = []
+    bound = 0
+    for width in widths:
+        _check_int(width, 0, None, "a tier width")
+        bound += width
+        out.append(max(amount - bound, 0))
+    return out
 
 
 def credited_value(amount: int, widths: Sequence[int], weights: Sequence[int]) -> int:

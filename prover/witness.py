@@ -6,8 +6,9 @@ the expected public signals of every proof. The proving stage only has to match 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from .commitments import (
     RISK_SCALE,
@@ -19,8 +20,8 @@ from .commitments import (
     check_domain,
     derive_secret,
     fund_bits,
-    id_commitment,
-    leaf_hash,
+    id_commitments,
+    leaf_hashes,
     qty_code,
     state_hash,
     totals_hash,
@@ -32,7 +33,6 @@ from .haircuts import (
     default_haircuts,
     select_bracket,
     tier_rates,
-    tier_split,
     tier_weights,
 )
 from .haircuts import tier_widths as table_tier_widths
@@ -100,7 +100,6 @@ class EpochPlan:
     headrooms: list[tuple[int, int]] = field(default_factory=list)  # (worst value, scenario)
     shortfalls: list[int] = field(default_factory=list)
     shortfall_after: list[int] = field(default_factory=list)  # per state, like totals_after
-    batch_inputs: list[dict[str, Any]] = field(default_factory=list)
     # registry_domain(chain id, registry) the solvency proof is bound to; 0 = no registry yet
     domain: int = UNBOUND_DOMAIN
 
@@ -118,6 +117,43 @@ class EpochPlan:
 
     def totals_commit(self) -> int:
         return totals_hash(self.final_totals, self.context.params.tree_depth)
+
+    @property
+    def batch_inputs(self) -> BatchInputs:
+        """Every batch proof's input JSON, built one at a time as it is read."""
+        return BatchInputs(self)
+
+    def batch_input(self, k: int) -> dict[str, Any]:
+        """Batch k's input JSON (the circuit's signal names, values as decimal strings)."""
+        if not 0 <= k < self.n_batches:
+            raise IndexError(f"batch {k} is outside 0..{self.n_batches - 1}")
+        params = self.context.params
+        n, b = params.n_assets, params.batch_size
+        members = self.accounts[k * b : (k + 1) * b]
+        pad = b - len(members)  # padding slots: id commitment 0, zero balances and positions
+        no_position = [0] * params.n_instruments
+        out: dict[str, Any] = _strs(
+            {
+                "prevState": self.states[k],
+                "nextState": self.states[k + 1],
+                "ctxHash": self.context.ctx_hash,
+                **self.context.margin.circuit_inputs(self.context.epoch),
+                "batchIndex": k,
+                "oldRoot": self.tree.root_after(k),
+                "oldTotals": self.totals_after[k],
+                "oldShortfall": self.shortfall_after[k],
+                "prevBlind": self.blinds[k],
+                "nextBlind": self.blinds[k + 1],
+                "siblings": self.tree.insertion_siblings(k),
+                "idCommit": [*self.id_commits[k * b : (k + 1) * b], *[0] * pad],
+                "equity": [_slots(a.equity, n) for a in members] + [[0] * n] * pad,
+                "debt": [_slots(a.debt, n) for a in members] + [[0] * n] * pad,
+                "qty": [[qty_code(x) for x in q] for q in self.qty[k * b : (k + 1) * b]]
+                + [no_position] * pad,
+                "shortfall": [*self.shortfalls[k * b : (k + 1) * b], *[0] * pad],
+            }
+        )
+        return out
 
     def batch_public(self, k: int) -> list[int]:
         return [self.states[k], self.states[k + 1], self.context.ctx_hash]
@@ -160,6 +196,27 @@ class EpochPlan:
             }
         )
         return out
+
+
+class BatchInputs(Sequence[dict[str, Any]]):
+    """A plan's batch inputs as a read-only sequence, each built on access."""
+
+    def __init__(self, plan: EpochPlan) -> None:
+        self._plan = plan
+
+    def __len__(self) -> int:
+        return self._plan.n_batches
+
+    @overload
+    def __getitem__(self, k: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, k: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(k, slice):
+            return [self._plan.batch_input(i) for i in range(*k.indices(len(self)))]
+        return self._plan.batch_input(k if k >= 0 else k + len(self))
 
 
 def _grid_for(params: EpochParams, grid: ScenarioGrid | None) -> ScenarioGrid:
@@ -372,12 +429,13 @@ def plan_epoch(
         )
 
     salts = [derive_secret(seed, "salt", acc.id) or 1 for acc in accounts]
-    id_commits = [id_commitment(acc.id, s) for acc, s in zip(accounts, salts, strict=True)]
+    # Hashed in batches: one call into the native Poseidon for the whole epoch.
+    id_commits = id_commitments([acc.id for acc in accounts], salts)
     qty = [positions.get(acc.id, no_position) for acc in accounts]
-    leaves = [
-        leaf_hash(c, _slots(acc.equity, n), _slots(acc.debt, n), [qty_code(x) for x in q])
+    leaves = leaf_hashes(
+        (c, _slots(acc.equity, n), _slots(acc.debt, n), [qty_code(x) for x in q])
         for c, acc, q in zip(id_commits, accounts, qty, strict=True)
-    ]
+    )
     tree = BatchedTree.build(params, leaves)
 
     b = params.batch_size
@@ -393,60 +451,24 @@ def plan_epoch(
     plan.headrooms = [by_id[acc.id] for acc in accounts]
     plan.shortfalls = [max(0, -v) if inputs.mode == SHORTFALL else 0 for v, _ in plan.headrooms]
     plan.shortfall_after = [0]
-    ctx_inputs = mctx.circuit_inputs(epoch)
+    # Only the chain of states is computed here; each batch's input JSON is built when it is
+    # needed (EpochPlan.batch_input), so that a large epoch never holds them all.
     for k in range(tree.n_batches):
-        members = list(accounts[k * b : (k + 1) * b])
-        commits = id_commits[k * b : (k + 1) * b]
-        equity = [_slots(a.equity, n) for a in members]
-        debt = [_slots(a.debt, n) for a in members]
-        codes = [[qty_code(x) for x in q] for q in qty[k * b : (k + 1) * b]]
-        shorts = plan.shortfalls[k * b : (k + 1) * b]
-        while len(equity) < b:  # padding slots: id commitment 0, zero balances and positions
-            commits = [*commits, 0]
-            equity.append([0] * n)
-            debt.append([0] * n)
-            codes.append(list(no_position))
-            shorts = [*shorts, 0]
-        splits = [[tier_split(row[i], mctx.tier_widths[i]) for i in range(n)] for row in equity]
+        members = accounts[k * b : (k + 1) * b]
         new_totals = list(totals)
-        for eq_row, debt_row in zip(equity, debt, strict=True):
-            for i in range(n):
-                new_totals[2 * i] += eq_row[i]
-                new_totals[2 * i + 1] += debt_row[i]
-        old_short = plan.shortfall_after[k]
-        new_short = old_short + sum(shorts)
+        for acc in members:
+            for i, (e, d) in enumerate(zip(acc.equity, acc.debt, strict=True)):
+                new_totals[2 * i] += e
+                new_totals[2 * i + 1] += d
+        new_short = plan.shortfall_after[k] + sum(plan.shortfalls[k * b : (k + 1) * b])
         blind = derive_secret(seed, "blind", k + 1)
-        root_after = tree.root_after(k + 1)
         state = state_hash(
             context.ctx_hash,
             k + 1,
-            root_after,
+            tree.root_after(k + 1),
             totals_hash(new_totals, params.tree_depth),
             new_short,
             blind,
-        )
-        plan.batch_inputs.append(
-            _strs(
-                {
-                    "prevState": states[k],
-                    "nextState": state,
-                    "ctxHash": context.ctx_hash,
-                    **ctx_inputs,
-                    "batchIndex": k,
-                    "oldRoot": tree.root_after(k),
-                    "oldTotals": totals,
-                    "oldShortfall": old_short,
-                    "prevBlind": blinds[k],
-                    "nextBlind": blind,
-                    "siblings": tree.insertion_siblings(k),
-                    "idCommit": commits,
-                    "equity": equity,
-                    "debt": debt,
-                    "qty": codes,
-                    "split": splits,
-                    "shortfall": shorts,
-                }
-            )
         )
         totals = new_totals
         totals_after.append(list(totals))

@@ -13,7 +13,7 @@ CIRCUITS lists every circuit the tests compile (conftest.py makes each a session
 The mirror helpers (`raw_*`, `RawContext`, `BatchCase`, `SolvencyCase`, `AccountCase`) compute
 the same hashes and margin values as zksolvency.prover.commitments and .margin, but without their
 input checks: attacks need hashes of values the mirror rightly refuses (amounts >= 2^64, weights
->= 2^128, risk entries >= 2^128, negative totals or splits as p - x, non-canonical quantity
+>= 2^128, risk entries >= 2^128, negative totals or amounts as p - x, non-canonical quantity
 codes). `assert_at`, `fired_in` and `nested` build `expect_fail` patterns naming the assert that
 must fail.
 """
@@ -712,9 +712,8 @@ class BatchCase:
 
     `inputs()` derives prevState (ctxHash for batch 0, else the opening of the old state),
     ctxHash and nextState from the other fields with the unguarded mirror, unless they are set
-    explicitly, and fills each equity into its tiers in order unless `split` is set, so an
-    attack can break exactly one relation and leave every other one consistent. `qty` holds
-    the position codes (m + 2^63 * b) as the circuit takes them.
+    explicitly, so an attack can break exactly one relation and leave every other one
+    consistent. `qty` holds the position codes (m + 2^63 * b) as the circuit takes them.
     """
 
     batch_levels: int
@@ -732,7 +731,6 @@ class BatchCase:
     debt: list[list[int]]
     qty: list[list[int]]
     shortfall: list[int]
-    split: list[list[list[int]]] | None = None  # [account][asset][tier]; None: in tier order
     ctx_hash: int | None = None
     prev_state: int | None = None
     next_state: int | None = None
@@ -743,8 +741,8 @@ class BatchCase:
 
     @classmethod
     def from_plan_input(cls, batch_levels: int, tree_depth: int, raw: Inputs) -> BatchCase:
-        """Start from one of witness.plan_epoch's batch inputs (its states are recomputed, its
-        split is re-derived: check_plan asserts both agree with the plan's)."""
+        """Start from one of witness.plan_epoch's batch inputs (its states are recomputed:
+        check_plan asserts they agree with the plan's)."""
         return cls(
             batch_levels=batch_levels,
             tree_depth=tree_depth,
@@ -781,18 +779,11 @@ class BatchCase:
         return [qty_from_code(c) for c in self.qty[slot]]
 
     def margin_values(self, slot: int) -> list[int]:
-        """The account's margin value per scenario under the case's split."""
-        return self.context.margin_values(
-            self.equity[slot], self.debt[slot], self.signed_qty(slot), self.splits()[slot]
-        )
+        """The account's margin value per scenario (tiers filled in order, as Margin does)."""
+        return self.context.margin_values(self.equity[slot], self.debt[slot], self.signed_qty(slot))
 
     def ctx(self) -> int:
         return self.context.hash() if self.ctx_hash is None else self.ctx_hash
-
-    def splits(self) -> list[list[list[int]]]:
-        if self.split is not None:
-            return self.split
-        return [self.context.split(row) for row in self.equity]
 
     def leaves(self) -> list[int]:
         return [
@@ -856,7 +847,6 @@ class BatchCase:
             "equity": [[v % P for v in row] for row in self.equity],
             "debt": [[v % P for v in row] for row in self.debt],
             "qty": [[v % P for v in row] for row in self.qty],
-            "split": [[[x % P for x in tiers] for tiers in row] for row in self.splits()],
             "shortfall": [s % P for s in self.shortfall],
         }
 
@@ -979,7 +969,6 @@ class AccountCase:
     headroom: int
     leaf_index: int
     siblings: list[int]
-    split: list[list[int]] | None = None  # [asset][tier]; None: in tier order
     root: int | None = None
     ctx_hash: int | None = None
 
@@ -1008,12 +997,9 @@ class AccountCase:
     def signed_qty(self) -> list[int]:
         return [qty_from_code(c) for c in self.qty]
 
-    def splits(self) -> list[list[int]]:
-        return self.context.split(self.equity) if self.split is None else self.split
-
     def true_headroom(self) -> int:
         """The largest headroom the account can prove (negative: it cannot prove any)."""
-        return self.context.headroom(self.equity, self.debt, self.signed_qty(), self.splits())
+        return self.context.headroom(self.equity, self.debt, self.signed_qty())
 
     def leaf(self) -> int:
         return raw_leaf(self.id_commit, self.equity, self.debt, self.qty)
@@ -1034,7 +1020,6 @@ class AccountCase:
             "equity": [v % P for v in self.equity],
             "debt": [v % P for v in self.debt],
             "qty": [v % P for v in self.qty],
-            "split": [[x % P for x in row] for row in self.splits()],
             "leafIndex": self.leaf_index % P,
             "siblings": self.siblings,
         }
@@ -1080,7 +1065,7 @@ def nested(*levels: Level) -> str:
     """Like fired_in, but a level may be (template, file, snippet): the chain must pass through
     that template's line holding `snippet` in circuits/`file`. circom names, for each enclosing
     template, the line that fed the failing subcomponent its last input, so this tells apart
-    two range checks of one template, e.g. a split's lower and upper bound in Margin."""
+    two range checks of one template, e.g. an amount's and a total's in BatchSolvency."""
     parts = []
     for level in levels:
         if isinstance(level, tuple):

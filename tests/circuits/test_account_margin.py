@@ -1,7 +1,7 @@
 """AccountMarginProof (circuits/account_margin.circom) at margin_1_4_2_2_8_2: one account of a
 published epoch meets the strict margin rule with `headroom` to spare.
 
-Public [ctxHash, root, idCommit, headroom]; the account, its split, its leaf index and path are
+Public [ctxHash, root, idCommit, headroom]; the account, its leaf index and path are
 private. Accounts come from epochs planned by witness.plan_epoch (harness.AccountCase.from_plan
 takes leaf j with its inclusion path) or are random, under random contexts. Attacks change one
 thing and re-derive the rest, in both the --O2 and the --O1 build.
@@ -45,9 +45,6 @@ HEADROOM_RANGE = nested(
     "Num2Bits", "RangeCheck", ("AccountMarginProof", FILE, "headroomRange.in <== headroom;")
 )
 INDEX_RANGE = nested("Num2Bits", ("AccountMarginProof", FILE, "index.in <== leafIndex;"))
-SPLIT_OVER_WIDTH = nested(
-    "Num2Bits", "RangeCheck", ("Margin", "lib/margin.circom", "hi[a][t].in <==")
-)
 
 
 def plan_for(
@@ -296,17 +293,20 @@ def test_context_mismatch_rejected(builds: list[Circuit], plan: EpochPlan) -> No
         refused(builds, case.inputs(), CTX_CHECK)
 
 
-def test_split_over_tier_width_rejected(builds: list[Circuit], short_plan: EpochPlan) -> None:
-    """The tier split is private, but bounded as in the batch: a failing account with equity
-    beyond its first tier cannot move all of it into the first tier."""
+def test_failing_account_beyond_its_first_tier_rejected(
+    builds: list[Circuit], short_plan: EpochPlan
+) -> None:
+    """The circuit fills the tiers itself, as the batch does: a failing account whose equity
+    reaches past its first tier cannot claim headroom 0, and has no split to choose."""
     j = next(
         j
         for j, s in enumerate(short_plan.shortfalls)
-        if s and AccountCase.from_plan(short_plan, j).splits()[0][1] > 0
+        if s
+        and AccountCase.from_plan(short_plan, j).context.split(short_plan.accounts[j].equity)[0][1]
     )
     case = AccountCase.from_plan(short_plan, j, headroom=0)
-    case.split = [[case.equity[0], 0], case.splits()[1]]
-    refused(builds, case.inputs(), SPLIT_OVER_WIDTH)
+    assert case.true_headroom() < 0 and "split" not in case.inputs()
+    refused(builds, case.inputs(), MARGIN_CHECK)
 
 
 def test_headroom_is_public(builds: list[Circuit], plan: EpochPlan) -> None:
@@ -339,9 +339,10 @@ def test_headroom_is_public(builds: list[Circuit], plan: EpochPlan) -> None:
         "acct.q[{i}]",
         "acct.magSum",
         "margin.pnl[{i}][4]",
-        "margin.credited[0][0]",
+        "margin.excess[0][0]",
+        "margin.step[1][0]",
+        "margin.above[0][0].out[0]",
         "margin.ok[2].bits.out[1]",
-        "split[0][0]",
         "risk[{i}][1]",
         "equity[0]",
     ],

@@ -20,6 +20,7 @@ from zksolvency.prover.commitments import (
     WEIGHT_BITS,
     fund_bits,
     margin_bits,
+    tier_compare_bits,
     total_bits,
     value_bits,
 )
@@ -35,32 +36,33 @@ PINNED: dict[str, int] = {
     #
     # The default shape (8 accounts a batch, depth 10, 4 assets, 8 instruments, 16 scenarios,
     # 3 tiers; MARGIN_BITS = 198). The batch is dominated by the margin rule: per account 16
-    # scenario range checks of 198 bits (3168), the tier splits' bounds (12 lower and 8 upper
-    # 64-bit checks, 1280) and 128 P&L products, 4588 in all; over 8 accounts 36.7k of 65k.
+    # scenario range checks of 198 bits (3168), the tier fill (per asset the first tier's
+    # product and, per tier bound, a 67-bit comparison with two products: 556) and 128 P&L
+    # products, 3852 in all; over 8 accounts 30.8k of 59k.
     # Each account's leaf adds 1642 (amounts, 8 position codes of 64 bits, the 194-bit
     # coverage, the leaf hash) and its shortfall's range check 198; the context hash 6.7k
     # (HashList of 165 elements: 11 Poseidon(16)); the tree, totals and states the rest.
-    "batch_3_10_4_8_16_3": 64953,
+    "batch_3_10_4_8_16_3": 59065,
     # Solvency: dominated by ContextBounds (20.9k): 128 risk entries of 129 bits (16.5k) and
     # 12 tier weights range-checked and compared with their weight (3k), 8 neighbouring tier
     # weights compared (1k); then the context hash (6.7k), the totals, coverage, cap and
     # insurance comparisons (~3k).
     "solvency_3_10_4_8_16_3": 31521,
-    # Single account: the context hash (6.7k), one Margin (4.6k) and AccountLeaf (1.6k), a
+    # Single account: the context hash (6.7k), one Margin (3.9k) and AccountLeaf (1.6k), a
     # depth-10 Merkle path (10 Poseidon(2) and selections, 2.5k), the headroom's range check.
-    "margin_3_10_4_8_16_3": 15497,
+    "margin_3_10_4_8_16_3": 14761,
     # The small test shape (2 a batch, depth 4, 2 assets, 2 instruments, 8 scenarios, 2 tiers;
-    # MARGIN_BITS = 197): per account the margin rule is 1980 (8 x 197 bits of scenario checks
+    # MARGIN_BITS = 197): per account the margin rule is 1730 (8 x 197 bits of scenario checks
     # dominate), the leaf 889; the context hash is 1548 (HashList of 35); the solvency's
     # ContextBounds 3865 (16 risk entries of 129 bits are 2064 of it).
-    "batch_1_4_2_2_8_2": 10807,
+    "batch_1_4_2_2_8_2": 10307,
     "solvency_1_4_2_2_8_2": 7304,
-    "margin_1_4_2_2_8_2": 5553,
+    "margin_1_4_2_2_8_2": 5303,
     # The same templates at --O1 (the tampering builds), linear constraints kept. --O2 folds a
     # few dozen products by constants (mostly the Poseidon round constants' first S-boxes).
-    "batch_o1": 10876,  # BatchSolvency(1, 4, 2, 2, 8, 2)
+    "batch_o1": 10376,  # BatchSolvency(1, 4, 2, 2, 8, 2)
     "solvency_o1": 7340,  # Solvency(1, 4, 2, 2, 8, 2)
-    "account_margin_o1": 5598,  # AccountMarginProof(1, 4, 2, 2, 8, 2)
+    "account_margin_o1": 5348,  # AccountMarginProof(1, 4, 2, 2, 8, 2)
     # Unit templates at their test parameters, --O1.
     "range64": 64,  # RangeCheck(64): one boolean constraint per bit
     "range252": 252,  # RangeCheck(252)
@@ -77,10 +79,11 @@ PINNED: dict[str, int] = {
     # 64-bit codes with their zero test, sign check and signed product, Poseidon(4) for the leaf.
     "account2": 889,
     "account4": 1343,  # AccountLeaf(4, 4, 128): the same for 4 assets and 4 codes, Poseidon(6)
-    # Margin(2, 2, 8, 2): 8 scenario checks of 197 bits (1576) dominate; 4 lower and 2 upper
-    # 64-bit split bounds (384), 4 credited products and 16 P&L products.
-    "margin_unit": 1980,
-    "margin_tiers3": 717,  # Margin(1, 1, 2, 3): 2 x 196 bits, 3 lower + 2 upper split bounds
+    # Margin(2, 2, 8, 2): 8 scenario checks of 197 bits (1576) dominate; per asset the tier
+    # fill is 69 (the first tier's product, a 66-bit comparison, the excess and step products),
+    # then 16 P&L products.
+    "margin_unit": 1730,
+    "margin_tiers3": 533,  # Margin(1, 1, 2, 3): 2 x 196 bits, two 67-bit tier comparisons
     "context": 1548,  # ContextHash(4, 1, 2, 2, 8, 2): HashList(35) = 2 Poseidon(16) + Poseidon(5)
     # ContextBounds(2, 2, 8, 2, 128, 128, 68): 16 risk entries x 129 bits (2064), 4 tier weights
     # range-checked and compared with the weight (1024), 2 neighbouring tier weights compared
@@ -168,11 +171,12 @@ def account_cost(n: int, p: int) -> int:
 
 
 def margin_cost(shape: EpochParams) -> int:
-    """Per asset K lower and K - 1 upper 64-bit split bounds and K credited products; P * S
-    P&L products; S scenario checks of MARGIN_BITS."""
+    """Per asset the first tier's product, then per tier bound a comparison of
+    tier_compare_bits(K) + 1 bits, the excess and the step products; P * S P&L products;
+    S scenario checks of MARGIN_BITS."""
     n, p, s, k = shape.n_assets, shape.n_instruments, shape.n_scenarios, shape.n_tiers
     return (
-        n * (2 * k - 1) * AMOUNT_BITS + n * k + p * s + s * margin_bits(n, p)
+        n * (1 + (k - 1) * (tier_compare_bits(k) + 3)) + p * s + s * margin_bits(n, p)
     )  # fmt: skip
 
 

@@ -4,7 +4,8 @@ Python mirror (prover/margin.py) and docs/margin-design.md.
 Per account and scenario s the circuits range-check
     credit - debtValue + sum_i q_i * L[i][s] - sum_i |q_i| + shortfall - floor
 to [0, 2^MARGIN_BITS),
-with credit = sum over assets and tiers of split * tierWeight. The unit tests drive Margin directly
+with credit = sum over assets and tiers of fill * tierWeight, the equity filled into the tiers
+in order by the circuit itself. The unit tests drive Margin directly
 (margin_unit = Margin(2, 2, 8, 2), margin_tiers3 = Margin(1, 1, 2, 3)); the batch tests put
 accounts into a batch of batch_1_4_2_2_8_2 (and its --O1 build) with harness.BatchCase, so that
 each attack fails at the check it names while every hash and state stays consistent.
@@ -53,9 +54,6 @@ F = "lib/margin.circom"
 E18 = 10**18
 
 MARGIN_CHECK = nested("Num2Bits", "RangeCheck", ("Margin", F, "ok[s].in <=="))
-SPLIT_OVER_WIDTH = nested("Num2Bits", "RangeCheck", ("Margin", F, "hi[a][t].in <=="))
-SPLIT_NEGATIVE = nested("Num2Bits", "RangeCheck", ("Margin", F, "lo[a][t].in <=="))
-SPLIT_SUM = assert_at("Margin", F, "total === equity[a];")
 STRICT_SHORTFALL = assert_at("BatchSolvency", "batch.circom", "(1 - mode) * shortfall[a] === 0;")
 SHORTFALL_RANGE = nested(
     "Num2Bits", "RangeCheck", ("BatchSolvency", "batch.circom", "shortRange[a].in <==")
@@ -73,19 +71,16 @@ def unit_inputs(
     equity: list[int],
     debt: list[int],
     qty: list[int],
-    split: list[list[int]] | None = None,
     shortfall: int = 0,
     floor: int = 0,
 ) -> dict[str, Any]:
     """Margin's inputs for an account (signed quantities) under `ctx`, as AccountLeaf would
     hand them over: debtValue = sum debt * weight, q as field elements, magSum."""
-    split = ctx.split(equity) if split is None else split
     return {
         "equity": [e % P for e in equity],
         "debtValue": sum(d * w for d, w in zip(debt, ctx.weights, strict=True)) % P,
         "q": [q % P for q in qty],
         "magSum": sum(abs(q) for q in qty),
-        "split": [[x % P for x in row] for row in split],
         "tierWeights": [[w % P for w in row] for row in ctx.tier_weights],
         "tierWidths": [[d % P for d in row] for row in ctx.tier_widths],
         "risk": [[v % P for v in row] for row in ctx.risk],
@@ -215,93 +210,84 @@ def test_unit_full_width_values_do_not_wrap(margin_unit: Circuit) -> None:
 # --- tiers -----------------------------------------------------------------------------------
 
 
-def test_unit_honest_split_is_the_best(margin_unit: Circuit) -> None:
-    """Any split within the tier widths that sums to the equity is accepted, and none credits
-    more than filling the tiers in order (the rates fall): no ordering constraint needed."""
+@pytest.mark.parametrize("units", [0, 1, 999, 1000, 1001, 1500, MAX64])
+def test_unit_tier_fill_at_the_bound(margin_unit: Circuit, units: int) -> None:
+    """The circuit fills asset 0's tiers in order (1000 units at 100 %, the rest at 80 %):
+    around the bound, and at both ends of the amount range, its margin value is the mirror's
+    to the unit (a floor of the headroom passes, one more fails)."""
     ctx = hand_context()
-    equity, debt, qty = [1500, 3 * 10**6], [0, 0], [0, 0]
-    best = ctx.headroom(equity, debt, qty)
-    for split0 in ([1000, 500], [999, 501], [0, 1500], [500, 1000]):
-        split = [split0, [10**6, 2 * 10**6]]
-        value = ctx.headroom(equity, debt, qty, split)
-        assert value <= best
-        expect_unit(margin_unit, unit_inputs(ctx, equity, debt, qty, split, floor=value), True)
-        expect_unit(margin_unit, unit_inputs(ctx, equity, debt, qty, split, floor=value + 1), False)
-
-
-@pytest.mark.parametrize("extra", [5, 500])
-def test_unit_split_over_tier_width_rejected(margin_unit: Circuit, extra: int) -> None:
-    """Dodging the haircut: more than the tier's width (1000) in the 100% tier. The honest
-    split credits 1000 + 500 * 80% = 1400 units and fails a debt of 1401; moving 5 or more
-    units into tier 0 would pass."""
-    ctx = hand_context()
-    equity, qty = [1500, 0], [0, 0]
-    debt = [1401, 0]
-    honest = ctx.split(equity)
-    assert honest == [[1000, 500], [0, 0]] and ctx.headroom(equity, debt, qty) < 0
-    dodged = [[1000 + extra, 500 - extra], [0, 0]]
-    assert ctx.headroom(equity, debt, qty, dodged) >= 0
-    margin_unit.expect_fail(unit_inputs(ctx, equity, debt, qty, dodged), match=SPLIT_OVER_WIDTH)
-    at_width = [[1000, 500], [0, 0]]  # exactly the width is fine
-    debt = [1000, 0]
-    expect_unit(margin_unit, unit_inputs(ctx, equity, debt, qty, at_width), True)
-
-
-@pytest.mark.parametrize("x", [5, 40, 400])
-def test_unit_negative_split_rejected(margin_unit: Circuit, x: int) -> None:
-    """Dodging the haircut the other way: 600 units, all in the 100% tier (width 1000). A
-    split (600 + x, -x) sums to the equity, keeps tier 0 within its width (x <= 400) and
-    credits x * (100% - 80%) more, enough to cover one more unit of debt for x >= 5; -x is
-    p - x, refused by the lower bound of tier 1."""
-    ctx = hand_context()
-    equity, debt, qty = [600, 0], [600, 0], [0, 0]
-    assert ctx.headroom(equity, [601, 0], qty) < 0
-    split = [[600 + x, -x], [0, 0]]
-    assert ctx.headroom(equity, [601, 0], qty, split) >= 0
-    margin_unit.expect_fail(unit_inputs(ctx, equity, debt, qty, split), match=SPLIT_NEGATIVE)
-
-
-@pytest.mark.parametrize("delta", [1, -1, 10**6])
-def test_unit_split_must_sum_to_equity(margin_unit: Circuit, delta: int) -> None:
-    """Splits summing to more (or less) than the equity credit collateral that is not there
-    (or, harmlessly, less of it): the sum must be the equity AccountLeaf committed."""
-    ctx = hand_context()
-    equity, debt, qty = [1500, 0], [0, 0], [0, 0]
-    split = [[1000, 500 + delta], [0, 0]]
-    margin_unit.expect_fail(unit_inputs(ctx, equity, debt, qty, split), match=SPLIT_SUM)
+    assert ctx.split([units, 0])[0] == [min(units, 1000), max(units - 1000, 0)]
+    check_account(margin_unit, ctx, [units, 0], [min(units, 1200), 0], [0, 0])
 
 
 def test_unit_middle_tier_bounded(margin_tiers3: Circuit) -> None:
-    """With three tiers the middle one is bounded by its own width, not the first's."""
-    ctx = hand_context(params=TIERS3)  # tiers 100% / 80% / 80% of 10^18, widths 1000, 1000
+    """With three tiers (100 % / 80 % / 50 %, widths 1000 and 1000) the middle tier ends at the
+    cumulative bound 2000, not at its own width: 3000 units credit 1000 + 800 + 500."""
+    ctx = hand_context(params=TIERS3)
     ctx.tier_weights = [[E18, 8 * 10**17, 5 * 10**17]]
-    equity, debt, qty = [3000], [0], [0]
+    equity, qty = [3000], [0]
     assert ctx.split(equity) == [[1000, 1000, 1000]]
-    margin_tiers3.expect_pass(unit_inputs(ctx, equity, debt, qty))
-    for split in ([[1000, 1001, 999]], [[1001, 1000, 999]]):
-        margin_tiers3.expect_fail(
-            unit_inputs(ctx, equity, debt, qty, split), match=SPLIT_OVER_WIDTH
-        )
-    margin_tiers3.expect_fail(
-        unit_inputs(ctx, equity, debt, qty, [[1000, 2000 + 1, -1]]), match=SPLIT_OVER_WIDTH
-    )
+    assert ctx.headroom(equity, [2300], qty) == 0
+    for debt, ok in (([2300], True), ([2301], False)):
+        expect_unit(margin_tiers3, unit_inputs(ctx, equity, debt, qty), ok)
+
+
+def test_unit_tier_bounds_at_their_limits(margin_tiers3: Circuit) -> None:
+    """Widths of 2^64 - 1 each put the second bound at 2^65 - 2, above every amount: the
+    comparison has 64 + bitlen(K - 1) bits, so the largest context still proves."""
+    ctx = hand_context(params=TIERS3)
+    ctx.tier_weights = [[E18, 8 * 10**17, 5 * 10**17]]
+    ctx.tier_widths = [[MAX64, MAX64]]
+    for units in (MAX64, MAX64 - 1, 0):
+        assert ctx.split([units])[0] == [units, 0, 0]
+        check_account(margin_tiers3, ctx, [units], [units], [0])
+
+
+@pytest.mark.parametrize("x", [1, 5, 400])
+def test_unit_negative_equity_earns_no_credit(margin_unit: Circuit, x: int) -> None:
+    """Margin alone (AccountLeaf range-checks equity first): equity p - x compares as below
+    the bound (equity + 2^65 - bound wraps to a 65-bit number), so the whole of it counts at
+    the first tier's weight: a credit of -x * W_0, which fails the margin check, not a
+    haircut dodged."""
+    ctx = hand_context()
+    margin_unit.expect_fail(unit_inputs(ctx, [-x, 0], [0, 0], [0, 0]), match=MARGIN_CHECK)
+
+
+@pytest.mark.parametrize(
+    ("signal", "value"),
+    [
+        ("excess[0][0]", 499),  # less above the bound: more of 1500 units at 100 %
+        ("excess[0][0]", 0),
+        ("excess[0][0]", P - 500),  # the excess as a negative
+        ("above[0][0].out[65]", 0),  # the comparison's sign bit
+        ("above[0][0].out[2]", 0),  # 2^65 + 500: bit 2 is set
+        ("above[0][0].out[0]", 2),
+        ("step[0][0]", 0),  # the haircut on the part above the bound
+        ("base[0]", E18 * 1501),
+    ],
+)
+def test_unit_tier_fill_tamper_rejected(margin_unit: Circuit, signal: str, value: int) -> None:
+    """The fill is computed: an account with 1500 units credits exactly 1000 + 500 * 80 % =
+    1400, and no single edit of the tier signals of its witness keeps the constraints."""
+    ctx = hand_context()
+    equity, debt, qty = [1500, 0], [1400, 0], [0, 0]
+    assert ctx.headroom(equity, debt, qty) == 0
+    w = margin_unit.expect_pass(unit_inputs(ctx, equity, debt, qty))
+    margin_unit.expect_constraint_fail(margin_unit.tamper(w, signal, value))
 
 
 def test_rising_tier_weights_are_refused_by_the_context_bounds(
     margin_unit: Circuit, context_bounds: Circuit
 ) -> None:
-    """Filling the tiers in order is the best split only while tier weights never rise.
-    Margin alone cannot know: under a context whose later tier is worth more (10 %, then
-    100 %), all 1500 units may sit in the last tier and earn full value. ContextBounds, which
-    the solvency proof of every finalized epoch runs, refuses such a context, and so do the
-    mirror and the published context's recomputation."""
+    """A haircut schedule whose later tier is worth more (10 %, then 100 %) would reward
+    the large holdings it should discount. Margin computes the fill whatever the weights, so
+    ContextBounds, which the solvency proof of every finalized epoch runs, refuses such a
+    context, and so do the mirror and the published context's recomputation."""
     ctx = hand_context()
     ctx.tier_weights[0] = [E18 // 10, E18]
-    equity, debt, qty = [1500, 0], [1400, 0], [0, 0]
-    assert ctx.headroom(equity, debt, qty) < 0  # in order: 1000 at 10%, 500 at 100%
-    best = [[0, 1500], [0, 0]]
-    assert ctx.headroom(equity, debt, qty, best) > 0
-    margin_unit.expect_pass(unit_inputs(ctx, equity, debt, qty, best))
+    equity, debt, qty = [1500, 0], [600, 0], [0, 0]
+    assert ctx.headroom(equity, debt, qty) == 0  # in order: 1000 at 10 %, 500 at 100 %
+    margin_unit.expect_pass(unit_inputs(ctx, equity, debt, qty))
     bounds = ctx.inputs()
     del bounds["epoch"]
     context_bounds.expect_fail(bounds, match=fired_in("Num2Bits", "NonNegativeDifference"))
@@ -317,15 +303,14 @@ def test_rising_tier_weights_are_refused_by_the_context_bounds(
 @pytest.mark.parametrize(
     ("signal", "value"),
     [
-        ("split[0][0]", 999),  # a split moved between tiers (the sum breaks)
-        ("split[0][1]", 501),
-        ("credited[0][1]", 0),  # a tier's credited value
+        ("excess[0][0]", 499),  # the part above the tier bound
+        ("step[0][0]", 0),  # the haircut on it
         ("pnl[0][3]", 0),  # one position's P&L in one scenario
         ("pnl[0][5]", 12345),
         ("ok[3].bits.out[0]", 2),  # a scenario's range-check bit
         (f"ok[0].bits.out[{MARGIN_BITS - 1}]", 1),  # the top bit
-        ("lo[0][1].bits.out[0]", 1),
-        ("hi[0][0].bits.out[63]", 1),
+        ("above[0][0].out[65]", 0),
+        ("above[1][0].out[0]", 1),  # 2^65 + 10 - 10^6 is even
         ("q[0]", 7),
         ("magSum", 0),
         ("shortfall", 1),
@@ -473,26 +458,18 @@ def test_batch_negative_zero_rejected(builds: list[Circuit]) -> None:
     refused(builds, bc.inputs(), NEGATIVE_ZERO)
 
 
-@pytest.mark.parametrize("attack", ["over_width", "negative_low_tier"])
-def test_batch_split_dodging_haircut_rejected(builds: list[Circuit], attack: str) -> None:
-    """Each account must split its equity within the published tiers. Over the width: 1500
-    units of asset 0 all in its 100% tier (width 1000). A negative split in the low tier:
-    600 units as (1000, -400), tier 0 exactly full, crediting 400 units at 100% - 80% more
-    than the equity is worth. Both would make a failing account pass."""
+def test_batch_tier_fill_cannot_be_dodged(builds: list[Circuit]) -> None:
+    """1500 units of asset 0 credit 1000 at 100 % and 500 at 80 % = 1400 inside a batch as
+    in the unit: debt worth 1400 units passes, 1401 fails; there is no split input that an
+    account could fill differently, and tampering the batch's fill signals breaks it."""
     ctx = hand_context()
     bc = first_batch(ctx, LEVELS)
-    if attack == "over_width":
-        bc.set_account(0, [1500, 0], [1480, 0])
-        dodge = [[1500, 0], [0, 0]]
-    else:
-        bc.set_account(0, [600, 0], [0, 0], [10**8, 0])
-        ctx.risk[0] = [-(64 * 10**11)] * N_SCEN  # one contract losing 640 units of asset 0
-        dodge = [[1000, -400], [0, 0]]
-    assert min(bc.margin_values(0)) < 0
+    bc.set_account(0, [1500, 0], [1400, 0])
+    assert min(bc.margin_values(0)) == 0
+    accepted(builds, bc)
+    assert "split" not in bc.inputs()
+    bc.set_account(0, [1500, 0], [1401, 0])
     refused(builds, bc.inputs(), MARGIN_CHECK)
-    bc.split = [dodge, bc.splits()[1]]
-    assert min(bc.margin_values(0)) >= 0
-    refused(builds, bc.inputs(), SPLIT_OVER_WIDTH if attack == "over_width" else SPLIT_NEGATIVE)
 
 
 def test_splitting_across_accounts_stopped_by_cap(
@@ -644,19 +621,19 @@ def tamper_target(batch_o1: Circuit) -> tuple[list[int], int]:
     bc.set_account(0, [7, 7], [0, 0])
     bc.set_account(1, [1200, 50], [0, 10], [5 * 10**8, -3 * 10**8])
     bc.shortfall[1] = -min(bc.margin_values(1))
-    assert bc.shortfall[1] > 0 and bc.splits()[1][0] == [1000, 200]
+    assert bc.shortfall[1] > 0 and bc.context.split(bc.equity[1])[0] == [1000, 200]
     return batch_o1.expect_pass(bc.inputs()), 1
 
 
 MARGIN_TAMPER = [
-    "split[{a}][0][0]",  # a split moved between tiers
-    "split[{a}][1][1]",
-    "margin[{a}].credited[0][0]",  # a tier's credited value
+    "margin[{a}].excess[0][0]",  # the part above a tier bound
+    "margin[{a}].step[0][0]",  # the haircut on it
+    "margin[{a}].base[1]",  # an asset's value at its first tier's weight
     "margin[{a}].pnl[0][2]",  # a P&L product
     "margin[{a}].pnl[1][7]",
     "margin[{a}].ok[4].bits.out[0]",  # a scenario's range-check bit
-    "margin[{a}].lo[1][0].bits.out[0]",
-    "margin[{a}].hi[0][0].bits.out[0]",
+    "margin[{a}].above[0][0].out[65]",  # the comparison's sign bit
+    "margin[{a}].above[1][0].out[0]",
     "qty[{a}][0]",  # a code under a fixed leaf
     "acct[{a}].code[0].out[0]",  # a quantity bit
     "acct[{a}].code[1].out[63]",  # a sign bit

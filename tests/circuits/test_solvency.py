@@ -377,8 +377,8 @@ def test_context_out_of_range_rejected(
     recomputed over the bad context (as an exchange publishing it would), so only
     ContextBounds stands between it and a finalized epoch. Why each matters: a risk entry of
     2^128 or more could wrap a scenario's margin value mod p; a tier weight above the weight
-    would credit collateral above its price; a width of 2^64 or more lets a split exceed any
-    amount; mode 2 turns (1 - mode) * shortfall into -shortfall."""
+    would credit collateral above its price; a width of 2^64 or more could lift a tier bound
+    past the comparison's bits; mode 2 turns (1 - mode) * shortfall into -shortfall."""
     sc = base(short_plan)
     match = _break_context(sc.context, what)
     refused(builds, sc.inputs(), match)

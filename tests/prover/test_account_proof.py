@@ -175,11 +175,10 @@ def test_input_matches_the_mirror(plan: EpochPlan, epoch_dir: Path, account_id: 
         inp["ctxHash"]
     )
 
-    # The split fills tiers in order and adds up to the equity.
-    split = [[int(x) for x in row] for row in inp["split"]]
-    assert len(split) == n and all(len(row) == k for row in split)
-    assert split == [tier_split(x, ctx.tier_widths[a]) for a, x in enumerate(equity)]
-    assert [sum(row) for row in split] == equity
+    # No split is an input: the circuit fills the tiers in order, as the mirror does.
+    assert "split" not in inp
+    split = [tier_split(x, ctx.tier_widths[a]) for a, x in enumerate(equity)]
+    assert all(len(row) == k for row in split) and [sum(row) for row in split] == equity
 
     # The circuit's rule 6 with floor = headroom, on the inputs themselves: the worst scenario
     # has exactly zero to spare at the true headroom.

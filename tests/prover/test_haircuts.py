@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from zksolvency.prover.commitments import tier_compare_bits
 from zksolvency.prover.haircuts import (
     BPS,
     DEFAULT_HAIRCUTS,
@@ -21,6 +22,7 @@ from zksolvency.prover.haircuts import (
     parse_rate,
     sample_haircuts,
     select_bracket,
+    tier_excess,
     tier_rates,
     tier_split,
     tier_weights,
@@ -517,6 +519,27 @@ def test_filling_in_order_credits_the_most(
     best = credited_value(amount, widths, weights)
     assert best == sum(s * w for s, w in zip(greedy, weights, strict=True))
     assert sum(s * w for s, w in zip(other, weights, strict=True)) <= best
+
+
+@given(tiers_and_split())
+def test_circuit_fill_equals_the_in_order_split(
+    case: tuple[int, list[int], list[int], list[int]],
+) -> None:
+    """Margin computes W_0 * x + Σ_t (W_t - W_(t-1)) * excess_t (excess_t the part of x above
+    the t-th cumulative bound), which must be the credit of the in-order split; and every
+    excess and bound fits the comparison's bits (commitments.tier_compare_bits)."""
+    amount, widths, weights, _ = case
+    excess = tier_excess(amount, widths)
+    assert len(excess) == len(widths)
+    circuit = weights[0] * amount + sum(
+        (weights[t + 1] - weights[t]) * e for t, e in enumerate(excess)
+    )
+    assert circuit == credited_value(amount, widths, weights)
+    split = tier_split(amount, widths)
+    bounded = [amount, *excess, 0]
+    assert split == [bounded[t] - bounded[t + 1] for t in range(len(split))]
+    bits = tier_compare_bits(len(weights))
+    assert sum(widths) < 1 << bits and amount < 1 << bits
 
 
 @pytest.mark.parametrize(

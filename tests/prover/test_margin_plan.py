@@ -156,17 +156,17 @@ def test_shortfall_mode_publishes_the_total_and_needs_the_fund() -> None:
         plan(SNAP, MarginInputs(derivatives(POSITIONS), insurance_fund=short))
 
 
-def test_batch_inputs_carry_positions_splits_and_shortfalls() -> None:
+def test_batch_inputs_carry_positions_and_shortfalls() -> None:
     p = plan(SNAP, MarginInputs(derivatives(POSITIONS), mode=SHORTFALL, insurance_fund=10**6 * USD))
     seen = {}
     for inp in p.batch_inputs:
         for slot, code in enumerate(inp["qty"]):
-            seen[int(inp["idCommit"][slot])] = (code, inp["shortfall"][slot], inp["split"][slot])
+            seen[int(inp["idCommit"][slot])] = (code, inp["shortfall"][slot], inp["equity"][slot])
     for acc, commit, qty, short in zip(p.accounts, p.id_commits, p.qty, p.shortfalls, strict=True):
-        code, s, split = seen[commit]
+        code, s, equity = seen[commit]
         assert [int(x) for x in code] == [(-q | 2**63) if q < 0 else q for q in qty]
         assert int(s) == short
-        assert [sum(map(int, row)) for row in split] == list(acc.equity)
+        assert [int(x) for x in equity] == [*acc.equity, *[0] * (len(equity) - len(acc.equity))]
     assert int(p.batch_inputs[-1]["oldShortfall"]) == p.shortfall_after[-2]
 
 
