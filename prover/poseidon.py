@@ -19,6 +19,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
 from typing import Protocol, cast
@@ -35,7 +36,10 @@ CIRCOMLIB_VECTORS = (
     ([1, 2], 0x115CC0F5E7D690413DF64C6B9662E9CF2A3617F2743245519E19607A4417189A),
     ([1, 2, 3, 4], 0x299C867DB6C1FDD79DCEFA40E4510B9837E60EBB1CE0663DBAA525DF65250465),
 )
-_CHUNK = 1 << 13  # rows per native call: bounds the byte buffers of a large batch
+_CHUNK = 1 << 12  # rows per native call: bounds the byte buffers of a large batch
+# Chunks of one batch run on this many threads: the extension releases the GIL while it hashes.
+_THREADS = max(1, os.cpu_count() or 1)
+_pool: ThreadPoolExecutor | None = None
 
 
 class _Params:
@@ -208,12 +212,24 @@ def poseidon_many(rows: Sequence[Sequence[int]]) -> list[int]:
     native = _native if _resolved else _resolve()
     if native is None:
         return [poseidon_py(r) for r in rows]
-    out: list[int] = []
-    for start in range(0, len(rows), _CHUNK):
+
+    def run(start: int) -> list[int]:
         chunk = rows[start : start + _CHUNK]
         digests = memoryview(native.hash_many(t, _fe_bytes(x for r in chunk for x in r)))
-        out += [int.from_bytes(digests[i : i + 32], "little") for i in range(0, len(digests), 32)]
-    return out
+        return [int.from_bytes(digests[i : i + 32], "little") for i in range(0, len(digests), 32)]
+
+    starts = range(0, len(rows), _CHUNK)
+    if len(starts) == 1 or _THREADS == 1:
+        return [d for start in starts for d in run(start)]
+    return [d for part in _executor().map(run, starts) for d in part]
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="poseidon")
+        return _pool
 
 
 def hash_list_many(rows: Sequence[Sequence[int]]) -> list[int]:

@@ -115,6 +115,24 @@ class BatchedTree:
             return empty_nodes(self.params.tree_depth)[self.params.tree_depth]
         return climb(self.batch_root(k - 1), k - 1, self.insertion_siblings(k - 1))
 
+    def roots_after(self) -> list[int]:
+        """[root_after(k) for k in 0..n_batches], every climb advanced a level at a time.
+
+        One batched hash per level instead of one hash per batch and level: the state chain of
+        an epoch needs the root after every batch."""
+        zeros = empty_nodes(self.params.tree_depth)
+        nodes = [self.batch_root(k) for k in range(self.n_batches)]  # climbing from batch k
+        for level in range(self.params.tree_depth - self.params.batch_levels):
+            rows = []
+            for k, node in enumerate(nodes):
+                idx = k >> level
+                if idx & 1:
+                    rows.append([self._upper_node(level, idx - 1), node])
+                else:
+                    rows.append([node, zeros[self.params.batch_levels + level]])
+            nodes = poseidon_many(rows)
+        return [zeros[self.params.tree_depth], *nodes]
+
     def inclusion_path(self, leaf_index: int) -> list[int]:
         """Siblings from the leaf to the final root (bits are the leaf index, LSB first)."""
         k, pos = divmod(leaf_index, self.params.batch_size)

@@ -100,6 +100,7 @@ class EpochPlan:
     headrooms: list[tuple[int, int]] = field(default_factory=list)  # (worst value, scenario)
     shortfalls: list[int] = field(default_factory=list)
     shortfall_after: list[int] = field(default_factory=list)  # per state, like totals_after
+    roots: list[int] = field(default_factory=list)  # roots[k]: tree root once k batches are in
     # registry_domain(chain id, registry) the solvency proof is bound to; 0 = no registry yet
     domain: int = UNBOUND_DOMAIN
 
@@ -139,7 +140,7 @@ class EpochPlan:
                 "ctxHash": self.context.ctx_hash,
                 **self.context.margin.circuit_inputs(self.context.epoch),
                 "batchIndex": k,
-                "oldRoot": self.tree.root_after(k),
+                "oldRoot": self.roots[k],
                 "oldTotals": self.totals_after[k],
                 "oldShortfall": self.shortfall_after[k],
                 "prevBlind": self.blinds[k],
@@ -451,6 +452,7 @@ def plan_epoch(
     plan.headrooms = [by_id[acc.id] for acc in accounts]
     plan.shortfalls = [max(0, -v) if inputs.mode == SHORTFALL else 0 for v, _ in plan.headrooms]
     plan.shortfall_after = [0]
+    plan.roots = tree.roots_after()
     # Only the chain of states is computed here; each batch's input JSON is built when it is
     # needed (EpochPlan.batch_input), so that a large epoch never holds them all.
     for k in range(tree.n_batches):
@@ -465,7 +467,7 @@ def plan_epoch(
         state = state_hash(
             context.ctx_hash,
             k + 1,
-            tree.root_after(k + 1),
+            plan.roots[k + 1],
             totals_hash(new_totals, params.tree_depth),
             new_short,
             blind,

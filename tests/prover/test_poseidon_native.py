@@ -221,6 +221,32 @@ def test_batched_tree_equals_the_per_hash_build(
     assert tree.root == root
 
 
+@pytest.mark.parametrize(
+    ("batch_levels", "tree_depth", "n_leaves"), [(0, 3, 5), (1, 4, 3), (2, 6, 13), (1, 7, 64)]
+)
+def test_roots_after_every_batch_equal_the_climbs(
+    batch_levels: int, tree_depth: int, n_leaves: int
+) -> None:
+    """The state chain's roots, advanced a level at a time for every batch at once, equal one
+    climb per batch along its insertion path, and end at the tree's root."""
+    params = EpochParams(batch_levels, tree_depth, 2, 2, 8, 2)
+    leaves = [random.Random(n_leaves).randrange(P) for _ in range(n_leaves)]
+    tree = BatchedTree.build(params, leaves)
+    roots = tree.roots_after()
+    assert roots == [tree.root_after(k) for k in range(tree.n_batches + 1)]
+    assert roots[-1] == tree.root and len(roots) == tree.n_batches + 1
+
+
+def test_poseidon_many_on_one_thread_equals_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [[i, i * i] for i in range(3 * pos._CHUNK + 1)]
+    """Chunks hashed on the thread pool come back in order: the same list as on one thread,
+    and the first row of every chunk as the reference computes it."""
+    pooled = poseidon_many(rows)
+    monkeypatch.setattr(pos, "_THREADS", 1)
+    assert poseidon_many(rows) == pooled
+    assert pooled[:: pos._CHUNK] == [poseidon_py(r) for r in rows[:: pos._CHUNK]]
+
+
 def _run(code: str, env_value: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != pos.ENV_VAR}
     if env_value is not None:

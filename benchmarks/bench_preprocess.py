@@ -1,0 +1,115 @@
+"""Pre-processing throughput: everything before the first proof. Prints what it measures.
+
+    python benchmarks/bench_preprocess.py [--accounts 10000 100000] [--assets 4]
+                                          [--derivatives] [--tree-depth 20] [--batch-levels 3]
+
+For each size: a sample accounts CSV is written (not timed), then timed separately
+  parse   snapshot.load_snapshot (streaming reader, checks every field, duplicate ids)
+  plan    witness.plan_epoch: context, coverage and margin of every account, salts, id
+          commitments, leaves, the tree, totals and the state chain
+  inputs  every batch proof's input JSON built and written to disk, as `prove` does
+with accounts per second for each and overall, and the process's peak RSS after each size
+(sizes run smallest first, so the peak belongs to the largest so far). The Poseidon backend
+(native C or Python) and its thread count are printed: set ZKSOLVENCY_POSEIDON=python to
+measure the pure-Python mirror.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from zksolvency.prover import poseidon
+from zksolvency.prover.atomic import write_json
+from zksolvency.prover.commitments import SHORTFALL, fund_bits
+from zksolvency.prover.haircuts import sample_haircuts
+from zksolvency.prover.instruments import sample_derivatives
+from zksolvency.prover.params import EpochParams
+from zksolvency.prover.snapshot import load_snapshot, sample_snapshot, write_snapshot_csv
+from zksolvency.prover.witness import MarginInputs, plan_epoch
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(n: int, params: EpochParams, derivatives: bool, tmp: Path) -> None:
+    snap = sample_snapshot(n, seed=7)
+    accounts, assets = tmp / f"accounts_{n}.csv", tmp / f"accounts_{n}_assets.csv"
+    write_snapshot_csv(snap, accounts, assets)
+    del snap
+
+    t0 = time.perf_counter()
+    snap = load_snapshot(accounts, assets)
+    parse_s = time.perf_counter() - t0
+
+    reserves = tuple(
+        2 * max(1, sum(a.equity[i] for a in snap.accounts)) for i in range(len(snap.assets))
+    )
+    # The sample's borrowers may fall short under the haircuts: shortfall mode, covered by an
+    # insurance fund as large as the circuits allow, proves them all.
+    fund = (1 << fund_bits(params.tree_depth, params.n_assets, params.n_instruments)) - 1
+    margin = MarginInputs(
+        sample_derivatives(snap, params.n_instruments, seed=7) if derivatives else None,
+        sample_haircuts(snap.assets),
+        mode=SHORTFALL,
+        insurance_fund=fund,
+    )
+    t0 = time.perf_counter()
+    plan = plan_epoch(snap, params, 1, reserves, b"preprocess" * 4, margin)
+    plan_s = time.perf_counter() - t0
+
+    out = tmp / f"inputs_{n}"
+    out.mkdir()
+    t0 = time.perf_counter()
+    for k in range(plan.n_batches):
+        write_json(out / f"batch_{k:06d}.json", plan.batch_input(k))
+    inputs_s = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in out.iterdir())
+    for f in out.iterdir():
+        f.unlink()
+
+    total = parse_s + plan_s + inputs_s
+    print(
+        f"{n:>9,} accounts ({plan.n_batches:,} batches): parse {parse_s:6.2f} s "
+        f"({n / parse_s:>9,.0f}/s) | plan {plan_s:7.2f} s ({n / plan_s:>8,.0f}/s) | "
+        f"inputs {inputs_s:6.2f} s ({n / inputs_s:>8,.0f}/s, {size / 2**20:,.0f} MB) | "
+        f"total {total:7.2f} s: {n / total:,.0f} accounts/s | peak RSS {peak_rss_mb():,.0f} MB",
+        flush=True,
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--tree-depth", type=int, default=20)
+    ap.add_argument("--batch-levels", type=int, default=3)
+    ap.add_argument(
+        "--derivatives",
+        action="store_true",
+        help="sample positions on 8 instruments, margined in 16 scenarios (default: none)",
+    )
+    args = ap.parse_args()
+    d = EpochParams.default()
+    params = EpochParams(
+        args.batch_levels, args.tree_depth, 4, d.n_instruments, d.n_scenarios, d.n_tiers
+    )
+    print(f"# zksolvency pre-processing benchmark ({os.cpu_count()} cores)")
+    print(
+        f"Poseidon: {poseidon.backend()} ({poseidon._THREADS} threads); shape: "
+        f"{params.batch_size} accounts a batch, tree depth {params.tree_depth}, 4 assets, "
+        f"{'sample derivatives' if args.derivatives else 'no derivatives'}, sample haircuts"
+    )
+    with tempfile.TemporaryDirectory(prefix="zks-pre-") as tmp:
+        for n in sorted(args.accounts):
+            run(n, params, args.derivatives, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
