@@ -2,9 +2,16 @@
 
     python benchmarks/bench_epoch.py [--accounts 64] [--batch-levels 3 --tree-depth 10 --assets 4
                                      --instruments 8 --scenarios 16 --tiers 3]
+                                     [--backend native] [--no-derivatives] [--verify-sample 8]
+                                     [--no-margin-proof]
 
 Every account carries sample derivatives (perpetuals, futures and options on BTC and ETH) and
-the sample haircut table applies, so the margin rule is exercised in every scenario.
+the sample haircut table applies, so the margin rule is exercised in every scenario; with
+--no-derivatives only the haircut tiers and coverage are (balances-only epochs). Beyond the
+sample's four assets, synthetic assets fill every circuit slot and every account holds some of
+each, so that no slot is a free zero for the prover's multi-exponentiations.
+Large runs: --verify-sample checks that many random batch proofs (and the solvency proof) in
+pure Python instead of all of them (snarkjs has verified every proof before it was kept).
 Measures: constraints per batch and per account (marginal, from two compiled batch sizes),
 witness and prove seconds per batch, accounts proven per second, offline verification time,
 and gas for deploy, batch submission and finalize on a local anvil. Keys come from the
@@ -15,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -26,26 +35,52 @@ from zksolvency.prover.bundle import load_bundle, verify_bundle
 from zksolvency.prover.chain import Anvil, publish_epoch, registry_at
 from zksolvency.prover.deployment import deploy_registry, deployment_domain, registry_abi
 from zksolvency.prover.epoch import BACKENDS, margin_summary, prove_epoch
+from zksolvency.prover.groth16 import Proof as G16Proof
+from zksolvency.prover.groth16 import VerificationKey, verify
 from zksolvency.prover.haircuts import sample_haircuts
 from zksolvency.prover.inclusion import export_package
 from zksolvency.prover.instruments import sample_derivatives
 from zksolvency.prover.keys import build_keys, compile_circuit
 from zksolvency.prover.params import EpochParams
 from zksolvency.prover.progress import NullReporter, StderrReporter
-from zksolvency.prover.snapshot import Account, Snapshot, sample_snapshot
+from zksolvency.prover.snapshot import Account, Asset, Snapshot, sample_snapshot
 from zksolvency.prover.witness import MarginInputs, plan_epoch
 
 
 def snapshot_for(n_accounts: int, n_assets: int) -> Snapshot:
-    """The sample snapshot cut or padded to the circuit's asset count, all accounts solvent."""
+    """The sample snapshot cut or extended to the circuit's asset count, all accounts solvent.
+
+    Extra assets (X005, X006, ...: 8 decimals, $0.50-$500) are held by every account, a few
+    hundred dollars' worth each, with no debt in them: the sample's debt stays covered."""
     s = sample_snapshot(n_accounts, seed=11)
-    if len(s.assets) <= n_assets:
-        return s
-    keep = s.assets[:n_assets]
+    if len(s.assets) >= n_assets:
+        keep = s.assets[:n_assets]
+        accounts = tuple(
+            Account(a.id, a.equity[:n_assets], tuple(0 for _ in keep), a.line) for a in s.accounts
+        )
+        return Snapshot(keep, accounts, s.source)
+    rng = random.Random(11)
+    extra = [
+        Asset(f"X{i + 1:03d}", 8, rng.randint(5 * 10**7, 5 * 10**10))
+        for i in range(len(s.assets), n_assets)
+    ]
     accounts = tuple(
-        Account(a.id, a.equity[:n_assets], tuple(0 for _ in keep), a.line) for a in s.accounts
+        Account(
+            a.id,
+            (*a.equity, *(rng.randint(10**8, 10**11) for _ in extra)),
+            (*a.debt, *(0 for _ in extra)),
+            a.line,
+        )
+        for a in s.accounts
     )
-    return Snapshot(keep, accounts, s.source)
+    return Snapshot((*s.assets, *extra), accounts, s.source)
+
+
+def peak_rss_mb() -> tuple[float, float]:
+    """Peak resident memory of this process and of its largest finished child (Node, ...)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, child
 
 
 def main() -> None:
@@ -59,6 +94,16 @@ def main() -> None:
     ap.add_argument("--scenarios", type=int, default=d.n_scenarios)
     ap.add_argument("--tiers", type=int, default=d.n_tiers)
     ap.add_argument("--backend", choices=BACKENDS, default="snarkjs")
+    ap.add_argument(
+        "--no-derivatives", action="store_true", help="no positions: haircuts and coverage only"
+    )
+    ap.add_argument(
+        "--verify-sample",
+        type=int,
+        default=None,
+        help="verify this many random batch proofs in pure Python (default: all)",
+    )
+    ap.add_argument("--no-margin-proof", action="store_true", help="skip the single-account proof")
     args = ap.parse_args()
     shape = (args.instruments, args.scenarios, args.tiers)
     params = EpochParams(args.batch_levels, args.tree_depth, args.assets, *shape)
@@ -100,12 +145,17 @@ def main() -> None:
     reserves = tuple(
         2 * max(1, sum(a.equity[i] for a in snap.accounts)) for i in range(len(snap.assets))
     )
-    margin = MarginInputs(
-        sample_derivatives(snap, params.n_instruments, seed=11), sample_haircuts(snap.assets)
+    derivatives = (
+        None if args.no_derivatives else sample_derivatives(snap, params.n_instruments, seed=11)
     )
+    margin = MarginInputs(derivatives, sample_haircuts(snap.assets))
     t0 = time.monotonic()
     plan = plan_epoch(snap, params, 1, reserves, b"bench" * 8, margin)
-    print(f"planning (mirror, risk arrays, margin): {time.monotonic() - t0:.2f} s")
+    plan_s = time.monotonic() - t0
+    print(
+        f"planning (mirror, risk arrays, margin, leaves, tree, states): {plan_s:.2f} s "
+        f"({len(snap.accounts) / plan_s:,.0f} accounts/s)"
+    )
     print(margin_summary(plan))
     with tempfile.TemporaryDirectory(prefix="zks-bench-") as tmp, Anvil() as node:
         # The registry first: the epoch's solvency proof is bound to it.
@@ -143,27 +193,39 @@ def main() -> None:
             f"(per core-second: {manifest['accounts'] / wall / (os.cpu_count() or 1):.2f})"
         )
 
-        # One owner's single-account margin proof (keys built by prove_epoch above).
-        trader = next(a.id for a in snap.accounts if margin.derivatives.positions.get(a.id))
-        pkg = export_package(out, trader)
-        mstats: dict[str, float] = {}
-        t0 = time.monotonic()
-        doc = prove_account_margin(pkg, 0, Path(tmp) / "margin.json", None, rep, stats=mstats)
-        m_wall = time.monotonic() - t0
-        t0 = time.monotonic()
-        verify_margin_proof(doc, None, doc["vkey_sha256"])
-        print(
-            f"single-account margin proof ({doc['circuit']}): {m_wall:.1f} s wall, prove "
-            f"{mstats.get('prove_s', 0):.2f} s, witness {mstats.get('witness_s', 0):.2f} s; "
-            f"pure-Python verify {time.monotonic() - t0:.2f} s"
-        )
+        own, child = peak_rss_mb()
+        print(f"peak memory: {own:.0f} MB (this process), {child:.0f} MB (largest child)")
+
+        if not args.no_margin_proof:
+            # One owner's single-account margin proof (keys built by prove_epoch above).
+            positions = derivatives.positions if derivatives is not None else {}
+            trader = next((a.id for a in snap.accounts if positions.get(a.id)), snap.accounts[0].id)
+            pkg = export_package(out, trader)
+            mstats: dict[str, float] = {}
+            t0 = time.monotonic()
+            doc = prove_account_margin(pkg, 0, Path(tmp) / "margin.json", None, rep, stats=mstats)
+            m_wall = time.monotonic() - t0
+            t0 = time.monotonic()
+            verify_margin_proof(doc, None, doc["vkey_sha256"])
+            print(
+                f"single-account margin proof ({doc['circuit']}): {m_wall:.1f} s wall, prove "
+                f"{mstats.get('prove_s', 0):.2f} s, witness {mstats.get('witness_s', 0):.2f} s; "
+                f"pure-Python verify {time.monotonic() - t0:.2f} s"
+            )
 
         t0 = time.monotonic()
-        report = verify_bundle(load_bundle(out), None, NullReporter())
-        print(
-            f"offline verification (pure Python, {report.proofs_verified} proofs): "
-            f"{time.monotonic() - t0:.1f} s"
-        )
+        if args.verify_sample is None:
+            report = verify_bundle(load_bundle(out), None, NullReporter())
+            print(
+                f"offline verification (pure Python, {report.proofs_verified} proofs): "
+                f"{time.monotonic() - t0:.1f} s"
+            )
+        else:
+            n = verify_sample(out, args.verify_sample)
+            print(
+                f"offline verification (pure Python) of {n} sampled proofs: "
+                f"{time.monotonic() - t0:.1f} s (every proof was verified by snarkjs when made)"
+            )
 
         b = load_bundle(out)
         m = b.manifest
@@ -183,6 +245,20 @@ def main() -> None:
             f"finalize {pub.finalize_gas}; per account "
             f"{pub.total_gas / manifest['accounts']:.0f}"
         )
+
+
+def verify_sample(out: Path, k: int) -> int:
+    """Verify k random batch proofs and the solvency proof in pure Python; returns how many."""
+    b = load_bundle(out)
+    proofs = b.manifest["proofs"]
+    batches = list(proofs["batches"])
+    picked = [("batch", e) for e in random.Random(5).sample(batches, min(k, len(batches)))]
+    for kind, entry in [*picked, ("solvency", proofs["solvency"])]:
+        vk = VerificationKey.from_snarkjs(b.manifest["circuits"][kind]["vkey_json"])
+        proof, public = b.proof(entry)
+        if not verify(vk, G16Proof.from_snarkjs(proof), public):
+            raise SystemExit(f"{entry['proof']} does not verify")
+    return len(picked) + 1
 
 
 if __name__ == "__main__":

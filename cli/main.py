@@ -437,6 +437,16 @@ def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
     "`pip install 'zksolvency[native]'`): its witnesses come from the same calculator and "
     "snarkjs verifies each of its proofs before it is kept.",
 )
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Prove the batches on a Dask cluster: its scheduler's address, tcp://host:port. The "
+    "workers must be the exchange's own hosts (they read private balances), with this checkout "
+    "installed and the --out folder and build/ at the same absolute paths (shared storage; "
+    "docs/scaling.md). local:N starts N worker processes on this machine for the run. Needs "
+    "`pip install 'zksolvency[dask]'`.",
+)
 @circuit_params
 @ptau_option
 @handle_errors
@@ -454,6 +464,7 @@ def prove(
     insurance_fund: str,
     deployment: Path | None,
     backend: str,
+    scheduler: str | None,
     ptau: Path | None,
     **shape: int | None,
 ) -> None:
@@ -462,10 +473,18 @@ def prove(
     Nothing is written to --out if any input is invalid, or if any account fails its check
     (in strict mode, its margin too): those are listed first and the command exits with code 2.
     """
+    from zksolvency.prover import cluster
     from zksolvency.prover.epoch import prove_epoch
     from zksolvency.prover.reserves import load_reserves
     from zksolvency.prover.snapshot import load_snapshot
 
+    if scheduler is not None:
+        # Checked before any planning: a typo or a missing extra costs nothing.
+        try:
+            cluster.parse_scheduler(scheduler)
+            cluster.require_distributed()
+        except (ValueError, cluster.ClusterError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--scheduler") from None
     params = resolve_params(**shape)
     snap = load_snapshot(snapshot, assets_file)
     res = load_reserves(reserves, snap.assets)
@@ -473,18 +492,22 @@ def prove(
         snap, instruments, market, positions, haircuts, mode, insurance_fund
     )
     domain = deployment_domain_option(deployment, params)
-    manifest = prove_epoch(
-        snap,
-        res,
-        out,
-        epoch=epoch,
-        params=params,
-        ptau=ptau,
-        reporter=ClickReporter(),
-        margin=margin,
-        domain=domain,
-        backend=backend,
-    )
+    try:
+        manifest = prove_epoch(
+            snap,
+            res,
+            out,
+            epoch=epoch,
+            params=params,
+            ptau=ptau,
+            reporter=ClickReporter(),
+            margin=margin,
+            domain=domain,
+            backend=backend,
+            scheduler=scheduler,
+        )
+    except cluster.ClusterError as exc:  # the cluster's setup, not a failed proof
+        fail(str(exc), EXIT_USAGE)
     print_epoch_summary(manifest, out)
 
 

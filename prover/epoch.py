@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -273,11 +274,13 @@ def prove_epoch(
     margin: MarginInputs | None = None,
     domain: int = UNBOUND_DOMAIN,
     backend: str = "snarkjs",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Prove an epoch into `out` and return its manifest. Resumes an interrupted run.
 
     `backend` is "snarkjs" (the reference) or "native" (groth16py, prover/native.py; every proof
-    still verified by snarkjs before it is kept).
+    still verified by snarkjs before it is kept). `scheduler`, if given, proves on that Dask
+    cluster with the same backend (prover/cluster.py: tcp://host:port, or local:N).
 
     `domain` (commitments.registry_domain) is the registry the solvency proof is made for; only
     that registry will accept it. Proving again with another domain redoes only the solvency
@@ -340,6 +343,8 @@ def prove_epoch(
         inputs_dir = out / "private" / "inputs"
         for stale in inputs_dir.iterdir() if inputs_dir.is_dir() else ():
             stale.unlink()
+        # Per-task witness folders of a distributed run whose workers were killed.
+        shutil.rmtree(out / "private" / "dask", ignore_errors=True)
         return _prove_planned(
             out,
             plan,
@@ -352,6 +357,7 @@ def prove_epoch(
             rep,
             stats,
             backend,
+            scheduler,
         )
 
 
@@ -382,6 +388,7 @@ def _prove_planned(
     rep: Reporter,
     stats: list[dict[str, Any]] | None,
     backend: str,
+    scheduler: str | None,
 ) -> dict[str, Any]:
     fp_path = out / "private" / "run.json"
     epoch = plan.context.epoch
@@ -398,11 +405,13 @@ def _prove_planned(
     inputs_dir = out / "private" / "inputs"
     jobs: list[dict[str, Any]] = []
     names = [f"batch_{k:06d}" for k in range(plan.n_batches)] + ["solvency"]
-    all_inputs = [*plan.batch_inputs, plan.solvency_input()]
-    publics = [plan.batch_public(k) for k in range(plan.n_batches)] + [plan.solvency_public()]
     pending: list[tuple[str, str, list[int]]] = []
     with _no_leftovers(out):
-        for name, inp, pub in zip(names, all_inputs, publics, strict=True):
+        for k, name in enumerate(names):
+            # Built one at a time: only the inputs still to prove go to disk, none stay in memory.
+            last = k == plan.n_batches
+            inp = plan.solvency_input() if last else plan.batch_input(k)
+            pub = plan.solvency_public() if last else plan.batch_public(k)
             input_sha = sha256_json(inp)
             if _done(out, name, input_sha, pub, rep):
                 continue
@@ -442,7 +451,18 @@ def _prove_planned(
                     os.unlink(jobs[i]["input"])  # private balances: keep no more copies than needed
                     advance(1)
 
-                if backend == native.NAME:
+                if scheduler is not None:
+                    from . import cluster  # not at the top: cluster imports this module
+
+                    cluster.run_jobs_dask(
+                        jobs,
+                        finished,
+                        scheduler=scheduler,
+                        backend=backend,
+                        workdir=out / "private" / "dask",
+                        reporter=rep,
+                    )
+                elif backend == native.NAME:
                     native.run_jobs_native(
                         jobs, finished, run_jobs, tmpdir=inputs_dir, lock_fd=lock_fd
                     )
