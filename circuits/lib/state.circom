@@ -68,9 +68,9 @@ template ContextHash(TREE_DEPTH, BATCH_LEVELS, N_ASSETS, N_INSTR, N_SCEN, N_TIER
 
 // ContextBounds(...): the ranges every circuit relies on (docs/margin-design.md, "Units"):
 // mode is a bit, weights < 2^WEIGHT_BITS, tier weights <= their asset's weight and never rising
-// from tier to tier (so that filling the tiers in order is the best split the prover can
-// choose, which is why Margin needs no ordering constraint), tier widths < 2^64, cap limits
-// < 2^CAP_BITS and -2^RISK_BITS <= risk < 2^RISK_BITS.
+// from tier to tier (a haircut schedule must not reward larger holdings; Margin fills the tiers
+// in order whatever the weights), tier widths < 2^64 (so every tier bound stays below Margin's
+// comparison bits), cap limits < 2^CAP_BITS and -2^RISK_BITS <= risk < 2^RISK_BITS.
 template ContextBounds(N_ASSETS, N_INSTR, N_SCEN, N_TIERS, WEIGHT_BITS, RISK_BITS, CAP_BITS) {
     signal input mode;
     signal input weights[N_ASSETS];

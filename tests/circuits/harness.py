@@ -451,6 +451,7 @@ class Production:
 SMALL = EpochParams(1, 4, 2, 2, 8, 2)
 DEFAULT = EpochParams(3, 10, 4, 8, 16, 3)
 TIERS3 = EpochParams(1, 4, 1, 1, 2, 3)  # margin_tiers3: one asset in three tiers
+TIERS16 = EpochParams(1, 4, 1, 1, 1, 16)  # margin_tiers16: the most tiers a shape may have
 BATCH_PUBLIC = SMALL.batch_spec().public
 SOLVENCY_PUBLIC = SMALL.solvency_spec().public
 MARGIN_PUBLIC = SMALL.margin_spec().public
@@ -471,6 +472,7 @@ CIRCUITS: dict[str, Unit | Production] = {
     "account4": Unit(5, "lib/account.circom", "AccountLeaf", (4, 4, 128)),
     "margin_unit": Unit(4, "lib/margin.circom", "Margin", (2, 2, 8, 2)),
     "margin_tiers3": Unit(3, "lib/margin.circom", "Margin", TIERS3.shape[2:]),
+    "margin_tiers16": Unit(3, "lib/margin.circom", "Margin", TIERS16.shape[2:]),
     "context": Unit(4, "lib/state.circom", "ContextHash", (4, 1, 2, 2, 8, 2)),
     "context_bounds": Unit(3, "lib/state.circom", "ContextBounds", (2, 2, 8, 2, 128, 128, 68)),
     "totals": Unit(2, "lib/state.circom", "TotalsHash", (4, 68)),

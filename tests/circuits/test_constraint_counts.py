@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from harness import CIRCUITS, DEFAULT, HASH_LENGTHS, SMALL, TIERS3, Circuit, Production
+from harness import CIRCUITS, DEFAULT, HASH_LENGTHS, SMALL, TIERS3, TIERS16, Circuit, Production
 from zksolvency.prover.commitments import (
     AMOUNT_BITS,
     QTY_CODE_BITS,
@@ -84,6 +84,8 @@ PINNED: dict[str, int] = {
     # then 16 P&L products.
     "margin_unit": 1730,
     "margin_tiers3": 533,  # Margin(1, 1, 2, 3): 2 x 196 bits, two 67-bit tier comparisons
+    # Margin(1, 1, 1, 16): fifteen 69-bit comparisons (tierCompareBits(16) = 68), one scenario.
+    "margin_tiers16": 1263,
     "context": 1548,  # ContextHash(4, 1, 2, 2, 8, 2): HashList(35) = 2 Poseidon(16) + Poseidon(5)
     # ContextBounds(2, 2, 8, 2, 128, 128, 68): 16 risk entries x 129 bits (2064), 4 tier weights
     # range-checked and compared with the weight (1024), 2 neighbouring tier weights compared
@@ -289,6 +291,7 @@ MODEL: dict[str, int] = {
     "account4": account_cost(4, 4),
     "margin_unit": margin_cost(SMALL),
     "margin_tiers3": margin_cost(TIERS3),
+    "margin_tiers16": margin_cost(TIERS16),
     "context": context_cost(SMALL),
     "context_bounds": bounds_cost(SMALL, total_bits(SMALL.tree_depth)),
     "totals": totals_cost(4, 4),

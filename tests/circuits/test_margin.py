@@ -20,6 +20,7 @@ import pytest
 from harness import (
     SMALL,
     TIERS3,
+    TIERS16,
     BatchCase,
     Circuit,
     RawContext,
@@ -241,6 +242,24 @@ def test_unit_tier_bounds_at_their_limits(margin_tiers3: Circuit) -> None:
     for units in (MAX64, MAX64 - 1, 0):
         assert ctx.split([units])[0] == [units, 0, 0]
         check_account(margin_tiers3, ctx, [units], [units], [0])
+
+
+@pytest.mark.parametrize("width", [1000, MAX64])
+def test_unit_sixteen_tiers(margin_tiers16: Circuit, width: int) -> None:
+    """The most tiers a shape may have (16: 15 bounds, comparisons of tierCompareBits(16) = 68
+    bits): at every bound, one unit either side, at zero and at 2^64 - 1, the margin value is
+    the mirror's to the unit, also with every width 2^64 - 1 (the last bound near 2^67.9)."""
+    ctx = hand_context(params=TIERS16)
+    ctx.tier_weights = [[E18 * (100 - 5 * t) // 100 for t in range(16)]]
+    ctx.tier_widths = [[width] * 15]
+    amounts = {0, 1, MAX64, MAX64 - 1}
+    for t in range(1, 16):
+        bound = min(t * width, MAX64)
+        amounts |= {bound - 1, bound, min(bound + 1, MAX64)}
+    for units in sorted(amounts):
+        fill = ctx.split([units])[0]
+        assert sum(fill) == units and len(fill) == 16
+        check_account(margin_tiers16, ctx, [units], [units * 3 // 4], [0])
 
 
 @pytest.mark.parametrize("x", [1, 5, 400])
