@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import overload
 
 # r: order of the BN254 (alt_bn128) G1 group, the prime circom calls `p`.
 P = 21888242871839275222246405745257275088548364400416034343698204186575808495617
@@ -48,3 +49,60 @@ def per_element(bits: int) -> int:
 def to_ints(xs: Iterable[int | str]) -> list[int]:
     """Parse decimal or 0x-hex strings (as snarkjs writes them) into ints."""
     return [int(x, 0) if isinstance(x, str) else int(x) for x in xs]
+
+
+class FieldArray(Sequence[int]):
+    """Field elements packed 32 bytes apiece (little-endian, canonical): a tree level or a
+    list of commitments at 32 bytes per entry instead of the ~70 a Python int and its list slot
+    take. The layout is the native Poseidon's input format, so a level of a binary tree can be
+    hashed straight from its bytes (poseidon.hash_pairs)."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self, data: bytes | bytearray = b"") -> None:
+        if len(data) % 32:
+            raise ValueError("a FieldArray holds whole 32-byte elements")
+        self._buf = bytes(data)
+
+    @classmethod
+    def of(cls, values: Iterable[int]) -> FieldArray:
+        """Pack canonical field elements (0 <= x < p)."""
+        out = bytearray()
+        for x in values:
+            if not 0 <= x < P:
+                raise ValueError(f"not a canonical field element: {x}")
+            out += x.to_bytes(32, "little")
+        return cls(out)
+
+    def tobytes(self) -> bytes:
+        return self._buf
+
+    def __len__(self) -> int:
+        return len(self._buf) // 32
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | list[int]:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            return [self[j] for j in range(start, stop, step)]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError("FieldArray index out of range")
+        i %= n
+        return int.from_bytes(self._buf[32 * i : 32 * i + 32], "little")
+
+    def __add__(self, other: FieldArray) -> FieldArray:
+        return FieldArray(self._buf + other._buf)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FieldArray):
+            return self._buf == other._buf
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._buf)

@@ -24,7 +24,7 @@ from functools import cache
 from importlib import resources
 from typing import Protocol, cast
 
-from .field import P
+from .field import FieldArray, P
 
 N_ROUNDS_F = 8
 N_ROUNDS_P = (56, 57, 56, 60, 60, 63, 64, 63, 60, 66, 60, 65, 70, 60, 64, 68)
@@ -222,6 +222,27 @@ def poseidon_many(rows: Sequence[Sequence[int]]) -> list[int]:
     if len(starts) == 1 or _THREADS == 1:
         return [d for start in starts for d in run(start)]
     return [d for part in _executor().map(run, starts) for d in part]
+
+
+def hash_pairs(level: FieldArray) -> FieldArray:
+    """The level above an even-length level of a binary tree: Poseidon(left, right) of each
+    pair. Natively the level's bytes are already the rows, so no int is made per node."""
+    n = len(level)
+    if n % 2:
+        raise ValueError("hash_pairs needs an even number of nodes")
+    native = _native if _resolved else _resolve()
+    if native is None:
+        return FieldArray.of(poseidon_many([level[i : i + 2] for i in range(0, n, 2)]))
+    buf = level.tobytes()
+    step = 64 * _CHUNK  # _CHUNK rows of two elements
+
+    def run(start: int) -> bytes:
+        return native.hash_many(3, buf[start : start + step])
+
+    starts = range(0, len(buf), step)
+    if len(starts) <= 1 or _THREADS == 1:
+        return FieldArray(b"".join(run(start) for start in starts))
+    return FieldArray(b"".join(_executor().map(run, starts)))
 
 
 def _executor() -> ThreadPoolExecutor:

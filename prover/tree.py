@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .commitments import empty_nodes, leaf_hash
+from .field import FieldArray
 from .params import EpochParams
-from .poseidon import poseidon, poseidon_many
+from .poseidon import hash_pairs, poseidon, poseidon_many
 
 
 def padding_leaf(n_assets: int, n_instruments: int) -> int:
@@ -39,10 +40,11 @@ def subtree_levels(leaves: Sequence[int]) -> list[list[int]]:
 
 @dataclass
 class BatchedTree:
+    """Levels are FieldArrays (32 bytes a node): a tree of 10^7 leaves takes about 640 MB."""
+
     params: EpochParams
-    leaves: list[int]  # padded to whole batches
-    batch_levels_nodes: list[list[list[int]]]  # per batch: its subtree levels
-    upper: list[list[int]]  # upper[l][j]: node over batches, empty nodes implied past the end
+    levels: list[FieldArray]  # levels[h]: every node at height h, leaves (padded) first
+    upper: list[FieldArray]  # upper[l][j]: node over batches, empty nodes implied past the end
 
     @classmethod
     def build(cls, params: EpochParams, leaves: Sequence[int]) -> BatchedTree:
@@ -54,42 +56,52 @@ class BatchedTree:
                 f"({params.max_accounts} leaves)"
             )
         b = params.batch_size
-        padded = list(leaves)
+        base = leaves if isinstance(leaves, FieldArray) else FieldArray.of(leaves)
         pad = padding_leaf(params.n_assets, params.n_instruments)
-        while len(padded) % b:
-            padded.append(pad)
+        padded = base + FieldArray.of([pad] * (-len(base) % b))
         # Every batch subtree at once, a level at a time: batches are aligned runs of b
         # leaves, so no pair straddles two of them, and each level is one batched hash.
         levels = [padded]
         for _ in range(params.batch_levels):
-            levels.append(_parents(levels[-1]))
-        per_batch = [
-            [lv[k * (b >> h) : (k + 1) * (b >> h)] for h, lv in enumerate(levels)]
-            for k in range(len(padded) // b)
-        ]
+            levels.append(hash_pairs(levels[-1]))
         zeros = empty_nodes(params.tree_depth)
-        upper = [list(levels[-1])]  # the batch roots, not aliasing the leaves when b = 1
+        upper = [levels[-1]]  # the batch roots
         for level in range(params.tree_depth - params.batch_levels):
             cur = upper[-1]
             # Past the last batch the tree is empty: an odd level pairs with the empty node.
-            upper.append(
-                _parents([*cur, zeros[params.batch_levels + level]] if len(cur) % 2 else cur)
-            )
-        return cls(params, padded, per_batch, upper)
+            if len(cur) % 2:
+                cur = cur + FieldArray.of([zeros[params.batch_levels + level]])
+            upper.append(hash_pairs(cur))
+        return cls(params, levels, upper)
+
+    @property
+    def leaves(self) -> FieldArray:
+        """Every leaf, padding included (whole batches)."""
+        return self.levels[0]
 
     @property
     def n_batches(self) -> int:
-        return len(self.batch_levels_nodes)
+        return len(self.levels[0]) // self.params.batch_size
+
+    @property
+    def batch_levels_nodes(self) -> list[list[list[int]]]:
+        """Per batch, its subtree's levels as lists (leaves first): for tests and small trees."""
+        b = self.params.batch_size
+        return [
+            [lv[k * (b >> h) : (k + 1) * (b >> h)] for h, lv in enumerate(self.levels)]
+            for k in range(self.n_batches)
+        ]
 
     @property
     def root(self) -> int:
         return self.upper[-1][0]
 
     def batch_root(self, k: int) -> int:
-        return self.batch_levels_nodes[k][-1][0]
+        return self.levels[-1][k]
 
     def batch_leaves(self, k: int) -> list[int]:
-        return self.batch_levels_nodes[k][0]
+        b = self.params.batch_size
+        return self.levels[0][k * b : (k + 1) * b]
 
     def _upper_node(self, level: int, index: int) -> int:
         row = self.upper[level]
@@ -135,11 +147,10 @@ class BatchedTree:
 
     def inclusion_path(self, leaf_index: int) -> list[int]:
         """Siblings from the leaf to the final root (bits are the leaf index, LSB first)."""
-        k, pos = divmod(leaf_index, self.params.batch_size)
-        if k >= self.n_batches:
+        k = leaf_index // self.params.batch_size
+        if not 0 <= k < self.n_batches:
             raise IndexError(f"leaf {leaf_index} is outside the tree")
-        levels = self.batch_levels_nodes[k]
-        path = [levels[lv][(pos >> lv) ^ 1] for lv in range(self.params.batch_levels)]
+        path = [self.levels[h][(leaf_index >> h) ^ 1] for h in range(self.params.batch_levels)]
         for level in range(self.params.tree_depth - self.params.batch_levels):
             path.append(self._upper_node(level, (k >> level) ^ 1))
         return path

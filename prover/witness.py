@@ -6,9 +6,12 @@ the expected public signals of every proof. The proving stage only has to match 
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, TypeVar, overload
+
+import numpy as np
 
 from .commitments import (
     RISK_SCALE,
@@ -27,7 +30,7 @@ from .commitments import (
     totals_hash,
     weight,
 )
-from .field import P
+from .field import FieldArray, P
 from .haircuts import (
     HaircutTable,
     default_haircuts,
@@ -84,20 +87,113 @@ class EpochContext:
         return tuple(self.margin.weights)
 
 
+T = TypeVar("T")
+
+
+class Reordered(Sequence[T]):
+    """`base` read in the order of `order` (indices into base), without copying it."""
+
+    def __init__(self, base: Sequence[T], order: Sequence[int]) -> None:
+        self._base = base
+        self._order = order
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self._base[j] for j in self._order[i]]
+        return self._base[self._order[i]]
+
+
+class Headrooms(Sequence[tuple[int, int]]):
+    """(worst value, scenario) per account: values as 32-byte signed integers and scenarios as
+    16-bit ones, about 34 bytes an account instead of a tuple of two ints (~130)."""
+
+    def __init__(self) -> None:
+        self._values = bytearray()
+        self._worst = array("H")
+
+    def append(self, value: int, worst: int) -> None:
+        self._values += value.to_bytes(32, "little", signed=True)
+        self._worst.append(worst)
+
+    def __len__(self) -> int:
+        return len(self._worst)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[int, int]]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self))[i]
+        return int.from_bytes(self._values[32 * i : 32 * i + 32], "little", signed=True), int(
+            self._worst[i]
+        )
+
+
+class Salts(Sequence[int]):
+    """Each account's salt, derived from the epoch seed when read rather than stored."""
+
+    def __init__(self, seed: bytes, accounts: Sequence[Account]) -> None:
+        self._seed = seed
+        self._accounts = accounts
+
+    def __len__(self) -> int:
+        return len(self._accounts)
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | list[int]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return salt_for(self._seed, self._accounts[i].id)
+
+
+def salt_for(seed: bytes, account_id: str) -> int:
+    """The account's salt: never 0, which would make its id commitment a padding slot's."""
+    return derive_secret(seed, "salt", account_id) or 1
+
+
+def leaf_order(accounts: Sequence[Account], seed: bytes) -> np.ndarray:
+    """Indices of `accounts` sorted by the keyed shuffle derive_secret(seed, "position", id),
+    as four 64-bit columns (most significant first) rather than 10^7 Python ints."""
+    keys = bytearray()
+    for acc in accounts:
+        keys += derive_secret(seed, "position", acc.id).to_bytes(32, "big")
+    cols = np.frombuffer(bytes(keys), dtype=">u8").reshape(-1, 4)
+    order: np.ndarray = np.lexsort(cols.T[::-1])  # lexsort's last key is the primary one
+    return order
+
+
 @dataclass
 class EpochPlan:
     context: EpochContext
-    accounts: tuple[Account, ...]
-    salts: list[int]
-    id_commits: list[int]
-    leaves: list[int]
+    accounts: Sequence[Account]
+    salts: Sequence[int]
+    id_commits: Sequence[int]
+    leaves: Sequence[int]
     tree: BatchedTree
     reserves: tuple[int, ...]
     totals_after: list[list[int]]  # totals_after[k]: interleaved totals once k batches are in
     blinds: list[int]  # blinds[k]: blind of the state after k batches (blinds[0] unused)
     states: list[int]  # states[0] = ctx_hash, states[k] after k batches
     qty: list[list[int]] = field(default_factory=list)  # per account (tree order), padded
-    headrooms: list[tuple[int, int]] = field(default_factory=list)  # (worst value, scenario)
+    headrooms: Sequence[tuple[int, int]] = field(default_factory=list)  # (worst value, scenario)
     shortfalls: list[int] = field(default_factory=list)
     shortfall_after: list[int] = field(default_factory=list)  # per state, like totals_after
     roots: list[int] = field(default_factory=list)  # roots[k]: tree root once k batches are in
@@ -218,6 +314,9 @@ class BatchInputs(Sequence[dict[str, Any]]):
         if isinstance(k, slice):
             return [self._plan.batch_input(i) for i in range(*k.indices(len(self)))]
         return self._plan.batch_input(k if k >= 0 else k + len(self))
+
+
+_HASH_CHUNK = 1 << 16  # accounts hashed per step of plan_epoch: bounds the transient ints
 
 
 def _grid_for(params: EpochParams, grid: ScenarioGrid | None) -> ScenarioGrid:
@@ -380,7 +479,9 @@ def plan_epoch(
     no_position = [0] * params.n_instruments
     # Leaf order follows a keyed shuffle, so a leaf's position says nothing about where the
     # account stood in the exchange's snapshot (sign-up order, size, ...).
-    accounts = tuple(sorted(snapshot.accounts, key=lambda a: derive_secret(seed, "position", a.id)))
+    order = array("q")
+    order.frombytes(leaf_order(snapshot.accounts, seed).astype(np.int64).tobytes())
+    accounts = Reordered(snapshot.accounts, order)
     if len(accounts) > params.max_accounts:
         raise PlanError(
             f"{len(accounts)} accounts exceed the tree's {params.max_accounts} leaves "
@@ -403,14 +504,14 @@ def plan_epoch(
         )
 
     # Margin, in file order: strict mode refuses any failing account before proving starts.
-    by_id: dict[str, tuple[int, int]] = {}
+    by_file = Headrooms()
     margin_failing = []
     labels = [sc.label for sc in context.grid.scenarios()]
     for acc in snapshot.accounts:
         value, worst = headroom(
             _slots(acc.equity, n), _slots(acc.debt, n), positions.get(acc.id, no_position), mctx
         )
-        by_id[acc.id] = (value, worst)
+        by_file.append(value, worst)
         if value < 0:
             margin_failing.append(
                 f"{acc.id} (line {acc.line}) in {snapshot.source}: short by "
@@ -421,7 +522,7 @@ def plan_epoch(
             f"{len(margin_failing)} account(s) fail the margin rule (strict mode); fix them or "
             f"prove in shortfall mode with an insurance fund:" + _listing(margin_failing)
         )
-    total_shortfall = sum(max(0, -v) for v, _ in by_id.values())
+    total_shortfall = sum(max(0, -v) for v, _ in by_file)
     if total_shortfall > inputs.insurance_fund:
         raise PlanError(
             f"the accounts' total margin shortfall {format_value(total_shortfall)} USD exceeds "
@@ -429,15 +530,22 @@ def plan_epoch(
             + _listing(margin_failing)
         )
 
-    salts = [derive_secret(seed, "salt", acc.id) or 1 for acc in accounts]
-    # Hashed in batches: one call into the native Poseidon for the whole epoch.
-    id_commits = id_commitments([acc.id for acc in accounts], salts)
     qty = [positions.get(acc.id, no_position) for acc in accounts]
-    leaves = leaf_hashes(
-        (c, _slots(acc.equity, n), _slots(acc.debt, n), [qty_code(x) for x in q])
-        for c, acc, q in zip(id_commits, accounts, qty, strict=True)
-    )
-    tree = BatchedTree.build(params, leaves)
+    # Hashed a chunk at a time (each chunk a few native calls), kept 32 bytes an entry.
+    commit_bytes, leaf_bytes = bytearray(), bytearray()
+    for start in range(0, len(accounts), _HASH_CHUNK):
+        chunk = accounts[start : start + _HASH_CHUNK]
+        commits = id_commitments([a.id for a in chunk], [salt_for(seed, a.id) for a in chunk])
+        leaves = leaf_hashes(
+            (c, _slots(a.equity, n), _slots(a.debt, n), [qty_code(x) for x in q])
+            for c, a, q in zip(commits, chunk, qty[start : start + _HASH_CHUNK], strict=True)
+        )
+        commit_bytes += FieldArray.of(commits).tobytes()
+        leaf_bytes += FieldArray.of(leaves).tobytes()
+    id_commits, all_leaves = FieldArray(commit_bytes), FieldArray(leaf_bytes)
+    del commit_bytes, leaf_bytes
+    tree = BatchedTree.build(params, all_leaves)
+    salts = Salts(seed, accounts)
 
     b = params.batch_size
     totals = [0] * (2 * n)
@@ -445,11 +553,20 @@ def plan_epoch(
     blinds = [0]
     states = [context.ctx_hash]
     plan = EpochPlan(
-        context, accounts, salts, id_commits, leaves, tree, reserves, totals_after, blinds, states
+        context,
+        accounts,
+        salts,
+        id_commits,
+        all_leaves,
+        tree,
+        reserves,
+        totals_after,
+        blinds,
+        states,
     )
     plan.domain = domain
     plan.qty = qty
-    plan.headrooms = [by_id[acc.id] for acc in accounts]
+    plan.headrooms = Reordered(by_file, order)
     plan.shortfalls = [max(0, -v) if inputs.mode == SHORTFALL else 0 for v, _ in plan.headrooms]
     plan.shortfall_after = [0]
     plan.roots = tree.roots_after()
