@@ -4,8 +4,10 @@
 
 For each arity, microseconds per hash of: poseidon_py (the pure-Python reference); poseidon
 with the native extension, one call per hash; poseidon_many, 1000 rows a call. Both native
-figures include the int <-> bytes conversion. Times are CPU seconds of the measuring thread,
-best of five runs, so that other work on a shared machine does not inflate them.
+figures include the int <-> bytes conversion; "core" is the extension alone (hash_many on the
+same 1000 rows already encoded), the floor under the batched figure. Times are CPU seconds of
+the measuring thread, best of five runs, so that other work on a shared machine does not
+inflate them. The header names the extension's arithmetic (portable C or x86-64 BMI2+ADX).
 
 Then the account tree: BatchedTree.build (every level through poseidon_many) over --leaves
 leaves at the default batch size, in leaves per second of wall time, and poseidon_many over the
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from zksolvency.prover import poseidon as poseidon_module
 from zksolvency.prover.field import P
 from zksolvency.prover.params import EpochParams
 from zksolvency.prover.poseidon import backend, poseidon, poseidon_many, poseidon_py
@@ -41,16 +44,23 @@ def cpu_seconds(fn: Callable[[], object], repeat: int = 5) -> float:
 
 def per_hash(arities: list[int]) -> None:
     rng = random.Random(1)
-    print(f"{'arity':>5} {'python':>10} {'native':>10} {'batched':>10} {'python/batched':>15}")
+    native = poseidon_module._native
+    assert native is not None
+    print(
+        f"{'arity':>5} {'python':>10} {'native':>10} {'batched':>10} {'core':>10}"
+        f" {'python/batched':>15}"
+    )
     for n in arities:
         rows = [[rng.randrange(P) for _ in range(n)] for _ in range(BATCH_ROWS)]
         few = rows[:20]
         py = cpu_seconds(lambda few=few: [poseidon_py(r) for r in few], 3) / len(few)
         one = cpu_seconds(lambda rows=rows: [poseidon(r) for r in rows]) / len(rows)
         many = cpu_seconds(lambda rows=rows: poseidon_many(rows)) / len(rows)
+        data = b"".join(x.to_bytes(32, "little") for r in rows for x in r)
+        core = cpu_seconds(lambda data=data, n=n: native.hash_many(n + 1, data)) / len(rows)
         print(
             f"{n:>5} {py * 1e6:>8.1f}us {one * 1e6:>8.2f}us {many * 1e6:>8.2f}us "
-            f"{py / many:>14.0f}x"
+            f"{core * 1e6:>8.2f}us {py / many:>14.0f}x"
         )
 
 
@@ -92,7 +102,11 @@ def main() -> None:
     if backend() != "native":
         sys.exit("the native Poseidon is not in use (not built, or ZKSOLVENCY_POSEIDON=python)")
     load = os.getloadavg()[0]
-    print(f"# Poseidon per hash, CPU time ({os.cpu_count()} cores, load average {load:.1f})")
+    impl = getattr(poseidon_module._native, "IMPL", "?")
+    print(
+        f"# Poseidon per hash, CPU time ({os.cpu_count()} cores, load average {load:.1f}; "
+        f"native arithmetic: {impl})"
+    )
     per_hash(args.arities)
     print()
     tree(args.leaves, args.threads)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +31,7 @@ from zksolvency.prover.commitments import SHORTFALL, fund_bits
 from zksolvency.prover.haircuts import sample_haircuts
 from zksolvency.prover.instruments import sample_derivatives
 from zksolvency.prover.params import EpochParams
-from zksolvency.prover.snapshot import load_snapshot, sample_snapshot, write_snapshot_csv
+from zksolvency.prover.snapshot import load_snapshot
 from zksolvency.prover.witness import MarginInputs, plan_epoch
 
 
@@ -39,10 +40,21 @@ def peak_rss_mb() -> float:
 
 
 def run(n: int, params: EpochParams, derivatives: bool, tmp: Path) -> None:
-    snap = sample_snapshot(n, seed=7)
     accounts, assets = tmp / f"accounts_{n}.csv", tmp / f"accounts_{n}_assets.csv"
-    write_snapshot_csv(snap, accounts, assets)
-    del snap
+    # Written by a child process, so that the sample's Account objects never count in this
+    # process's peak RSS.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from zksolvency.prover.snapshot import sample_snapshot, "
+            "write_snapshot_csv as w; w(sample_snapshot(int(sys.argv[1]), seed=7), *sys.argv[2:])",
+            str(n),
+            str(accounts),
+            str(assets),
+        ],
+        check=True,
+    )
 
     t0 = time.perf_counter()
     snap = load_snapshot(accounts, assets)

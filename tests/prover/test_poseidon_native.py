@@ -247,6 +247,32 @@ def test_poseidon_many_on_one_thread_equals_the_pool(monkeypatch: pytest.MonkeyP
     assert pooled[:: pos._CHUNK] == [poseidon_py(r) for r in rows[:: pos._CHUNK]]
 
 
+PORTABLE_CHECK = """
+import random
+from zksolvency.prover import _poseidon, poseidon as p
+from zksolvency.prover.field import P
+rng = random.Random(11)
+assert p.backend() == "native"
+for n in range(1, 17):
+    pick = [0, 1, P - 1, P - 2]
+    rows = [[rng.choice([*pick, rng.randrange(P)]) for _ in range(n)] for _ in range(40)]
+    assert p.poseidon_many(rows) == [p.poseidon_py(r) for r in rows], n
+print(_poseidon.IMPL)
+"""
+
+
+def test_portable_arithmetic_equals_python_at_every_arity() -> None:
+    """Where the CPU has BMI2 and ADX the assembly runs by default; the portable C is what
+    every other machine runs, so the suite checks it too (ZKSOLVENCY_POSEIDON_PORTABLE)."""
+    env = {**os.environ, "ZKSOLVENCY_POSEIDON_PORTABLE": "1"}
+    env.pop(pos.ENV_VAR, None)
+    res = subprocess.run(
+        [sys.executable, "-c", PORTABLE_CHECK], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "portable C"
+
+
 def _run(code: str, env_value: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != pos.ENV_VAR}
     if env_value is not None:
