@@ -105,10 +105,10 @@ def margin_values(
     if len(qty) != ctx.n_instruments:
         raise ValueError(f"expected {ctx.n_instruments} quantities, got {len(qty)}")
     base = credit(equity, ctx) - debt_value(debt, ctx) - sum(abs(q) for q in qty)
-    return [
-        base + sum(q * ctx.risk[i][s] for i, q in enumerate(qty) if q)
-        for s in range(ctx.n_scenarios)
-    ]
+    held = [(q, ctx.risk[i]) for i, q in enumerate(qty) if q]
+    if not held:  # most accounts: no positions, the same value in every scenario
+        return [base] * ctx.n_scenarios
+    return [base + sum(q * row[s] for q, row in held) for s in range(ctx.n_scenarios)]
 
 
 def headroom(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar, overload
 
 import numpy as np
@@ -234,7 +235,6 @@ class EpochPlan:
                 "prevState": self.states[k],
                 "nextState": self.states[k + 1],
                 "ctxHash": self.context.ctx_hash,
-                **self.context.margin.circuit_inputs(self.context.epoch),
                 "batchIndex": k,
                 "oldRoot": self.roots[k],
                 "oldTotals": self.totals_after[k],
@@ -250,7 +250,13 @@ class EpochPlan:
                 "shortfall": [*self.shortfalls[k * b : (k + 1) * b], *[0] * pad],
             }
         )
-        return out
+        # The context preimage is the same in every batch: converted once, shared (read-only).
+        return {**out, **self._context_strs}
+
+    @cached_property
+    def _context_strs(self) -> dict[str, Any]:
+        ctx: dict[str, Any] = _strs(self.context.margin.circuit_inputs(self.context.epoch))
+        return ctx
 
     def batch_public(self, k: int) -> list[int]:
         return [self.states[k], self.states[k + 1], self.context.ctx_hash]
