@@ -7,6 +7,8 @@ Production operators pass a file from a public multi-party ceremony with `--ptau
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
@@ -14,6 +16,7 @@ import shutil
 import struct
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,8 +160,30 @@ def _seed_from_shared(power_needed: int, reporter: Reporter) -> Path | None:
     return None
 
 
+@contextlib.contextmanager
+def _power_lock(power: int, reporter: Reporter) -> Iterator[None]:
+    """One process at a time seeds or generates the cache's 2^power file; others wait for it
+    rather than make a second one. The OS drops the lock of a process that dies."""
+    folder = cache_dir() / "ptau"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".lock-{power}", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            reporter.info(f"waiting for another process making the 2^{power} development ptau")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def generate_dev_ptau(power: int, reporter: Reporter) -> Path:
     """Run a single-contributor ceremony with snarkjs (slow: prepare phase2 is O(n log n))."""
+    with _power_lock(power, reporter):
+        return _generate(power, reporter)
+
+
+def _generate(power: int, reporter: Reporter) -> Path:
+    """generate_dev_ptau under its power's lock: any working folder of that power left by a
+    killed run is removed first (nobody else can be using it)."""
     reporter.warn(DEV_BANNER)
     minutes = {12: "2", 13: "5", 14: "10", 15: "20", 16: "40"}.get(power, "many")
     reporter.info(
@@ -167,6 +192,9 @@ def generate_dev_ptau(power: int, reporter: Reporter) -> Path:
     )
     folder = cache_dir() / "ptau"
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f".gen-{power}-*"):
+        reporter.info(f"removing {stale}, left by an interrupted ptau generation")
+        shutil.rmtree(stale, ignore_errors=True)
     snarkjs = node_bin("snarkjs")
     last = [0.0]
 
@@ -176,7 +204,7 @@ def generate_dev_ptau(power: int, reporter: Reporter) -> Path:
             last[0] = now
             reporter.info(f"  ptau: {line.strip()[:120]}")
 
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".gen-") as tmp:
+    with tempfile.TemporaryDirectory(dir=folder, prefix=f".gen-{power}-") as tmp:
         t = Path(tmp)
         run([snarkjs, "powersoftau", "new", "bn128", str(power), t / "0.ptau", "-v"], on_line=show)
         entropy = secrets.token_hex(32)
@@ -228,9 +256,15 @@ def resolve_ptau(
             return PtauInfo(info.path, info.power, info.sha256, development=True)
         return info
     rep.warn(DEV_BANNER)
-    path = _cached(power_needed) or _seed_from_shared(power_needed, rep)
+    path = _cached(power_needed)
     if path is None:
-        if not allow_generate:
-            raise PtauError(f"no development ptau of at least 2^{power_needed} in the cache")
-        path = generate_dev_ptau(power_needed, rep)
+        with _power_lock(power_needed, rep):
+            # Again under the lock: the process that held it may have just made the file.
+            path = _cached(power_needed) or _seed_from_shared(power_needed, rep)
+            if path is None:
+                if not allow_generate:
+                    raise PtauError(
+                        f"no development ptau of at least 2^{power_needed} in the cache"
+                    )
+                path = _generate(power_needed, rep)
     return check_ptau(path, power_needed, development=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +133,35 @@ def test_a_development_file_passed_as_ceremony_stays_development(
     info = resolve_ptau(8, ceremony=path, reporter=rec)
     assert info.development
     assert any("is a development ptau" in line for line in rec.lines)
+
+
+def test_a_second_generation_waits_and_stale_folders_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes short of the same file: the second waits on the power's lock instead of
+    generating a second one, and a working folder of that power left by a killed run is
+    removed (one of another power, maybe in use, is not)."""
+    monkeypatch.setenv("ZKSOLVENCY_CACHE", str(tmp_path))
+    folder = tmp_path / "ptau"
+    folder.mkdir()
+    stale = folder / ".gen-8-killed"
+    stale.mkdir()
+    (stale / "0.ptau").write_bytes(b"half")
+    other = folder / ".gen-9-running"
+    other.mkdir()
+    rec = Recorder()
+    made: list[Path] = []
+    worker = threading.Thread(target=lambda: made.append(generate_dev_ptau(8, rec)))
+    with open(folder / ".lock-8", "w") as holder:  # another process, mid-generation
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        worker.start()
+        deadline = time.monotonic() + 30
+        while not any("waiting for another process" in line for line in rec.lines):
+            assert time.monotonic() < deadline, rec.lines
+            time.sleep(0.05)
+        assert worker.is_alive() and stale.exists()
+    # the other process finished (or died): the lock is released
+    worker.join(300)
+    assert made == [folder / "dev_pot8.ptau"]
+    assert not stale.exists() and other.exists()
+    check_ptau(made[0], 8, development=True)
