@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_epoch import snapshot_for
+from bench_epoch import add_shape_args, snapshot_for
 from distributed import LocalCluster
 from zksolvency.prover.epoch import BACKENDS, margin_summary, prove_epoch
 from zksolvency.prover.haircuts import sample_haircuts
@@ -46,17 +46,11 @@ def _publics(out: Path) -> list[list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    d = EpochParams.default()
     ap.add_argument("--accounts", type=int, default=64)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--backend", choices=BACKENDS, default="snarkjs")
     ap.add_argument("--no-local", action="store_true", help="skip the run without Dask")
-    ap.add_argument("--batch-levels", type=int, default=d.batch_levels)
-    ap.add_argument("--tree-depth", type=int, default=d.tree_depth)
-    ap.add_argument("--assets", type=int, default=d.n_assets)
-    ap.add_argument("--instruments", type=int, default=d.n_instruments)
-    ap.add_argument("--scenarios", type=int, default=d.n_scenarios)
-    ap.add_argument("--tiers", type=int, default=d.n_tiers)
+    add_shape_args(ap)
     args = ap.parse_args()
     shape = (args.instruments, args.scenarios, args.tiers)
     params = EpochParams(args.batch_levels, args.tree_depth, args.assets, *shape)

@@ -83,16 +83,21 @@ def peak_rss_mb() -> tuple[float, float]:
     return own, child
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_shape_args(ap: argparse.ArgumentParser) -> None:
+    """--batch-levels ... --tiers, defaulting to the circuits' default shape."""
     d = EpochParams.default()
-    ap.add_argument("--accounts", type=int, default=64)
     ap.add_argument("--batch-levels", type=int, default=d.batch_levels)
     ap.add_argument("--tree-depth", type=int, default=d.tree_depth)
     ap.add_argument("--assets", type=int, default=d.n_assets)
     ap.add_argument("--instruments", type=int, default=d.n_instruments)
     ap.add_argument("--scenarios", type=int, default=d.n_scenarios)
     ap.add_argument("--tiers", type=int, default=d.n_tiers)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, default=64)
+    add_shape_args(ap)
     ap.add_argument("--backend", choices=BACKENDS, default="snarkjs")
     ap.add_argument(
         "--no-derivatives", action="store_true", help="no positions: haircuts and coverage only"

@@ -18,11 +18,11 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 from .field import FieldArray, P
 
@@ -40,6 +40,7 @@ _CHUNK = 1 << 12  # rows per native call: bounds the byte buffers of a large bat
 # Chunks of one batch run on this many threads: the extension releases the GIL while it hashes.
 _THREADS = max(1, os.cpu_count() or 1)
 _pool: ThreadPoolExecutor | None = None
+R = TypeVar("R")
 
 
 class _Params:
@@ -218,10 +219,7 @@ def poseidon_many(rows: Sequence[Sequence[int]]) -> list[int]:
         digests = memoryview(native.hash_many(t, _fe_bytes(x for r in chunk for x in r)))
         return [int.from_bytes(digests[i : i + 32], "little") for i in range(0, len(digests), 32)]
 
-    starts = range(0, len(rows), _CHUNK)
-    if len(starts) == 1 or _THREADS == 1:
-        return [d for start in starts for d in run(start)]
-    return [d for part in _executor().map(run, starts) for d in part]
+    return [d for part in _chunks(run, range(0, len(rows), _CHUNK)) for d in part]
 
 
 def hash_pairs(level: FieldArray) -> FieldArray:
@@ -239,10 +237,14 @@ def hash_pairs(level: FieldArray) -> FieldArray:
     def run(start: int) -> bytes:
         return native.hash_many(3, buf[start : start + step])
 
-    starts = range(0, len(buf), step)
+    return FieldArray(b"".join(_chunks(run, range(0, len(buf), step))))
+
+
+def _chunks(run: Callable[[int], R], starts: range) -> list[R]:
+    """run(start) for every chunk, in order: on the thread pool when there is more than one."""
     if len(starts) <= 1 or _THREADS == 1:
-        return FieldArray(b"".join(run(start) for start in starts))
-    return FieldArray(b"".join(_executor().map(run, starts)))
+        return [run(start) for start in starts]
+    return list(_executor().map(run, starts))
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -343,10 +343,6 @@ class AccountTable(Sequence[Account]):
             self._lines[i],
         )
 
-    def __iter__(self) -> Iterator[Account]:
-        for i in range(len(self)):
-            yield self[i]
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or len(other) != len(self):
             return NotImplemented if not isinstance(other, Sequence) else False

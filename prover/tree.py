@@ -133,7 +133,7 @@ class BatchedTree:
         One batched hash per level instead of one hash per batch and level: the state chain of
         an epoch needs the root after every batch."""
         zeros = empty_nodes(self.params.tree_depth)
-        nodes = [self.batch_root(k) for k in range(self.n_batches)]  # climbing from batch k
+        nodes = list(self.levels[-1])  # the batch roots, each climbing from its batch
         for level in range(self.params.tree_depth - self.params.batch_levels):
             rows = []
             for k, node in enumerate(nodes):
