@@ -568,6 +568,7 @@ def load_margin_inputs(
 
 
 def print_epoch_summary(m: dict[str, Any], out: Path) -> None:
+    from zksolvency.prover.context import published_scenarios
     from zksolvency.prover.witness import format_value
 
     click.echo(
@@ -580,7 +581,7 @@ def print_epoch_summary(m: dict[str, Any], out: Path) -> None:
     ctx = m["context"]
     click.echo(
         f"  margin: {ctx['mode']} mode, {len(ctx['risk']['instruments'])} instruments, "
-        f"{len(ctx['risk']['grid']['scenarios'])} scenarios; "
+        f"{len(published_scenarios(ctx))} scenarios; "
         f"shortfall {format_value(int(m['shortfall']))} USD"
         + (
             f" covered by an insurance fund of {format_value(int(m['insurance_fund']))} USD"

@@ -26,7 +26,7 @@ def risk_check(bundle: Path) -> None:
     context hash. Exit 0 if everything agrees, 1 otherwise.
     """
     from zksolvency.prover.bundle import BundleError, load_bundle, recompute_context
-    from zksolvency.prover.context import risk_problems
+    from zksolvency.prover.context import published_scenarios, risk_problems
     from zksolvency.prover.witness import format_value
 
     from .main import EXIT_FAILED, fail, handle_errors
@@ -39,7 +39,7 @@ def risk_check(bundle: Path) -> None:
         r = ctx["risk"]
         click.echo(
             f"epoch {b.epoch}: {ctx['mode']} mode, {len(r['instruments'])} instruments, "
-            f"{len(r['grid']['scenarios'])} scenarios, market as of {r['as_of']}"
+            f"{len(published_scenarios(ctx))} scenarios, market as of {r['as_of']}"
         )
         for inst, row in zip(r["instruments"], r["arrays"], strict=False):
             worst = min(int(v) for v in row)
@@ -139,7 +139,13 @@ def risk_report(
 def _report(snap: Any, params: Any, margin: Any, top: int) -> None:
     from zksolvency.prover.commitments import SHORTFALL
     from zksolvency.prover.margin import headroom
-    from zksolvency.prover.risk import account_greeks, greeks, pricing_inputs, values
+    from zksolvency.prover.risk import (
+        account_greeks,
+        greeks,
+        pricing_inputs,
+        scenario_labels,
+        values,
+    )
     from zksolvency.prover.witness import MarginInputs, format_value, make_context
 
     d = margin.derivatives
@@ -158,7 +164,7 @@ def _report(snap: Any, params: Any, margin: Any, top: int) -> None:
         )
     # Headroom in shortfall mode, so that failing accounts are reported, not refused.
     ctx = make_context(snap, params, 1, MarginInputs(d, margin.haircuts, None, SHORTFALL, 0))
-    labels = [sc.label for sc in ctx.grid.scenarios()]
+    labels = scenario_labels(ctx.grid, params.n_scenarios)
     n = params.n_assets
     pad = [0] * (params.n_instruments - len(inputs))
     rows = []

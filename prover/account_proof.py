@@ -27,7 +27,7 @@ from typing import Any
 
 from .atomic import read_json, sha256_json, write_json
 from .commitments import VALUE_DECIMALS, id_commitment, margin_bits, qty_code, weight
-from .context import ContextError, margin_context
+from .context import ContextError, margin_context, published_scenarios
 from .field import P
 from .groth16 import Proof, VerificationKey, verify
 from .inclusion import account_quantities, check_package
@@ -186,7 +186,7 @@ def margin_proof_input(pkg: dict[str, Any], headroom: int) -> dict[str, Any]:
     anything is proven if the package is inconsistent or the account lacks that headroom."""
     data = account_data(pkg)
     try:
-        scenarios = [str(s) for s in pkg["context"]["risk"]["grid"]["scenarios"]]
+        scenarios = published_scenarios(pkg["context"])
     except (KeyError, TypeError):
         scenarios = []
     _refuse_headroom(data, headroom, scenarios)

@@ -23,6 +23,7 @@ from .risk import (
     published_violations,
     recompute_tolerance,
     risk_arrays,
+    scenario_labels,
 )
 from .snapshot import format_amount
 from .witness import EpochPlan
@@ -34,7 +35,10 @@ class ContextError(ValueError):
     """The published context is inconsistent with itself or with its inputs."""
 
 
-def grid_json(grid: ScenarioGrid) -> dict[str, Any]:
+def grid_json(grid: ScenarioGrid | None) -> dict[str, Any] | None:
+    if grid is None:
+        return None
+
     def rng(v: Any) -> Any:
         return dict(v) if not isinstance(v, float) else v
 
@@ -49,7 +53,9 @@ def grid_json(grid: ScenarioGrid) -> dict[str, Any]:
     }
 
 
-def grid_from_json(g: dict[str, Any]) -> ScenarioGrid:
+def grid_from_json(g: dict[str, Any] | None) -> ScenarioGrid | None:
+    if g is None:
+        return None
     return ScenarioGrid(
         price_scan_range=g["price_scan_range"],
         vol_scan_range=g["vol_scan_range"],
@@ -58,6 +64,16 @@ def grid_from_json(g: dict[str, Any]) -> ScenarioGrid:
         price_steps=int(g["price_steps"]),
         look_ahead_days=float(g["look_ahead_days"]),
     )
+
+
+def published_scenarios(context: dict[str, Any]) -> list[str]:
+    """The scenario labels of a published context; a context without derivatives may publish no
+    grid, and then every scenario is today's market."""
+    r = context["risk"]
+    if r.get("grid") is not None:
+        return [str(x) for x in r["grid"]["scenarios"]]
+    arrays = r.get("arrays") or [[]]
+    return scenario_labels(None, len(arrays[0]))
 
 
 def _instrument_json(i: Instrument) -> dict[str, Any]:
@@ -230,12 +246,14 @@ def risk_problems(context: dict[str, Any], limit: int = 10) -> list[str]:
     d = published_derivatives(context)
     grid = grid_from_json(r["grid"])
     used = 0 if d is None else len(d.instruments)
+    if d is not None and grid is None:
+        return ["instruments are published without a scenario grid to price them"]
     problems = [
         f"instrument slot {i} is unused but its risk array is not zero"
         for i in range(used, len(arrays))
         if any(arrays[i])
     ]
-    if d is not None:
+    if d is not None and grid is not None:
         instruments, market, as_of = pricing_inputs(d)
         fixed = fixed_risk_arrays(risk_arrays(instruments, market, grid, as_of), RISK_SCALE)
         tol = recompute_tolerance(instruments, market, grid, as_of, RISK_SCALE)

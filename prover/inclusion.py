@@ -16,7 +16,7 @@ from typing import Any
 from .atomic import read_json, write_json
 from .bundle import Bundle, BundleError, TrustAnchors, load_bundle, verify_bundle
 from .commitments import id_commitment, leaf_hash, qty_code
-from .context import ContextError, margin_context
+from .context import ContextError, margin_context, published_scenarios
 from .field import P
 from .instruments import format_quantity, parse_quantity
 from .margin import headroom
@@ -204,7 +204,7 @@ def check_package(pkg: dict[str, Any]) -> InclusionResult:
         "positions": dict(acc.get("positions", {})),
         "headroom": value,
         "worst_scenario": worst,
-        "worst_label": context["risk"]["grid"]["scenarios"][worst],
+        "worst_label": published_scenarios(context)[worst],
     }
     return result
 

@@ -246,6 +246,17 @@ class ScenarioGrid:
         return _lookup(self.vol_scan_range, underlying, "vol_scan_range")
 
 
+NO_GRID_LABEL = "no derivatives: every scenario is today's market"
+
+
+def scenario_labels(grid: ScenarioGrid | None, n_scenarios: int) -> list[str]:
+    """The labels of a circuit's scenarios. An epoch without derivatives may have no grid: its
+    risk arrays are zero, so each scenario charges nothing beyond the haircuts."""
+    if grid is None:
+        return [NO_GRID_LABEL] * n_scenarios
+    return [sc.label for sc in grid.scenarios()]
+
+
 def _lookup(value: float | Mapping[str, float], underlying: str, what: str) -> float:
     if not isinstance(value, Mapping):
         return value

@@ -43,7 +43,7 @@ from .haircuts import tier_widths as table_tier_widths
 from .instruments import Derivatives
 from .margin import MarginContext, headroom
 from .params import EpochParams
-from .risk import ScenarioGrid, pricing_inputs, risk_arrays, to_fixed
+from .risk import ScenarioGrid, pricing_inputs, risk_arrays, scenario_labels, to_fixed
 from .snapshot import Account, Asset, Snapshot, account_values, format_amount
 from .tree import BatchedTree
 
@@ -59,7 +59,9 @@ class MarginInputs:
 
     derivatives: Derivatives | None = None
     haircuts: HaircutTable | None = None
-    grid: ScenarioGrid | None = None  # default: ScenarioGrid() sized to the circuit
+    # default: ScenarioGrid() sized to the circuit; none when there are no derivatives and no
+    # default grid has the circuit's scenario count (a 1-scenario circuit proves spot margin)
+    grid: ScenarioGrid | None = None
     mode: int = STRICT
     insurance_fund: int = 0  # value units (USD * 10^26); only shortfall mode may use it
 
@@ -76,7 +78,7 @@ class EpochContext:
     params: EpochParams
     assets: tuple[Asset, ...]  # the snapshot's assets; circuit slots past them are zero-weight
     margin: MarginContext
-    grid: ScenarioGrid
+    grid: ScenarioGrid | None  # None: no derivatives, so no scenario moves anything
     inputs: MarginInputs
     ctx_hash: int
     tier_rates: tuple[tuple[int, ...], ...] = ()  # per snapshot asset, bps, padded to n_tiers
@@ -325,9 +327,13 @@ class BatchInputs(Sequence[dict[str, Any]]):
 _HASH_CHUNK = 1 << 16  # accounts hashed per step of plan_epoch: bounds the transient ints
 
 
-def _grid_for(params: EpochParams, grid: ScenarioGrid | None) -> ScenarioGrid:
+def _grid_for(
+    params: EpochParams, grid: ScenarioGrid | None, derivatives: Derivatives | None
+) -> ScenarioGrid | None:
     if grid is None:
         steps, rest = divmod(params.n_scenarios - 4, 4)
+        if (rest or steps < 1) and derivatives is None:
+            return None  # nothing to price: the risk arrays are zero whatever the count
         if rest or steps < 1:
             raise PlanError(
                 f"the circuits take {params.n_scenarios} scenarios, which no default grid has "
@@ -343,11 +349,12 @@ def _grid_for(params: EpochParams, grid: ScenarioGrid | None) -> ScenarioGrid:
 
 
 def risk_matrix(
-    derivatives: Derivatives | None, params: EpochParams, grid: ScenarioGrid
+    derivatives: Derivatives | None, params: EpochParams, grid: ScenarioGrid | None
 ) -> list[list[int]]:
     """L[i][s] = floor(R[i][s] * 10^18) per instrument slot: value units per 10^-8 contract."""
     rows: list[list[int]] = []
     if derivatives is not None:
+        assert grid is not None, "_grid_for gives a grid whenever there are derivatives"
         if len(derivatives.instruments) > params.n_instruments:
             raise PlanError(
                 f"the derivatives list {len(derivatives.instruments)} instruments but the "
@@ -381,7 +388,7 @@ def make_context(
         params.tree_depth, params.n_assets, params.n_instruments
     ):
         raise PlanError("the insurance fund is too large for the circuits")
-    grid = _grid_for(params, inputs.grid)
+    grid = _grid_for(params, inputs.grid, inputs.derivatives)
     table = inputs.haircuts or default_haircuts(snapshot.assets)
     k = params.n_tiers
     totals = exchange_totals(snapshot)
@@ -512,7 +519,7 @@ def plan_epoch(
     # Margin, in file order: strict mode refuses any failing account before proving starts.
     by_file = Headrooms()
     margin_failing = []
-    labels = [sc.label for sc in context.grid.scenarios()]
+    labels = scenario_labels(context.grid, params.n_scenarios)
     for acc in snapshot.accounts:
         value, worst = headroom(
             _slots(acc.equity, n), _slots(acc.debt, n), positions.get(acc.id, no_position), mctx

@@ -452,6 +452,7 @@ SMALL = EpochParams(1, 4, 2, 2, 8, 2)
 DEFAULT = EpochParams(3, 10, 4, 8, 16, 3)
 TIERS3 = EpochParams(1, 4, 1, 1, 2, 3)  # margin_tiers3: one asset in three tiers
 TIERS16 = EpochParams(1, 4, 1, 1, 1, 16)  # margin_tiers16: the most tiers a shape may have
+SPOT = EpochParams(1, 4, 2, 1, 1, 2)  # an epoch without derivatives: one scenario, no grid
 BATCH_PUBLIC = SMALL.batch_spec().public
 SOLVENCY_PUBLIC = SMALL.solvency_spec().public
 MARGIN_PUBLIC = SMALL.margin_spec().public
@@ -485,6 +486,8 @@ CIRCUITS: dict[str, Unit | Production] = {
     "batch_1_4_2_2_8_2": Production(14, "batch", SMALL),
     "solvency_1_4_2_2_8_2": Production(12, "solvency", SMALL),
     "margin_1_4_2_2_8_2": Production(12, "margin", SMALL),
+    "batch_1_4_2_1_1_2": Production(8, "batch", SPOT),
+    "solvency_1_4_2_1_1_2": Production(8, "solvency", SPOT),
     "batch_3_10_4_8_16_3": Production(90, "batch", DEFAULT),
     "solvency_3_10_4_8_16_3": Production(40, "solvency", DEFAULT),
     "margin_3_10_4_8_16_3": Production(25, "margin", DEFAULT),

@@ -21,6 +21,7 @@ import pytest
 from harness import (
     DEFAULT,
     SMALL,
+    SPOT,
     BatchCase,
     Circuit,
     RawContext,
@@ -31,12 +32,13 @@ from harness import (
     margin_inputs,
     random_snapshot,
     raw_state,
+    tiered_haircuts,
 )
 from zksolvency.prover.commitments import SHORTFALL, empty_nodes, fund_bits
 from zksolvency.prover.field import P
 from zksolvency.prover.params import EpochParams
 from zksolvency.prover.tree import climb, subtree_levels
-from zksolvency.prover.witness import EpochPlan, PlanError, plan_epoch
+from zksolvency.prover.witness import EpochPlan, MarginInputs, PlanError, plan_epoch
 
 PARAMS = SMALL
 LEVELS, DEPTH, N = PARAMS.batch_levels, PARAMS.tree_depth, PARAMS.n_assets
@@ -170,6 +172,16 @@ def test_production_batch_matches_mirror(batch_3_10_4_8_16_3: Circuit) -> None:
     p = plan_for(DEFAULT, 21, 11, used=4, shortfall=True)
     assert any(any(q) for q in p.qty) and p.n_batches == 2
     check_plan(batch_3_10_4_8_16_3, p)
+
+
+def test_spot_batch_matches_mirror(batch_1_4_2_1_1_2: Circuit) -> None:
+    """Without derivatives a one-scenario shape proves spot margin (tiered haircuts, shortfall
+    mode): the plan publishes no grid and its batches agree with the circuit."""
+    snapshot, reserves = random_snapshot(41, SPOT.n_assets, 7, None)
+    table = tiered_haircuts(snapshot, SPOT.n_tiers)
+    p = plan_epoch(snapshot, SPOT, 3, reserves, b"spot", MarginInputs(None, table))
+    assert p.context.grid is None and p.n_batches == 4
+    check_plan(batch_1_4_2_1_1_2, p)
 
 
 @pytest.mark.slow

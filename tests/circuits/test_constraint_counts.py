@@ -58,6 +58,11 @@ PINNED: dict[str, int] = {
     "batch_1_4_2_2_8_2": 10307,
     "solvency_1_4_2_2_8_2": 7304,
     "margin_1_4_2_2_8_2": 5303,
+    # The spot shape (no derivatives: 1 instrument slot, 1 scenario) of the same size: one
+    # 197-bit scenario check instead of eight per account, one position code instead of two,
+    # and a shorter context.
+    "batch_1_4_2_1_1_2": 6770,
+    "solvency_1_4_2_1_1_2": 4758,
     # The same templates at --O1 (the tampering builds), linear constraints kept. --O2 folds a
     # few dozen products by constants (mostly the Poseidon round constants' first S-boxes).
     "batch_o1": 10376,  # BatchSolvency(1, 4, 2, 2, 8, 2)

@@ -19,6 +19,7 @@ import pytest
 from harness import (
     DEFAULT,
     SMALL,
+    SPOT,
     Circuit,
     RawContext,
     SolvencyCase,
@@ -28,6 +29,7 @@ from harness import (
     nested,
     random_snapshot,
     raw_totals_hash,
+    tiered_haircuts,
 )
 from zksolvency.prover.commitments import (
     RISK_BITS,
@@ -40,7 +42,7 @@ from zksolvency.prover.commitments import (
 )
 from zksolvency.prover.field import P
 from zksolvency.prover.params import EpochParams
-from zksolvency.prover.witness import EpochPlan, plan_epoch
+from zksolvency.prover.witness import EpochPlan, MarginInputs, plan_epoch
 
 PARAMS = SMALL
 LEVELS, DEPTH, N = PARAMS.batch_levels, PARAMS.tree_depth, PARAMS.n_assets
@@ -163,6 +165,18 @@ def test_o1_build_matches_mirror(solvency_o1: Circuit, plan: EpochPlan) -> None:
 def test_production_solvency_matches_mirror(solvency_3_10_4_8_16_3: Circuit) -> None:
     """The default instance, in shortfall mode with three tiers and 16 scenarios."""
     check_plan(solvency_3_10_4_8_16_3, plan_for(DEFAULT, 31, 13, used=3, shortfall=True))
+
+
+def test_spot_solvency_matches_mirror(solvency_1_4_2_1_1_2: Circuit) -> None:
+    """The one-scenario shape of an epoch without derivatives closes like any other, here in
+    shortfall mode (the haircuts leave some accounts short)."""
+    snapshot, reserves = random_snapshot(43, SPOT.n_assets, 9, None)
+    table = tiered_haircuts(snapshot, SPOT.n_tiers)
+    fund = (1 << fund_bits(SPOT.tree_depth, SPOT.n_assets, SPOT.n_instruments)) - 1
+    margin = MarginInputs(None, table, mode=SHORTFALL, insurance_fund=fund)
+    p = plan_epoch(snapshot, SPOT, 5, reserves, b"spot", margin)
+    assert p.context.grid is None and p.shortfall > 0
+    check_plan(solvency_1_4_2_1_1_2, p)
 
 
 @pytest.mark.slow

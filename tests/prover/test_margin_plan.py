@@ -17,6 +17,7 @@ from zksolvency.prover.context import (
     ContextError,
     context_json,
     margin_context,
+    published_scenarios,
     recompute_context,
     risk_problems,
 )
@@ -24,7 +25,7 @@ from zksolvency.prover.haircuts import AssetHaircuts, HaircutTable, tier_split
 from zksolvency.prover.instruments import Derivatives, Instrument, MarketData
 from zksolvency.prover.margin import MarginContext, credit, headroom, margin_values
 from zksolvency.prover.params import EpochParams
-from zksolvency.prover.risk import ScenarioGrid, pricing_inputs, risk_arrays
+from zksolvency.prover.risk import NO_GRID_LABEL, ScenarioGrid, pricing_inputs, risk_arrays
 from zksolvency.prover.snapshot import Account, Asset, Snapshot
 from zksolvency.prover.witness import EpochPlan, MarginInputs, PlanError, plan_epoch
 
@@ -233,6 +234,34 @@ def test_context_round_trips_and_recomputes(published: tuple[dict[str, Any], int
     m = margin_context(c, PARAMS.as_dict())
     assert m.mode == SHORTFALL and m.n_instruments == 2 and m.n_scenarios == 8
     assert len(c["risk"]["grid"]["scenarios"]) == 8
+
+
+SPOT = EpochParams(1, 4, 2, 1, 1, 2)
+
+
+def test_spot_epoch_publishes_no_grid() -> None:
+    """Without derivatives a circuit of any scenario count serves (here one): the context
+    publishes no grid, recomputes, and names the scenario as today's market."""
+    snap = snapshot(("a", [10**8, 0], [0, 10**6]), ("b", [0, 5 * 10**6], [0, 0]))
+    p = plan_epoch(snap, SPOT, 1, (10**12, 10**14), b"seed" * 8, MarginInputs(None, TABLE))
+    assert p.context.grid is None
+    c = json.loads(json.dumps(context_json(p)))
+    assert c["risk"]["grid"] is None and c["risk"]["arrays"] == [["0"]]
+    assert recompute_context(c, SPOT.as_dict()) == p.context.ctx_hash
+    assert risk_problems(c) == []
+    assert published_scenarios(c) == [NO_GRID_LABEL]
+
+
+def test_spot_shape_refuses_derivatives() -> None:
+    """Derivatives need a grid: no default grid has one scenario."""
+    snap = snapshot(("a", [10**8, 0], [0, 0]))
+    with pytest.raises(PlanError, match="no default grid"):
+        plan_epoch(snap, SPOT, 1, (10**12, 10**14), b"seed" * 8, MarginInputs(derivatives({})))
+
+
+def test_instruments_without_grid_are_a_problem(published: tuple[dict[str, Any], int]) -> None:
+    c = _edit(published[0], "risk.grid", None)
+    assert risk_problems(c) == ["instruments are published without a scenario grid to price them"]
 
 
 def _edit(c: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
