@@ -322,7 +322,9 @@ def _prove_task(job: dict[str, Any], backend: str, workdir: str) -> dict[str, An
     results: list[dict[str, Any]] = []
     try:
         if backend == native.NAME:
-            native.run_jobs_native([job], results.append, epoch.run_jobs, tmpdir=tmp, workers=1)
+            native.run_jobs_native(
+                [job], results.append, lambda: epoch.NodeDriver(tmpdir=tmp), tmpdir=tmp, workers=1
+            )
         else:
             epoch.run_jobs([job], results.append, tmpdir=tmp)
     except OSError as exc:

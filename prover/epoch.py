@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -255,12 +256,7 @@ def run_jobs(
                     continue
                 reported += 1
                 if not res["ok"]:
-                    job = jobs[res["i"]]
-                    error = res.get("error", "verification failed")
-                    os_error = _node_os_error(error, str(job.get("proof_out", "")))
-                    if os_error is not None:
-                        raise os_error
-                    raise ToolError(cmd, 1, f"{job['kind']} {job.get('name', '')}: {error}")
+                    raise _job_failure(cmd, jobs[res["i"]], res)
                 on_done(res)
         except BaseException:
             # on_done failed (a full disk, say) or a job did: stop the driver now rather than
@@ -270,6 +266,91 @@ def run_jobs(
         err = proc.stderr.read()
         if proc.wait() != 0:
             raise ToolError(cmd, proc.returncode, err)
+
+
+def _job_failure(cmd: list[str], job: dict[str, Any], res: dict[str, Any]) -> Exception:
+    """The exception for a driver's failed result line: a file error as an OSError (exit 2,
+    naming the file), else a failed tool."""
+    error = res.get("error", "verification failed")
+    os_error = _node_os_error(error, str(job.get("proof_out", "")))
+    if os_error is not None:
+        return os_error
+    return ToolError(cmd, 1, f"{job['kind']} {job.get('name', '')}: {error}")
+
+
+class NodeDriver:
+    """One long-lived Node driver (groth16.mjs --stream) fed a job at a time, so that a native
+    run starts Node, the curve and the circuit's wasm once per worker rather than per chunk.
+
+    Start it in a thread that runs nothing else (the child's preexec_fn), then one thread at a
+    time may call `run`. Arguments as for `run_jobs`."""
+
+    def __init__(self, *, tmpdir: Path | None = None, lock_fd: int | None = None) -> None:
+        self.cmd = ["node", str(js_script("groth16.mjs")), "--stream"]
+        env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
+        # stderr to a file: a pipe nobody reads during a long run would fill and block Node.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self._where = str(tmpdir or "")
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=repo_root(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
+            pass_fds=() if lock_fd is None else (lock_fd,),
+            preexec_fn=_die_with_parent(),
+        )
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Run one job; its result line, or raise as `run_jobs` does for a failed one."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(job) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._died() from None
+        while line := self.proc.stdout.readline():
+            try:
+                res = json.loads(line)
+            except ValueError:  # a log line, or snarkjs reporting a failed write (run_jobs)
+                os_error = _node_os_error(line, self._where)
+                if os_error is not None:
+                    raise os_error from None
+                continue
+            if not res["ok"]:
+                raise _job_failure(self.cmd, job, res)
+            return dict(res)
+        raise self._died()
+
+    def _died(self) -> ToolError:
+        code = self.proc.wait()
+        self._stderr.seek(0)
+        err = self._stderr.read().decode(errors="replace")
+        return ToolError(self.cmd, code, err or "the Node driver exited")
+
+    def close(self) -> None:
+        """Stop the driver: EOF ends a healthy one; one still busy (after a failure) is killed."""
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+    def __enter__(self) -> NodeDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.proc.kill()  # a job failed or we were interrupted: nothing more to finish
+        self.close()
 
 
 def prove_epoch(
@@ -475,7 +556,10 @@ def _prove_planned(
                     )
                 elif backend == native.NAME:
                     native.run_jobs_native(
-                        jobs, finished, run_jobs, tmpdir=inputs_dir, lock_fd=lock_fd
+                        jobs,
+                        finished,
+                        lambda: NodeDriver(tmpdir=inputs_dir, lock_fd=lock_fd),
+                        tmpdir=inputs_dir,
                     )
                 else:
                     run_jobs(jobs, finished, tmpdir=inputs_dir, lock_fd=lock_fd)

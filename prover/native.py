@@ -7,22 +7,24 @@ checked: the witness comes from the same snarkjs wasm calculator, and every proo
 verified by snarkjs against the circuit's verification key before it is written, exactly as the
 snarkjs path verifies its own. A proof that fails stops the run; nothing unverified is kept.
 
-Jobs run in chunks, each in three steps: one Node run computes the chunk's witnesses, threads
-prove them (groth16py releases the GIL, one proof per core), one Node run verifies the proofs.
-Witnesses hold every private signal, so they live in `tmpdir` (the epoch's private/inputs) and
-are deleted as soon as their proof exists.
+One thread per core takes a job at a time through three steps with its own long-lived Node
+driver: the driver computes the witness, groth16py proves (it releases the GIL), the driver
+verifies the proof. The threads are out of step, so Node's work on one overlaps proving on the
+other core. Witnesses hold every private signal, so they live in `tmpdir` (the epoch's
+private/inputs) and are deleted as soon as their proof exists.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .atomic import read_json, write_json
 from .toolchain import ToolError
@@ -100,71 +102,91 @@ def _prove_one(
     return _snarkjs_proof(bytes(blob)), _public_from_wtns(wtns, n_public), time.monotonic() - t0
 
 
+class Driver(Protocol):
+    """A snarkjs driver that runs one job at a time (epoch.NodeDriver)."""
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
 def run_jobs_native(
     jobs: list[dict[str, Any]],
     on_done: Callable[[dict[str, Any]], None],
-    run_node: Callable[..., None],
+    start_driver: Callable[[], Driver],
     *,
     tmpdir: Path,
-    lock_fd: int | None = None,
     workers: int | None = None,
 ) -> None:
-    """Prove snarkjs-driver `prove` jobs natively; call on_done(result) per job, in order,
-    once its proof is verified by snarkjs and written. `run_node` is epoch.run_jobs."""
-    workers = workers or max(1, os.cpu_count() or 1)
-    chunk = 2 * workers
+    """Prove snarkjs-driver `prove` jobs natively; call on_done(result) per job, in order, once
+    its proof is verified by snarkjs and in place.
+
+    Each of `workers` threads (one per core by default) owns a driver from `start_driver` and
+    takes a job through witness, proof and verification before the next, so the cores stay
+    busy: Node's witness and check run on one while groth16py proves on the other."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     tmpdir.mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(jobs), chunk):
-        part = jobs[start : start + chunk]
-        stem = [tmpdir / f"native-{os.getpid()}-{start + k}" for k in range(len(part))]
-        times: list[dict[str, Any]] = [{} for _ in part]
-        try:
-            witness_jobs = [
-                {"kind": "witness", "input": j["input"], "wasm": j["wasm"], "wtns_out": f"{s}.wtns"}
-                for j, s in zip(part, stem, strict=True)
-            ]
-            witnessed: list[dict[str, Any]] = []
-            run_node(witness_jobs, witnessed.append, tmpdir=tmpdir, lock_fd=lock_fd)
-            for res in witnessed:
-                times[int(res["i"])]["witness_s"] = float(res["witness_s"])
-            # A batch chunk shares one verification key: read each one once.
-            n_public = {v: int(read_json(Path(v))["nPublic"]) for v in {j["vkey"] for j in part}}
-            with ThreadPoolExecutor(workers) as pool:
-                proved = list(
-                    pool.map(
-                        _prove_one,
-                        part,
-                        [Path(f"{s}.wtns") for s in stem],
-                        [n_public[j["vkey"]] for j in part],
-                    )
+    # A run shares few verification keys: read each one once.
+    n_public = {v: int(read_json(Path(v))["nPublic"]) for v in {j["vkey"] for j in jobs}}
+    drivers: queue.SimpleQueue[Driver] = queue.SimpleQueue()
+    started: list[Driver] = []
+    try:
+        for _ in range(workers):  # here, before any thread: Popen's preexec_fn needs that
+            started.append(start_driver())
+            drivers.put(started[-1])
+
+        def one(k: int) -> dict[str, Any]:
+            driver = drivers.get()
+            try:
+                return _prove_checked(
+                    driver, jobs[k], tmpdir / f"native-{os.getpid()}-{k}", n_public
                 )
-            verify_jobs = []
-            for k, (job, s, (proof, public, seconds)) in enumerate(
-                zip(part, stem, proved, strict=True)
-            ):
-                Path(f"{s}.wtns").unlink()
-                times[k]["prove_s"] = seconds
-                write_json(Path(f"{s}.proof.json"), proof)
-                write_json(Path(f"{s}.public.json"), [str(x) for x in public])
-                verify_jobs.append(
-                    {
-                        "kind": "verify",
-                        "vkey": job["vkey"],
-                        "proof": f"{s}.proof.json",
-                        "public": f"{s}.public.json",
-                    }
-                )
-            verified: list[dict[str, Any]] = []
-            run_node(verify_jobs, verified.append, tmpdir=tmpdir, lock_fd=lock_fd)
-            for res in sorted(verified, key=lambda r: int(r["i"])):
-                k = int(res["i"])
-                times[k]["verify_s"] = float(res["seconds"])
-                job, s = part[k], stem[k]
-                # Verified: move both files into place (same filesystem, so atomic renames).
-                os.replace(f"{s}.proof.json", job["proof_out"])
-                os.replace(f"{s}.public.json", job["public_out"])
-                on_done({"i": start + k, "ok": True, **times[k], "backend": NAME})
-        finally:
-            for s in stem:
-                for suffix in (".wtns", ".proof.json", ".public.json"):
-                    Path(f"{s}{suffix}").unlink(missing_ok=True)
+            finally:
+                drivers.put(driver)
+
+        with ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(one, k) for k in range(len(jobs))]
+            try:
+                for k, fut in enumerate(futures):
+                    on_done({"i": k, "ok": True, **fut.result(), "backend": NAME})
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    finally:
+        for d in started:
+            d.close()
+
+
+def _prove_checked(
+    driver: Driver, job: dict[str, Any], stem: Path, n_public: dict[str, int]
+) -> dict[str, float]:
+    """Witness (Node), proof (groth16py), snarkjs check, then both files moved into place."""
+    wtns, proof_tmp, public_tmp = (
+        Path(f"{stem}{x}") for x in (".wtns", ".proof.json", ".public.json")
+    )
+    try:
+        res = driver.run(
+            {"kind": "witness", "input": job["input"], "wasm": job["wasm"], "wtns_out": str(wtns)}
+        )
+        times = {"witness_s": float(res["witness_s"])}
+        proof, public, times["prove_s"] = _prove_one(job, wtns, n_public[job["vkey"]])
+        wtns.unlink()  # every private signal: gone as soon as the proof exists
+        write_json(proof_tmp, proof)
+        write_json(public_tmp, [str(x) for x in public])
+        res = driver.run(
+            {
+                "kind": "verify",
+                "vkey": job["vkey"],
+                "proof": str(proof_tmp),
+                "public": str(public_tmp),
+            }
+        )
+        times["verify_s"] = float(res["seconds"])
+        # Verified: move both files into place (same filesystem, so atomic renames).
+        os.replace(proof_tmp, job["proof_out"])
+        os.replace(public_tmp, job["public_out"])
+        return times
+    finally:
+        for f in (wtns, proof_tmp, public_tmp):
+            f.unlink(missing_ok=True)

@@ -7,10 +7,12 @@
 //                   {"kind": "verify", "vkey": f, "proof": f, "public": f}]}
 // stdout: one JSON line per job: {"i": n, "ok": bool, "seconds": s, "error"?: msg}, plus
 //         witness_s / prove_s / verify_s for prove jobs
+// With --stream: one job object per stdin line instead, one result line each, until EOF.
 // Outputs are written to a temporary name and renamed, so a killed run leaves no half files.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import readline from "node:readline";
 import { createRequire } from "node:module";
 
 const require = createRequire(path.join(process.cwd(), "package.json"));
@@ -70,23 +72,36 @@ async function verify(job) {
   return snarkjs.groth16.verify(readJson(job.vkey), readJson(job.public), readJson(job.proof));
 }
 
-const request = JSON.parse(fs.readFileSync(0, "utf8"));
-let failed = false;
-for (let i = 0; i < request.jobs.length; i++) {
-  const job = request.jobs[i];
+async function runJob(job, i) {
   const start = Date.now();
-  let line;
   try {
     const run = { prove, witness, verify }[job.kind];
     if (!run) throw new Error(`unknown job kind ${job.kind}`);
     const res = await run(job);
     const ok = res !== false;
-    line = { i, ok, seconds: (Date.now() - start) / 1000, ...(typeof res === "object" ? res : {}) };
-    if (!ok) failed = true;
+    return { i, ok, seconds: (Date.now() - start) / 1000, ...(typeof res === "object" ? res : {}) };
   } catch (err) {
-    failed = true;
-    line = { i, ok: false, seconds: (Date.now() - start) / 1000, error: String(err && err.message || err) };
+    return { i, ok: false, seconds: (Date.now() - start) / 1000, error: String(err && err.message || err) };
   }
+}
+
+if (process.argv.includes("--stream")) {
+  // One job per stdin line, one result line each, until stdin closes: a caller keeps this
+  // process (its curve, worker threads and compiled wasm) for a whole run.
+  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  let i = 0;
+  for await (const text of lines) {
+    if (text.trim()) process.stdout.write(JSON.stringify(await runJob(JSON.parse(text), i++)) + "\n");
+  }
+  process.exit(0);
+}
+
+const request = JSON.parse(fs.readFileSync(0, "utf8"));
+let failed = false;
+for (let i = 0; i < request.jobs.length; i++) {
+  const job = request.jobs[i];
+  const line = await runJob(job, i);
+  if (!line.ok) failed = true;
   process.stdout.write(JSON.stringify(line) + "\n");
   if (!line.ok && job.kind !== "verify") break;
 }

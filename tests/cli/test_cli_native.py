@@ -94,7 +94,7 @@ def test_a_native_proof_snarkjs_rejects_is_never_kept(
     assert not (out / "manifest.json").exists()
 
 
-def test_native_run_killed_mid_chunk_resumes(tiny_epoch: Any, tmp_path: Path) -> None:
+def test_native_run_killed_mid_proof_resumes(tiny_epoch: Any, tmp_path: Path) -> None:
     """SIGKILL while the native prover holds witnesses: nothing half-made counts, the witnesses
     (private data) are cleared by the rerun, and the rerun's bundle verifies."""
     out = tmp_path / "epoch"
