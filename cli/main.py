@@ -266,7 +266,8 @@ def keys_info(**shape: int | None) -> None:
     "--reserves-out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also write reserves covering net liabilities by --reserve-ratio.",
+    help="Also write reserves covering net liabilities by --reserve-ratio: JSON for a .json "
+    "name, else CSV (symbol,amount).",
 )
 @click.option(
     "--reserve-ratio",
@@ -341,7 +342,8 @@ def write_sample_margin(s: Any, directory: Path, n_instruments: int, seed: int) 
 
 
 def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
-    from zksolvency.prover.atomic import write_json
+    """JSON for a .json name, else the CSV `prove --reserves` reads for any other name."""
+    from zksolvency.prover.atomic import write_bytes, write_json
     from zksolvency.prover.snapshot import format_amount
 
     num = round(ratio * 1000)
@@ -349,7 +351,11 @@ def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
     for i, a in enumerate(s.assets):
         net = sum(acc.equity[i] - acc.debt[i] for acc in s.accounts)
         out[a.symbol] = format_amount(max(0, net) * num // 1000, a.decimals)
-    write_json(path, out)
+    if path.suffix.lower() == ".json":
+        write_json(path, out)
+    else:
+        rows = "".join(f"{sym},{amount}\n" for sym, amount in out.items())
+        write_bytes(path, f"symbol,amount\n{rows}".encode())
 
 
 @main.command()

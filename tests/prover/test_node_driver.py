@@ -32,5 +32,5 @@ def test_a_dead_driver_is_a_tool_error(tmp_path: Path) -> None:
     with NodeDriver(tmpdir=tmp_path) as d:
         d.proc.kill()
         d.proc.wait()
-        with pytest.raises(ToolError, match="groth16.mjs"):
+        with pytest.raises(ToolError, match=r"groth16\.mjs"):
             d.run({"kind": "verify", "vkey": "v", "proof": "p", "public": "q"})
