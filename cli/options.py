@@ -26,8 +26,8 @@ def circuit_params(f: F) -> F:
         "n_scenarios",
         type=click.IntRange(1, 256),
         default=None,
-        help="Risk scenarios in the circuits (4k + 4 for the default grid). Default from "
-        "circuits.json.",
+        help="Risk scenarios in the circuits (4k + 4 for the default grid; without derivatives "
+        "any count, and 1 is cheapest). Default from circuits.json.",
     )(f)
     f = click.option(
         "--instrument-slots",

@@ -11,7 +11,9 @@ import hmac
 from collections.abc import Iterable, Sequence
 from functools import cache
 
-from .field import P, pack
+import numpy as np
+
+from .field import P, pack, pack_rows64
 from .poseidon import hash_list, hash_list_many, poseidon, poseidon_many
 
 AMOUNT_BITS = 64  # every equity and debt is range-checked to 64 bits in-circuit
@@ -145,7 +147,7 @@ def derive_secret(seed: bytes, label: str, *parts: str | int) -> int:
     """A per-epoch pseudorandom field element (salts, blinds), reproducible from the epoch seed
     so that an interrupted run resumes with the same values."""
     msg = "\x1f".join([label, *map(str, parts)]).encode("utf-8")
-    return int.from_bytes(hmac.new(seed, msg, hashlib.sha256).digest(), "big") >> 8
+    return int.from_bytes(hmac.digest(seed, msg, "sha256"), "big") >> 8  # HMAC-SHA256
 
 
 def id_commitment(account_id: str, salt: int) -> int:
@@ -186,6 +188,26 @@ def leaf_hashes(
 ) -> list[int]:
     """[leaf_hash(*r) for r in rows], (id_commit, equity, debt, qty_codes) each, batched."""
     return hash_list_many([_leaf_preimage(*r) for r in rows])
+
+
+def leaf_hashes_of(
+    id_commits: Sequence[int], amounts: np.ndarray, qty_codes: Sequence[Sequence[int]]
+) -> list[int]:
+    """leaf_hashes with the amounts as a uint64 matrix, one row (eq_0, debt_0, eq_1, ...) per
+    leaf: packed through their bytes (field.pack_rows64), which a uint64 cannot overflow."""
+    if amounts.dtype != np.uint64 or amounts.shape[1] % 2:
+        raise ValueError("amounts must be uint64 rows of equity and debt pairs")
+    flat: dict[int, list[int]] = {}  # per length: most accounts hold no position
+    pre = []
+    for c, packed, q in zip(id_commits, pack_rows64(amounts), qty_codes, strict=True):
+        if any(q):
+            codes = pack(list(q), QTY_CODE_BITS)
+        else:
+            if len(q) not in flat:
+                flat[len(q)] = pack([0] * len(q), QTY_CODE_BITS)
+            codes = flat[len(q)]
+        pre.append([c, *packed, *codes])
+    return hash_list_many(pre)
 
 
 def context_preimage(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import overload
 
+import numpy as np
+
 # r: order of the BN254 (alt_bn128) G1 group, the prime circom calls `p`.
 P = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 
@@ -37,6 +39,24 @@ def pack(values: Sequence[int], bits: int) -> list[int]:
             acc |= v << (j * bits)
         out.append(acc)
     return out
+
+
+def pack_rows64(m: np.ndarray) -> list[list[int]]:
+    """[pack(row, 64) for row in m] for a uint64 matrix, read through its bytes: a run of
+    little-endian 64-bit values is the little-endian form of their packed element."""
+    per = per_element(64)
+    rows, cols = m.shape
+    groups = -(-cols // per)
+    padded = np.zeros((rows, groups * per), dtype="<u8")
+    padded[:, :cols] = m
+    raw, step = padded.tobytes(), 8 * per
+    return [
+        [
+            int.from_bytes(raw[off : off + step], "little")
+            for off in range(base, base + groups * step, step)
+        ]
+        for base in range(0, rows * groups * step, groups * step)
+    ]
 
 
 def per_element(bits: int) -> int:

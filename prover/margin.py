@@ -6,7 +6,7 @@ USD * 10^26, quantities in 10^-8 contracts, risk entries L[i][s] = floor(R[i][s]
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .commitments import SHORTFALL, STRICT, context_preimage
@@ -119,6 +119,44 @@ def headroom(
     values = margin_values(equity, debt, qty, ctx)
     worst = min(range(len(values)), key=values.__getitem__)
     return values[worst], worst
+
+
+def headroom_fn(
+    ctx: MarginContext,
+) -> Callable[[Sequence[int], Sequence[int], Sequence[int]], tuple[int, int]]:
+    """`headroom` with the context's constants folded in, for a loop over every account of an
+    epoch. The credit is taken as W_0·e + Σ_t (W_t − W_{t−1})·max(e − B_t, 0) over the tier
+    bounds B_t, which equals the tier fill's Σ split·W (haircuts.tier_excess) and is what the
+    circuit computes. Amounts are not checked again (the snapshot did), and equity and debt may
+    leave out the padding slots, whose amounts are zero."""
+    rows = []
+    for a in range(len(ctx.weights)):
+        w, bound, steps = ctx.tier_weights[a], 0, []
+        for t, width in enumerate(ctx.tier_widths[a]):
+            bound += width
+            if w[t + 1] != w[t]:
+                steps.append((bound, w[t + 1] - w[t]))
+        rows.append((w[0], tuple(steps), ctx.weights[a]))
+    risk, n_scenarios, n_instruments = ctx.risk, ctx.n_scenarios, ctx.n_instruments
+
+    def fn(equity: Sequence[int], debt: Sequence[int], qty: Sequence[int]) -> tuple[int, int]:
+        base = 0
+        for (w0, steps, wd), e, d in zip(rows, equity, debt, strict=False):
+            base += w0 * e - wd * d
+            for bound, dw in steps:
+                if e > bound:
+                    base += dw * (e - bound)
+        if not any(qty):
+            return base, 0
+        if len(qty) != n_instruments:
+            raise ValueError(f"expected {n_instruments} quantities, got {len(qty)}")
+        base -= sum(abs(q) for q in qty)
+        held = [(q, risk[i]) for i, q in enumerate(qty) if q]
+        values = [base + sum(q * row[s] for q, row in held) for s in range(n_scenarios)]
+        worst = min(range(n_scenarios), key=values.__getitem__)
+        return values[worst], worst
+
+    return fn
 
 
 def shortfall(

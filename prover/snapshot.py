@@ -343,6 +343,23 @@ class AccountTable(Sequence[Account]):
             self._lines[i],
         )
 
+    def id_at(self, i: int) -> str:
+        return self._ids[self._ends[i - 1] if i else 0 : self._ends[i]].decode()
+
+    def ids(self) -> Iterator[str]:
+        """The ids in order, without building the accounts."""
+        start, buf = 0, self._ids
+        for end in self._ends:
+            yield buf[start:end].decode()
+            start = end
+
+    def amount_matrix(self) -> np.ndarray:
+        """The amounts as a read-only (accounts, 2 · assets) uint64 view, equity columns then
+        debt: no copy at any size. The table cannot grow while the view is alive."""
+        m = np.frombuffer(self._amounts, dtype=np.uint64).reshape(len(self), 2 * self.n_assets)
+        m.flags.writeable = False
+        return m
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or len(other) != len(self):
             return NotImplemented if not isinstance(other, Sequence) else False
@@ -350,6 +367,33 @@ class AccountTable(Sequence[Account]):
 
     def __hash__(self) -> int:
         return hash(tuple(self))
+
+
+def account_ids(accounts: Sequence[Account]) -> Iterator[str]:
+    return accounts.ids() if isinstance(accounts, AccountTable) else (a.id for a in accounts)
+
+
+def account_id_at(accounts: Sequence[Account], i: int) -> str:
+    return accounts.id_at(i) if isinstance(accounts, AccountTable) else accounts[i].id
+
+
+def amount_matrix(accounts: Sequence[Account]) -> np.ndarray:
+    """(accounts, 2 · assets) uint64: each account's equity amounts, then its debt amounts (a
+    view of an AccountTable; a copy for other sequences, meant for small ones)."""
+    if isinstance(accounts, AccountTable):
+        return accounts.amount_matrix()
+    return np.array([[*a.equity, *a.debt] for a in accounts], dtype=np.uint64)
+
+
+def exact_sums(m: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Exact sums of uint64 amounts along `axis`, as Python ints (an object array): each
+    amount is split into 32-bit halves, whose sums fit 64 bits for up to 2^32 terms."""
+    if m.shape[axis] > 1 << 32:
+        raise ValueError("exact_sums takes at most 2^32 terms")
+    lo = (m & np.uint64(0xFFFFFFFF)).sum(axis=axis, dtype=np.uint64)
+    hi = (m >> np.uint64(32)).sum(axis=axis, dtype=np.uint64)
+    out: np.ndarray = hi.astype(object) * (1 << 32) + lo.astype(object)
+    return out
 
 
 @dataclass(frozen=True)

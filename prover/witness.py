@@ -6,8 +6,9 @@ the expected public signals of every proof. The proving stage only has to match 
 
 from __future__ import annotations
 
+import operator
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar, overload
@@ -25,7 +26,7 @@ from .commitments import (
     derive_secret,
     fund_bits,
     id_commitments,
-    leaf_hashes,
+    leaf_hashes_of,
     qty_code,
     state_hash,
     totals_hash,
@@ -41,10 +42,20 @@ from .haircuts import (
 )
 from .haircuts import tier_widths as table_tier_widths
 from .instruments import Derivatives
-from .margin import MarginContext, headroom
+from .margin import MarginContext, headroom_fn
 from .params import EpochParams
 from .risk import ScenarioGrid, pricing_inputs, risk_arrays, scenario_labels, to_fixed
-from .snapshot import Account, Asset, Snapshot, account_values, format_amount
+from .snapshot import (
+    Account,
+    Asset,
+    Snapshot,
+    account_id_at,
+    account_ids,
+    account_values,
+    amount_matrix,
+    exact_sums,
+    format_amount,
+)
 from .tree import BatchedTree
 
 
@@ -176,8 +187,8 @@ def leaf_order(accounts: Sequence[Account], seed: bytes) -> np.ndarray:
     """Indices of `accounts` sorted by the keyed shuffle derive_secret(seed, "position", id),
     as four 64-bit columns (most significant first) rather than 10^7 Python ints."""
     keys = bytearray()
-    for acc in accounts:
-        keys += derive_secret(seed, "position", acc.id).to_bytes(32, "big")
+    for account_id in account_ids(accounts):
+        keys += derive_secret(seed, "position", account_id).to_bytes(32, "big")
     cols = np.frombuffer(bytes(keys), dtype=">u8").reshape(-1, 4)
     order: np.ndarray = np.lexsort(cols.T[::-1])  # lexsort's last key is the primary one
     return order
@@ -368,7 +379,8 @@ def risk_matrix(
 
 def exchange_totals(snapshot: Snapshot) -> list[int]:
     """Total equity per asset over all accounts: the figure the haircut caps are chosen by."""
-    return [sum(acc.equity[i] for acc in snapshot.accounts) for i in range(len(snapshot.assets))]
+    n = len(snapshot.assets)
+    return [int(x) for x in exact_sums(amount_matrix(snapshot.accounts)[:, :n])]
 
 
 def make_context(
@@ -472,6 +484,37 @@ def _positions(
     return {a: [*q, *pad] for a, q in d.positions.items()}
 
 
+def _batch_sums(
+    accounts: Sequence[Account], order: Sequence[int], b: int, n: int
+) -> Iterator[list[int]]:
+    """Per batch of `b` accounts in `order` (tree order), the interleaved sums (equity of asset
+    0, its debt, asset 1, ...) over `n` asset slots, exact; the batches' rows are gathered a
+    chunk at a time."""
+    m = amount_matrix(accounts)
+    k_assets = m.shape[1] // 2
+    # column j of the interleaved totals: equity (j even) or debt (j odd) of asset j // 2
+    cols = [i // 2 + (k_assets if i % 2 else 0) for i in range(2 * k_assets)]
+    idx = np.frombuffer(order, dtype=np.int64) if isinstance(order, array) else np.asarray(order)
+    per_chunk = max(1, _HASH_CHUNK // b) * b
+    for start in range(0, len(idx), per_chunk):
+        rows = m[idx[start : start + per_chunk]][:, cols]
+        pad = -len(rows) % b
+        if pad:
+            rows = np.vstack([rows, np.zeros((pad, rows.shape[1]), dtype=np.uint64)])
+        for sums in exact_sums(rows.reshape(-1, b, rows.shape[1]), axis=1).tolist():
+            yield [*sums, *[0] * (2 * n - len(sums))]
+
+
+def _not_covered(snapshot: Snapshot, j: int, unit_decimals: int) -> str:
+    acc = snapshot.accounts[j]
+    eq_value, debt_value = account_values(snapshot, acc)
+    unit = 8 + unit_decimals  # account_values' unit
+    return (
+        f"{acc.id} (line {acc.line}) in {snapshot.source}: equity worth "
+        f"{format_amount(eq_value, unit)} USD < debt worth {format_amount(debt_value, unit)} USD"
+    )
+
+
 def plan_epoch(
     snapshot: Snapshot,
     params: EpochParams,
@@ -500,42 +543,46 @@ def plan_epoch(
             f"{len(accounts)} accounts exceed the tree's {params.max_accounts} leaves "
             f"(tree depth {params.tree_depth}); use a deeper tree"
         )
-    failing = []
-    for acc in snapshot.accounts:  # in file order, for the operator
-        eq_value, debt_value = account_values(snapshot, acc)
-        if eq_value < debt_value:
-            unit = 8 + max(a.decimals for a in snapshot.assets)  # account_values unit
-            failing.append(
-                f"{acc.id} (line {acc.line}) in {snapshot.source}: equity worth "
-                f"{format_amount(eq_value, unit)} USD < debt worth "
-                f"{format_amount(debt_value, unit)} USD"
-            )
+    # One pass in file order (the operator's) over the amounts, without building accounts:
+    # equity against debt at the epoch's prices, then the margin rule.
+    failing: list[str] = []
+    by_file = Headrooms()
+    margin_failing: list[str] = []
+    short_at: dict[int, int] = {}  # file index -> shortfall, for the accounts short of margin
+    labels = scenario_labels(context.grid, params.n_scenarios)
+    top = max(a.decimals for a in snapshot.assets)
+    mult = [a.price_e8 * 10 ** (top - a.decimals) for a in snapshot.assets]
+    margin_of = headroom_fn(mctx)
+    ids = iter(account_ids(snapshot.accounts)) if positions else None
+    m, k_assets = amount_matrix(snapshot.accounts), len(snapshot.assets)
+    for start in range(0, len(snapshot.accounts), _HASH_CHUNK):
+        for j, row in enumerate(m[start : start + _HASH_CHUNK].tolist(), start):
+            equity, debt = row[:k_assets], row[k_assets:]
+            q = positions.get(next(ids), no_position) if ids is not None else no_position
+            if sum(map(operator.mul, equity, mult)) < sum(map(operator.mul, debt, mult)):
+                failing.append(_not_covered(snapshot, j, top))
+                continue
+            value, worst = margin_of(equity, debt, q)
+            by_file.append(value, worst)
+            if value < 0:
+                short_at[j] = -value
+                acc = snapshot.accounts[j]
+                margin_failing.append(
+                    f"{acc.id} (line {acc.line}) in {snapshot.source}: short by "
+                    f"{format_value(-value)} USD in scenario {worst} ({labels[worst]})"
+                )
+    del m
     if failing:
         raise PlanError(
             f"{len(failing)} account(s) have less equity than debt at the epoch's prices; "
             f"no proof can include them:" + _listing(failing)
         )
-
-    # Margin, in file order: strict mode refuses any failing account before proving starts.
-    by_file = Headrooms()
-    margin_failing = []
-    labels = scenario_labels(context.grid, params.n_scenarios)
-    for acc in snapshot.accounts:
-        value, worst = headroom(
-            _slots(acc.equity, n), _slots(acc.debt, n), positions.get(acc.id, no_position), mctx
-        )
-        by_file.append(value, worst)
-        if value < 0:
-            margin_failing.append(
-                f"{acc.id} (line {acc.line}) in {snapshot.source}: short by "
-                f"{format_value(-value)} USD in scenario {worst} ({labels[worst]})"
-            )
     if margin_failing and inputs.mode == STRICT:
         raise PlanError(
             f"{len(margin_failing)} account(s) fail the margin rule (strict mode); fix them or "
             f"prove in shortfall mode with an insurance fund:" + _listing(margin_failing)
         )
-    total_shortfall = sum(max(0, -v) for v, _ in by_file)
+    total_shortfall = sum(short_at.values())
     if total_shortfall > inputs.insurance_fund:
         raise PlanError(
             f"the accounts' total margin shortfall {format_value(total_shortfall)} USD exceeds "
@@ -543,18 +590,25 @@ def plan_epoch(
             + _listing(margin_failing)
         )
 
-    qty = [positions.get(acc.id, no_position) for acc in accounts]
-    # Hashed a chunk at a time (each chunk a few native calls), kept 32 bytes an entry.
+    # Hashed in tree order a chunk at a time (each chunk a few native calls), from the amounts
+    # matrix rather than built accounts; kept 32 bytes an entry.
+    m, idx_all = amount_matrix(snapshot.accounts), np.frombuffer(order, dtype=np.int64)
+    interleave = [i // 2 + (k_assets if i % 2 else 0) for i in range(2 * k_assets)]
+    qty: list[list[int]] = [no_position] * len(accounts)
     commit_bytes, leaf_bytes = bytearray(), bytearray()
     for start in range(0, len(accounts), _HASH_CHUNK):
-        chunk = accounts[start : start + _HASH_CHUNK]
-        commits = id_commitments([a.id for a in chunk], [salt_for(seed, a.id) for a in chunk])
-        leaves = leaf_hashes(
-            (c, _slots(a.equity, n), _slots(a.debt, n), [qty_code(x) for x in q])
-            for c, a, q in zip(commits, chunk, qty[start : start + _HASH_CHUNK], strict=True)
-        )
+        idx = idx_all[start : start + _HASH_CHUNK]
+        chunk_ids = [account_id_at(snapshot.accounts, i) for i in idx.tolist()]
+        if positions:
+            qty[start : start + len(idx)] = [positions.get(i, no_position) for i in chunk_ids]
+        commits = id_commitments(chunk_ids, [salt_for(seed, i) for i in chunk_ids])
+        amounts = np.zeros((len(idx), 2 * n), dtype=np.uint64)  # padding slots stay zero
+        amounts[:, : 2 * k_assets] = m[idx][:, interleave]
+        codes = [[qty_code(x) for x in q] for q in qty[start : start + len(idx)]]
+        leaves = leaf_hashes_of(commits, amounts, codes)
         commit_bytes += FieldArray.of(commits).tobytes()
         leaf_bytes += FieldArray.of(leaves).tobytes()
+    del m
     id_commits, all_leaves = FieldArray(commit_bytes), FieldArray(leaf_bytes)
     del commit_bytes, leaf_bytes
     tree = BatchedTree.build(params, all_leaves)
@@ -580,18 +634,18 @@ def plan_epoch(
     plan.domain = domain
     plan.qty = qty
     plan.headrooms = Reordered(by_file, order)
-    plan.shortfalls = [max(0, -v) if inputs.mode == SHORTFALL else 0 for v, _ in plan.headrooms]
+    plan.shortfalls = (
+        [short_at.get(j, 0) for j in order.tolist()]
+        if inputs.mode == SHORTFALL and short_at
+        else [0] * len(accounts)
+    )
     plan.shortfall_after = [0]
     plan.roots = tree.roots_after()
     # Only the chain of states is computed here; each batch's input JSON is built when it is
     # needed (EpochPlan.batch_input), so that a large epoch never holds them all.
+    sums = _batch_sums(snapshot.accounts, order, b, n)
     for k in range(tree.n_batches):
-        members = accounts[k * b : (k + 1) * b]
-        new_totals = list(totals)
-        for acc in members:
-            for i, (e, d) in enumerate(zip(acc.equity, acc.debt, strict=True)):
-                new_totals[2 * i] += e
-                new_totals[2 * i + 1] += d
+        new_totals = [t + x for t, x in zip(totals, next(sums), strict=True)]
         new_short = plan.shortfall_after[k] + sum(plan.shortfalls[k * b : (k + 1) * b])
         blind = derive_secret(seed, "blind", k + 1)
         state = state_hash(

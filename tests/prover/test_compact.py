@@ -6,16 +6,20 @@ import random
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 from zksolvency.prover import poseidon as pos
-from zksolvency.prover.commitments import derive_secret
+from zksolvency.prover.commitments import derive_secret, leaf_hashes, leaf_hashes_of
 from zksolvency.prover.epoch import margin_stats
-from zksolvency.prover.field import FieldArray, P
+from zksolvency.prover.field import FieldArray, P, pack, pack_rows64
 from zksolvency.prover.params import EpochParams
 from zksolvency.prover.poseidon import hash_pairs, poseidon_many, poseidon_py
 from zksolvency.prover.snapshot import (
     AccountTable,
     Snapshot,
+    account_ids,
+    amount_matrix,
+    exact_sums,
     load_snapshot,
     sample_snapshot,
     write_snapshot_csv,
@@ -59,6 +63,30 @@ def test_account_table_reads_back_the_accounts() -> None:
     assert Snapshot(snap.assets, table, "t") == snap
     with pytest.raises(ValueError, match="exactly 3 equity"):
         Snapshot(snap.assets[:3], table, "t")
+
+
+def test_table_ids_and_amounts_without_building_accounts() -> None:
+    snap = sample_snapshot(50, seed=8)
+    table = AccountTable.of(snap.accounts, 4)
+    assert list(table.ids()) == list(account_ids(snap.accounts)) == [a.id for a in snap.accounts]
+    m = table.amount_matrix()
+    assert m.tolist() == amount_matrix(snap.accounts).tolist()
+    assert m.tolist() == [[*a.equity, *a.debt] for a in snap.accounts]
+    with pytest.raises(ValueError, match="read-only"):
+        m[0, 0] = 1
+
+
+def test_exact_sums_do_not_wrap_at_2_64() -> None:
+    """Sums of amounts near 2^64 (uint64 would wrap) come out exact, over rows or in groups."""
+    rng = random.Random(9)
+    rows = [[2**64 - 1 - rng.randrange(3), rng.randrange(2**64), 0] for _ in range(1000)]
+    m = np.array(rows, dtype=np.uint64)
+    assert exact_sums(m).tolist() == [sum(col) for col in zip(*rows, strict=True)]
+    groups = exact_sums(m.reshape(-1, 8, 3), axis=1).tolist()
+    assert groups == [
+        [sum(r[j] for r in rows[g * 8 : g * 8 + 8]) for j in range(3)] for g in range(125)
+    ]
+    assert exact_sums(m)[0] > 2**73
 
 
 def test_loaded_snapshots_are_tables_and_plan_like_tuples(tmp_path: Path) -> None:
@@ -123,3 +151,26 @@ def test_account_table_memory_per_account() -> None:
     assert len(table) == 20_000
     per_account = used / 20_000
     assert per_account < 120, f"{per_account:.0f} bytes per account"
+
+
+@pytest.mark.parametrize("cols", [1, 2, 3, 4, 7, 8, 100])
+def test_packing_rows_through_bytes_is_pack(cols: int) -> None:
+    rng = random.Random(cols)
+    rows = [
+        [rng.choice([0, 1, 2**64 - 1, rng.randrange(2**64)]) for _ in range(cols)]
+        for _ in range(20)
+    ]
+    assert pack_rows64(np.array(rows, dtype=np.uint64)) == [pack(r, 64) for r in rows]
+
+
+def test_leaf_hashes_of_a_matrix_are_the_leaf_hashes() -> None:
+    rng = random.Random(10)
+    rows = [[rng.randrange(2**64) for _ in range(8)] for _ in range(30)]
+    commits = [rng.randrange(1, P) for _ in rows]
+    codes = [[0, 0] if k % 3 else [rng.randrange(2**64), 5] for k in range(30)]
+    want = leaf_hashes(
+        (c, r[0::2], r[1::2], q) for c, r, q in zip(commits, rows, codes, strict=True)
+    )
+    assert leaf_hashes_of(commits, np.array(rows, dtype=np.uint64), codes) == want
+    with pytest.raises(ValueError, match="uint64 rows"):
+        leaf_hashes_of(commits, np.zeros((30, 8), dtype=np.int64), codes)

@@ -23,7 +23,13 @@ from zksolvency.prover.context import (
 )
 from zksolvency.prover.haircuts import AssetHaircuts, HaircutTable, tier_split
 from zksolvency.prover.instruments import Derivatives, Instrument, MarketData
-from zksolvency.prover.margin import MarginContext, credit, headroom, margin_values
+from zksolvency.prover.margin import (
+    MarginContext,
+    credit,
+    headroom,
+    headroom_fn,
+    margin_values,
+)
 from zksolvency.prover.params import EpochParams
 from zksolvency.prover.risk import NO_GRID_LABEL, ScenarioGrid, pricing_inputs, risk_arrays
 from zksolvency.prover.snapshot import Account, Asset, Snapshot
@@ -96,6 +102,30 @@ def test_margin_values_follow_the_published_formula() -> None:
     assert margin_values(eq, debt, qty, c) == [base - 1000 * r for r in risk[0]]
     value, worst = headroom(eq, debt, qty, c)
     assert (value, worst) == (base - 7000, 7)
+
+
+AMOUNT = st.integers(0, 2**64 - 1)
+
+
+@given(
+    st.lists(AMOUNT, min_size=2, max_size=2),
+    st.lists(AMOUNT, min_size=2, max_size=2),
+    st.lists(st.integers(-(10**12), 10**12), min_size=2, max_size=2),
+    st.lists(st.integers(-(10**20), 10**20), min_size=16, max_size=16),
+    st.integers(0, 10**13),
+)
+def test_headroom_fn_is_headroom(
+    equity: list[int], debt: list[int], qty: list[int], risk: list[int], width: int
+) -> None:
+    """The epoch loop's headroom (constants folded, credit from the tier excesses) is the
+    mirror's, at any amounts up to 2^64, tier widths and positions (none, or some)."""
+    c = replace(ctx([risk[:8], risk[8:]]), tier_widths=[[width], [10**12]])
+    for q in (qty, [0, 0]):
+        assert headroom_fn(c)(equity, debt, q) == headroom(equity, debt, q, c)
+    # padding slots may be left out: their amounts are zero
+    assert headroom_fn(c)(equity[:1], debt[:1], [0, 0]) == headroom(
+        [equity[0], 0], [debt[0], 0], [0, 0], c
+    )
 
 
 @given(
