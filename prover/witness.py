@@ -461,12 +461,17 @@ def _slots(values: tuple[int, ...], n: int) -> list[int]:
 
 
 def _strs(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _strs(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
+    """Ints as decimal strings at any depth (JSON numbers would lose precision in Node)."""
+    t = type(obj)
+    if t is int:
+        # signed risk entries: the field element p - |x|
+        return str(obj) if obj >= 0 else str(obj % P)
+    if t is list or t is tuple:
+        if all(type(v) is int and v >= 0 for v in obj):  # most lists: flat, non-negative
+            return list(map(str, obj))
         return [_strs(v) for v in obj]
-    if isinstance(obj, int) and obj < 0:  # signed risk entries: the field element p - |x|
-        return str(obj % P)
+    if t is dict:
+        return {k: _strs(v) for k, v in obj.items()}
     return str(obj)
 
 
