@@ -1,7 +1,7 @@
 """Pre-processing throughput: everything before the first proof. Prints what it measures.
 
-    python benchmarks/bench_preprocess.py [--accounts 10000 100000] [--assets 4]
-                                          [--derivatives] [--tree-depth 20] [--batch-levels 3]
+    python benchmarks/bench_preprocess.py [--accounts 10000 100000] [--derivatives | --spot]
+                                          [--tree-depth 20] [--batch-levels 3]
 
 For each size: a sample accounts CSV is written (not timed), then timed separately
   parse   snapshot.load_snapshot (streaming reader, checks every field, duplicate ids)
@@ -114,15 +114,22 @@ def main() -> int:
         action="store_true",
         help="sample positions on 8 instruments, margined in 16 scenarios (default: none)",
     )
-    args = ap.parse_args()
-    d = EpochParams.default()
-    params = EpochParams(
-        args.batch_levels, args.tree_depth, 4, d.n_instruments, d.n_scenarios, d.n_tiers
+    ap.add_argument(
+        "--spot",
+        action="store_true",
+        help="the spot-margin shape: 1 instrument slot, 1 scenario (no derivatives)",
     )
+    args = ap.parse_args()
+    if args.spot and args.derivatives:
+        ap.error("--spot has no derivatives")
+    d = EpochParams.default()
+    slots, scenarios = (1, 1) if args.spot else (d.n_instruments, d.n_scenarios)
+    params = EpochParams(args.batch_levels, args.tree_depth, 4, slots, scenarios, d.n_tiers)
     print(f"# zksolvency pre-processing benchmark ({os.cpu_count()} cores)")
     print(
         f"Poseidon: {poseidon.backend()} ({poseidon._THREADS} threads); shape: "
         f"{params.batch_size} accounts a batch, tree depth {params.tree_depth}, 4 assets, "
+        f"{params.n_instruments} instrument slot(s), {params.n_scenarios} scenario(s), "
         f"{'sample derivatives' if args.derivatives else 'no derivatives'}, sample haircuts"
     )
     with tempfile.TemporaryDirectory(prefix="zks-pre-") as tmp:
