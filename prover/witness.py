@@ -9,6 +9,7 @@ from __future__ import annotations
 import operator
 from array import array
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar, overload
@@ -336,6 +337,7 @@ class BatchInputs(Sequence[dict[str, Any]]):
 
 
 _HASH_CHUNK = 1 << 16  # accounts hashed per step of plan_epoch: bounds the transient ints
+_PIPE_CHUNK = 1 << 13  # accounts prepared while the previous chunk hashes
 
 
 def _grid_for(
@@ -520,6 +522,53 @@ def _not_covered(snapshot: Snapshot, j: int, unit_decimals: int) -> str:
     )
 
 
+def _hash_leaves(
+    snapshot: Snapshot,
+    order: np.ndarray,
+    seed: bytes,
+    n: int,
+    positions: dict[str, list[int]],
+    no_position: list[int],
+) -> tuple[FieldArray, FieldArray, list[list[int]]]:
+    """Id commitments and leaves in tree order (`order`), and each account's quantities.
+
+    Read from the amounts matrix rather than built accounts, a chunk at a time, and kept 32
+    bytes an entry. One thread hashes a chunk (the native Poseidon releases the GIL) while this
+    one prepares the next: ids, salts, amounts, position codes."""
+    m, k_assets = amount_matrix(snapshot.accounts), len(snapshot.assets)
+    interleave = [i // 2 + (k_assets if i % 2 else 0) for i in range(2 * k_assets)]
+    qty: list[list[int]] = [no_position] * len(order)
+    commit_bytes, leaf_bytes = bytearray(), bytearray()
+    Job = tuple[list[str], list[int], np.ndarray, list[list[int]]]
+
+    def prepare(start: int) -> Job:
+        idx = order[start : start + _PIPE_CHUNK]
+        ids = [account_id_at(snapshot.accounts, i) for i in idx.tolist()]
+        if positions:
+            qty[start : start + len(idx)] = [positions.get(i, no_position) for i in ids]
+        amounts = np.zeros((len(idx), 2 * n), dtype=np.uint64)  # padding slots stay zero
+        amounts[:, : 2 * k_assets] = m[idx][:, interleave]
+        codes = [[qty_code(x) for x in q] for q in qty[start : start + len(idx)]]
+        return ids, [salt_for(seed, i) for i in ids], amounts, codes
+
+    def digest(job: Job) -> None:  # one at a time, in chunk order
+        ids, salts, amounts, codes = job
+        commits = id_commitments(ids, salts)
+        commit_bytes.extend(FieldArray.of(commits).tobytes())
+        leaf_bytes.extend(FieldArray.of(leaf_hashes_of(commits, amounts, codes)).tobytes())
+
+    with ThreadPoolExecutor(1, thread_name_prefix="plan-hash") as hasher:
+        pending: Future[None] | None = None
+        for start in range(0, len(order), _PIPE_CHUNK):
+            job = prepare(start)
+            if pending is not None:
+                pending.result()
+            pending = hasher.submit(digest, job)
+        if pending is not None:
+            pending.result()
+    return FieldArray(commit_bytes), FieldArray(leaf_bytes), qty
+
+
 def plan_epoch(
     snapshot: Snapshot,
     params: EpochParams,
@@ -595,27 +644,9 @@ def plan_epoch(
             + _listing(margin_failing)
         )
 
-    # Hashed in tree order a chunk at a time (each chunk a few native calls), from the amounts
-    # matrix rather than built accounts; kept 32 bytes an entry.
-    m, idx_all = amount_matrix(snapshot.accounts), np.frombuffer(order, dtype=np.int64)
-    interleave = [i // 2 + (k_assets if i % 2 else 0) for i in range(2 * k_assets)]
-    qty: list[list[int]] = [no_position] * len(accounts)
-    commit_bytes, leaf_bytes = bytearray(), bytearray()
-    for start in range(0, len(accounts), _HASH_CHUNK):
-        idx = idx_all[start : start + _HASH_CHUNK]
-        chunk_ids = [account_id_at(snapshot.accounts, i) for i in idx.tolist()]
-        if positions:
-            qty[start : start + len(idx)] = [positions.get(i, no_position) for i in chunk_ids]
-        commits = id_commitments(chunk_ids, [salt_for(seed, i) for i in chunk_ids])
-        amounts = np.zeros((len(idx), 2 * n), dtype=np.uint64)  # padding slots stay zero
-        amounts[:, : 2 * k_assets] = m[idx][:, interleave]
-        codes = [[qty_code(x) for x in q] for q in qty[start : start + len(idx)]]
-        leaves = leaf_hashes_of(commits, amounts, codes)
-        commit_bytes += FieldArray.of(commits).tobytes()
-        leaf_bytes += FieldArray.of(leaves).tobytes()
-    del m
-    id_commits, all_leaves = FieldArray(commit_bytes), FieldArray(leaf_bytes)
-    del commit_bytes, leaf_bytes
+    id_commits, all_leaves, qty = _hash_leaves(
+        snapshot, np.frombuffer(order, dtype=np.int64), seed, n, positions, no_position
+    )
     tree = BatchedTree.build(params, all_leaves)
     salts = Salts(seed, accounts)
 
