@@ -42,7 +42,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(n: int, params: EpochParams, derivatives: bool, tmp: Path) -> None:
+def run(n: int, params: EpochParams, derivatives: bool, tmp: Path, writes: bool = True) -> None:
     accounts, assets = tmp / f"accounts_{n}.csv", tmp / f"accounts_{n}_assets.csv"
     # Written by a child process, so that the sample's Account objects never count in this
     # process's peak RSS.
@@ -85,13 +85,15 @@ def run(n: int, params: EpochParams, derivatives: bool, tmp: Path) -> None:
     for k in range(plan.n_batches):
         json.dumps(plan.batch_input(k))
     inputs_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for k in range(plan.n_batches):
-        write_json(out / f"batch_{k:06d}.json", plan.batch_input(k))
-    write_s = time.perf_counter() - t0 - inputs_s  # the build again, subtracted
-    size = sum(f.stat().st_size for f in out.iterdir())
-    for f in out.iterdir():
-        f.unlink()
+    write_s, size = 0.0, 0
+    if writes:
+        t0 = time.perf_counter()
+        for k in range(plan.n_batches):
+            write_json(out / f"batch_{k:06d}.json", plan.batch_input(k))
+        write_s = time.perf_counter() - t0 - inputs_s  # the build again, subtracted
+        size = sum(f.stat().st_size for f in out.iterdir())
+        for f in out.iterdir():
+            f.unlink()
 
     total = parse_s + plan_s + inputs_s
     print(
@@ -119,6 +121,9 @@ def main() -> int:
         action="store_true",
         help="the spot-margin shape: 1 instrument slot, 1 scenario (no derivatives)",
     )
+    ap.add_argument(
+        "--no-writes", action="store_true", help="skip the atomic writes of the inputs (disk)"
+    )
     args = ap.parse_args()
     if args.spot and args.derivatives:
         ap.error("--spot has no derivatives")
@@ -134,7 +139,7 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="zks-pre-") as tmp:
         for n in sorted(args.accounts):
-            run(n, params, args.derivatives, Path(tmp))
+            run(n, params, args.derivatives, Path(tmp), not args.no_writes)
     return 0
 
 
