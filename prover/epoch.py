@@ -291,25 +291,39 @@ class NodeDriver:
         # stderr to a file: a pipe nobody reads during a long run would fill and block Node.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self._where = str(tmpdir or "")
-        self.proc = subprocess.Popen(
-            self.cmd,
-            cwd=repo_root(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            env=env,
-            pass_fds=() if lock_fd is None else (lock_fd,),
-            preexec_fn=_die_with_parent(),
-        )
+        self._sent = 0  # jobs written: the driver numbers its result lines the same way
+        self.broken = False  # killed after a failure that leaves its stream unusable
+        try:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                cwd=repo_root(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                text=True,
+                env=env,
+                pass_fds=() if lock_fd is None else (lock_fd,),
+                preexec_fn=_die_with_parent(),
+            )
+        except BaseException:
+            self._stderr.close()
+            raise
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Run one job; its result line, or raise as `run_jobs` does for a failed one."""
+        """Run one job; its result line, or raise as `run_jobs` does for a failed one.
+
+        A failed job whose result line arrived leaves the driver usable. Anything else (a file
+        error snarkjs only logs, after which it spins; a result for another job; the process
+        gone) kills it, and every later call raises."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
+        if self.broken:
+            raise ToolError(self.cmd, 1, "the Node driver was stopped after an earlier failure")
+        i, self._sent = self._sent, self._sent + 1
         try:
             self.proc.stdin.write(json.dumps(job) + "\n")
             self.proc.stdin.flush()
         except BrokenPipeError:
+            self.broken = True
             raise self._died() from None
         while line := self.proc.stdout.readline():
             try:
@@ -317,12 +331,23 @@ class NodeDriver:
             except ValueError:  # a log line, or snarkjs reporting a failed write (run_jobs)
                 os_error = _node_os_error(line, self._where)
                 if os_error is not None:
+                    self.kill()
                     raise os_error from None
                 continue
+            if res.get("i") != i:
+                self.kill()
+                raise ToolError(self.cmd, 1, f"result line {res.get('i')} came for job {i}")
             if not res["ok"]:
                 raise _job_failure(self.cmd, job, res)
             return dict(res)
+        self.broken = True
         raise self._died()
+
+    def kill(self) -> None:
+        """Stop the driver now (whatever it is doing); later calls to `run` raise."""
+        self.broken = True
+        with contextlib.suppress(OSError):
+            self.proc.kill()
 
     def _died(self) -> ToolError:
         code = self.proc.wait()

@@ -19,9 +19,10 @@ from __future__ import annotations
 import os
 import queue
 import struct
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -107,6 +108,8 @@ class Driver(Protocol):
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]: ...
 
+    def kill(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -135,24 +138,36 @@ def run_jobs_native(
             started.append(start_driver())
             drivers.put(started[-1])
 
+        stop = threading.Event()  # set by the first failure: no job starts after it
+
         def one(k: int) -> dict[str, Any]:
             driver = drivers.get()
             try:
+                if stop.is_set():
+                    raise CancelledError
                 return _prove_checked(
                     driver, jobs[k], tmpdir / f"native-{os.getpid()}-{k}", n_public
                 )
+            except BaseException:
+                stop.set()
+                raise
             finally:
                 drivers.put(driver)
 
-        with ThreadPoolExecutor(workers) as pool:
+        pool = ThreadPoolExecutor(workers)
+        try:
             futures = [pool.submit(one, k) for k in range(len(jobs))]
-            try:
-                for k, fut in enumerate(futures):
-                    on_done({"i": k, "ok": True, **fut.result(), "backend": NAME})
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+            for k, fut in enumerate(futures):
+                on_done({"i": k, "ok": True, **fut.result(), "backend": NAME})
+        except BaseException:
+            # Stop Node first, so that no thread waits on a driver that will never answer
+            # (snarkjs spins after some write failures); then let the running proofs end.
+            stop.set()
+            for d in started:
+                d.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
     finally:
         for d in started:
             d.close()
@@ -166,8 +181,11 @@ def _prove_checked(
         Path(f"{stem}{x}") for x in (".wtns", ".proof.json", ".public.json")
     )
     try:
+        # name and proof_out only label a failure (the driver reads neither)
+        label = {"name": job.get("name", ""), "proof_out": job["proof_out"]}
         res = driver.run(
             {"kind": "witness", "input": job["input"], "wasm": job["wasm"], "wtns_out": str(wtns)}
+            | label
         )
         times = {"witness_s": float(res["witness_s"])}
         proof, public, times["prove_s"] = _prove_one(job, wtns, n_public[job["vkey"]])
@@ -181,6 +199,7 @@ def _prove_checked(
                 "proof": str(proof_tmp),
                 "public": str(public_tmp),
             }
+            | label
         )
         times["verify_s"] = float(res["seconds"])
         # Verified: move both files into place (same filesystem, so atomic renames).

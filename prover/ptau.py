@@ -185,8 +185,9 @@ def _generate(power: int, reporter: Reporter) -> Path:
     """generate_dev_ptau under its power's lock: any working folder of that power left by a
     killed run is removed first (nobody else can be using it)."""
     reporter.warn(DEV_BANNER)
-    # phase-2 preparation roughly doubles per power (74 s at 2^12, 21 min at 2^16 here)
-    minutes = {12: 2, 13: 5, 14: 10, 15: 20}.get(power, 40 * 2 ** max(0, power - 16))
+    # about doubling per power: the phase-2 preparation alone took 74 s at 2^12 and 21 min at
+    # 2^16 here, and the contributions before it add as much again
+    minutes = 2 if power <= 12 else 40 * 2 ** (power - 16) if power > 16 else 5 * 2 ** (power - 13)
     reporter.info(
         f"generating a development ptau of 2^{power}; on 2 cores this takes about "
         f"{minutes} min, once per machine"

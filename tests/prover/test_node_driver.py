@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import errno
+import json
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from zksolvency.prover import epoch, native
 from zksolvency.prover.epoch import NodeDriver
 from zksolvency.prover.toolchain import ToolError
 
@@ -34,3 +39,80 @@ def test_a_dead_driver_is_a_tool_error(tmp_path: Path) -> None:
         d.proc.wait()
         with pytest.raises(ToolError, match=r"groth16\.mjs"):
             d.run({"kind": "verify", "vkey": "v", "proof": "p", "public": "q"})
+
+
+SPINNER = """
+// snarkjs after a failed write: it logs the error on stdout, then never answers
+process.stdin.once("data", () => {
+  process.stdout.write("ERROR Writing: Error: ENOSPC: no space left on device, write\\n");
+  setInterval(() => {}, 1000);
+});
+"""
+
+
+def test_a_logged_file_error_kills_the_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file error snarkjs only logs (then spins) is the OSError, and the driver is killed:
+    nothing waits on it again, and later jobs raise at once."""
+    script = tmp_path / "spin.mjs"
+    script.write_text(SPINNER)
+    monkeypatch.setattr(epoch, "js_script", lambda name: script)
+    with NodeDriver(tmpdir=tmp_path) as d:
+        with pytest.raises(OSError) as err:
+            d.run({"kind": "witness", "proof_out": "/epoch/proofs/batch_000001.proof.json"})
+        assert err.value.errno == errno.ENOSPC
+        assert d.broken and d.proc.wait(timeout=5) != 0
+        with pytest.raises(ToolError, match="stopped after an earlier failure"):
+            d.run({"kind": "verify"})
+
+
+class StuckDriver:
+    """A driver whose job `bad` fails at once and whose other jobs never finish until killed."""
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+        self.killed = threading.Event()
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(job["name"])
+        if job["name"] == "bad":
+            time.sleep(0.5)  # the other thread is stuck in its job by then
+            raise OSError(errno.ENOSPC, "No space left on device", job["proof_out"])
+        self.killed.wait()
+        raise ToolError(["node"], -9, "killed")
+
+    def kill(self) -> None:
+        self.killed.set()
+
+    def close(self) -> None:
+        self.killed.set()
+
+
+def test_a_failed_native_job_stops_the_run_without_waiting(tmp_path: Path) -> None:
+    """The first failure stops the run: the drivers are killed (one was stuck mid-job), no
+    further job starts, and the failure is what the caller sees."""
+    vkey = tmp_path / "vkey.json"
+    vkey.write_text(json.dumps({"nPublic": 3}))
+    jobs = [
+        {"name": n, "input": "i", "wasm": "w", "vkey": str(vkey), "proof_out": f"/p/{n}"}
+        for n in ("bad", "slow1", "slow2", "slow3")
+    ]
+    calls: list[str] = []
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            native.run_jobs_native(
+                jobs, lambda r: None, lambda: StuckDriver(calls), tmpdir=tmp_path, workers=2
+            )
+        except BaseException as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(timeout=20)
+    assert not t.is_alive(), "the run hung on a stuck driver"
+    assert len(outcome) == 1 and isinstance(outcome[0], OSError)
+    assert outcome[0].errno == errno.ENOSPC
+    assert sorted(calls) == ["bad", "slow1"], "a job started after the failure"
