@@ -210,6 +210,26 @@ def _node_os_error(error: str, where: str) -> OSError | None:
     return OSError(code, os.strerror(code), path)
 
 
+def _spawn_node(
+    cmd: list[str], tmpdir: Path | None, lock_fd: int | None, stderr: Any
+) -> subprocess.Popen[str]:
+    """Start the Node driver: text pipes, witness files under `tmpdir`, the epoch lock
+    inherited, and killed if this process dies. Call it from a thread that runs nothing else
+    while the child starts (preexec_fn)."""
+    env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
+    return subprocess.Popen(
+        cmd,
+        cwd=repo_root(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=env,
+        pass_fds=() if lock_fd is None else (lock_fd,),
+        preexec_fn=_die_with_parent(),
+    )
+
+
 def run_jobs(
     jobs: list[dict[str, Any]],
     on_done: Callable[[dict[str, Any]], None],
@@ -225,18 +245,8 @@ def run_jobs(
     has exited too: no second prove can start while this one's driver may still write.
     """
     cmd = ["node", str(js_script("groth16.mjs"))]
-    env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
-    with subprocess.Popen(
-        cmd,
-        cwd=repo_root(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        pass_fds=() if lock_fd is None else (lock_fd,),
-        preexec_fn=_die_with_parent(),  # no other threads run here: preexec_fn is safe
-    ) as proc:
+    # no other threads run here: the child's preexec_fn is safe
+    with _spawn_node(cmd, tmpdir, lock_fd, subprocess.PIPE) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         proc.stdin.write(json.dumps({"jobs": jobs}))
         proc.stdin.close()
@@ -287,24 +297,13 @@ class NodeDriver:
 
     def __init__(self, *, tmpdir: Path | None = None, lock_fd: int | None = None) -> None:
         self.cmd = ["node", str(js_script("groth16.mjs")), "--stream"]
-        env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
         # stderr to a file: a pipe nobody reads during a long run would fill and block Node.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self._where = str(tmpdir or "")
         self._sent = 0  # jobs written: the driver numbers its result lines the same way
         self.broken = False  # killed after a failure that leaves its stream unusable
         try:
-            self.proc = subprocess.Popen(
-                self.cmd,
-                cwd=repo_root(),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._stderr,
-                text=True,
-                env=env,
-                pass_fds=() if lock_fd is None else (lock_fd,),
-                preexec_fn=_die_with_parent(),
-            )
+            self.proc = _spawn_node(self.cmd, tmpdir, lock_fd, self._stderr)
         except BaseException:
             self._stderr.close()
             raise

@@ -9,7 +9,6 @@ from __future__ import annotations
 import operator
 from array import array
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar, overload
@@ -337,7 +336,6 @@ class BatchInputs(Sequence[dict[str, Any]]):
 
 
 _HASH_CHUNK = 1 << 16  # accounts hashed per step of plan_epoch: bounds the transient ints
-_PIPE_CHUNK = 1 << 13  # accounts prepared while the previous chunk hashes
 
 
 def _grid_for(
@@ -491,20 +489,21 @@ def _positions(
     return {a: [*q, *pad] for a, q in d.positions.items()}
 
 
-def _batch_sums(
-    accounts: Sequence[Account], order: Sequence[int], b: int, n: int
-) -> Iterator[list[int]]:
-    """Per batch of `b` accounts in `order` (tree order), the interleaved sums (equity of asset
-    0, its debt, asset 1, ...) over `n` asset slots, exact; the batches' rows are gathered a
-    chunk at a time."""
-    m = amount_matrix(accounts)
-    k_assets = m.shape[1] // 2
-    # column j of the interleaved totals: equity (j even) or debt (j odd) of asset j // 2
-    cols = [i // 2 + (k_assets if i % 2 else 0) for i in range(2 * k_assets)]
-    idx = np.frombuffer(order, dtype=np.int64) if isinstance(order, array) else np.asarray(order)
+def _tree_rows(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Rows `idx` of the amounts matrix (equity columns, then debt) with their columns in the
+    circuits' interleaved order: equity of asset 0, its debt, asset 1, ..."""
+    k = m.shape[1] // 2
+    cols = np.array([j // 2 + (k if j % 2 else 0) for j in range(2 * k)], dtype=np.intp)
+    rows: np.ndarray = m[np.ix_(idx, cols)]
+    return rows
+
+
+def _batch_sums(m: np.ndarray, order: np.ndarray, b: int, n: int) -> Iterator[list[int]]:
+    """Per batch of `b` accounts in `order` (tree order), the interleaved sums over `n` asset
+    slots, exact; the batches' rows are gathered a chunk at a time."""
     per_chunk = max(1, _HASH_CHUNK // b) * b
-    for start in range(0, len(idx), per_chunk):
-        rows = m[idx[start : start + per_chunk]][:, cols]
+    for start in range(0, len(order), per_chunk):
+        rows = _tree_rows(m, order[start : start + per_chunk])
         pad = -len(rows) % b
         if pad:
             rows = np.vstack([rows, np.zeros((pad, rows.shape[1]), dtype=np.uint64)])
@@ -524,6 +523,7 @@ def _not_covered(snapshot: Snapshot, j: int, unit_decimals: int) -> str:
 
 def _hash_leaves(
     snapshot: Snapshot,
+    m: np.ndarray,
     order: np.ndarray,
     seed: bytes,
     n: int,
@@ -532,40 +532,22 @@ def _hash_leaves(
 ) -> tuple[FieldArray, FieldArray, list[list[int]]]:
     """Id commitments and leaves in tree order (`order`), and each account's quantities.
 
-    Read from the amounts matrix rather than built accounts, a chunk at a time, and kept 32
-    bytes an entry. One thread hashes a chunk (the native Poseidon releases the GIL) while this
-    one prepares the next: ids, salts, amounts, position codes."""
-    m, k_assets = amount_matrix(snapshot.accounts), len(snapshot.assets)
-    interleave = [i // 2 + (k_assets if i % 2 else 0) for i in range(2 * k_assets)]
+    Read from the amounts matrix `m` rather than built accounts, a chunk at a time, and kept
+    32 bytes an entry."""
+    k_assets = len(snapshot.assets)
     qty: list[list[int]] = [no_position] * len(order)
     commit_bytes, leaf_bytes = bytearray(), bytearray()
-    Job = tuple[list[str], list[int], np.ndarray, list[list[int]]]
-
-    def prepare(start: int) -> Job:
-        idx = order[start : start + _PIPE_CHUNK]
+    for start in range(0, len(order), _HASH_CHUNK):
+        idx = order[start : start + _HASH_CHUNK]
         ids = [account_id_at(snapshot.accounts, i) for i in idx.tolist()]
         if positions:
             qty[start : start + len(idx)] = [positions.get(i, no_position) for i in ids]
         amounts = np.zeros((len(idx), 2 * n), dtype=np.uint64)  # padding slots stay zero
-        amounts[:, : 2 * k_assets] = m[idx][:, interleave]
+        amounts[:, : 2 * k_assets] = _tree_rows(m, idx)
         codes = [[qty_code(x) for x in q] for q in qty[start : start + len(idx)]]
-        return ids, [salt_for(seed, i) for i in ids], amounts, codes
-
-    def digest(job: Job) -> None:  # one at a time, in chunk order
-        ids, salts, amounts, codes = job
-        commits = id_commitments(ids, salts)
+        commits = id_commitments(ids, [salt_for(seed, i) for i in ids])
         commit_bytes.extend(FieldArray.of(commits).tobytes())
         leaf_bytes.extend(FieldArray.of(leaf_hashes_of(commits, amounts, codes)).tobytes())
-
-    with ThreadPoolExecutor(1, thread_name_prefix="plan-hash") as hasher:
-        pending: Future[None] | None = None
-        for start in range(0, len(order), _PIPE_CHUNK):
-            job = prepare(start)
-            if pending is not None:
-                pending.result()
-            pending = hasher.submit(digest, job)
-        if pending is not None:
-            pending.result()
     return FieldArray(commit_bytes), FieldArray(leaf_bytes), qty
 
 
@@ -625,7 +607,6 @@ def plan_epoch(
                     f"{acc.id} (line {acc.line}) in {snapshot.source}: short by "
                     f"{format_value(-value)} USD in scenario {worst} ({labels[worst]})"
                 )
-    del m
     if failing:
         raise PlanError(
             f"{len(failing)} account(s) have less equity than debt at the epoch's prices; "
@@ -644,8 +625,9 @@ def plan_epoch(
             + _listing(margin_failing)
         )
 
+    tree_order = np.frombuffer(order, dtype=np.int64)
     id_commits, all_leaves, qty = _hash_leaves(
-        snapshot, np.frombuffer(order, dtype=np.int64), seed, n, positions, no_position
+        snapshot, m, tree_order, seed, n, positions, no_position
     )
     tree = BatchedTree.build(params, all_leaves)
     salts = Salts(seed, accounts)
@@ -679,7 +661,7 @@ def plan_epoch(
     plan.roots = tree.roots_after()
     # Only the chain of states is computed here; each batch's input JSON is built when it is
     # needed (EpochPlan.batch_input), so that a large epoch never holds them all.
-    sums = _batch_sums(snapshot.accounts, order, b, n)
+    sums = _batch_sums(m, tree_order, b, n)
     for k in range(tree.n_batches):
         new_totals = [t + x for t, x in zip(totals, next(sums), strict=True)]
         new_short = plan.shortfall_after[k] + sum(plan.shortfalls[k * b : (k + 1) * b])
