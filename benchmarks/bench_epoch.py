@@ -2,7 +2,8 @@
 
     python benchmarks/bench_epoch.py [--accounts 64] [--batch-levels 3 --tree-depth 10 --assets 4
                                      --instruments 8 --scenarios 16 --tiers 3]
-                                     [--backend native] [--no-derivatives] [--verify-sample 8]
+                                     [--backend native [--witness cpp]] [--no-derivatives]
+                                     [--verify-sample 8]
                                      [--no-margin-proof]
 
 Every account carries sample derivatives (perpetuals, futures and options on BTC and ETH) and
@@ -30,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from zksolvency.prover import witness_cpp
 from zksolvency.prover.account_proof import prove_account_margin, verify_margin_proof
 from zksolvency.prover.bundle import load_bundle, verify_bundle
 from zksolvency.prover.chain import Anvil, publish_epoch, registry_at
@@ -100,6 +102,12 @@ def main() -> None:
     add_shape_args(ap)
     ap.add_argument("--backend", choices=BACKENDS, default="snarkjs")
     ap.add_argument(
+        "--witness",
+        choices=witness_cpp.WITNESS_MODES,
+        default="wasm",
+        help="batch witnesses from circom's C++ program (native backend; built before timing)",
+    )
+    ap.add_argument(
         "--no-derivatives", action="store_true", help="no positions: haircuts and coverage only"
     )
     ap.add_argument(
@@ -121,6 +129,8 @@ def main() -> None:
         f"n_scenarios={params.n_scenarios} n_tiers={params.n_tiers} accounts={args.accounts}"
     )
     keys = build_keys(params, None, rep)
+    if args.witness == witness_cpp.NAME:  # a one-off build per instance: not part of the figures
+        witness_cpp.build_witness_binary(keys.batch.build, rep)
     big = keys.batch.build.n_constraints
     marginal = None
     if params.batch_levels >= 1:
@@ -179,9 +189,10 @@ def main() -> None:
             margin=margin,
             domain=deployment_domain(dep),
             backend=args.backend,
+            witness=args.witness,
         )
         wall = time.monotonic() - t0
-        print(f"backend: {args.backend}")
+        print(f"backend: {args.backend}, witness: {args.witness}")
         batch = [s for s in stats if str(s["name"]).startswith("batch")]
         wit = statistics.median(s["witness_s"] for s in batch)
         prv = statistics.median(s["prove_s"] for s in batch)

@@ -249,7 +249,7 @@ def _preflight(
         raise ClusterError(
             f"no worker joined the Dask scheduler at {scheduler} within {timeout:.0f} s"
         ) from None
-    reads = sorted({job[k] for job in jobs for k in ("wasm", "zkey", "vkey")})
+    reads = sorted({job[k] for job in jobs for k in _READS if k in job})
     reads.append(jobs[0]["input"])  # the epoch directory is shared, not only the keys
     writes = sorted({str(Path(job["proof_out"]).parent) for job in jobs} | {str(workdir)})
     answers = client.run(check_worker, reads, writes, backend, on_error="return")
@@ -308,6 +308,10 @@ def _unreadable(path: str) -> str | None:
         return exc.strerror or str(exc)
 
 
+#: The shared files a job reads besides its input: keys, calculators, the C++ witness program.
+_READS = ("wasm", "zkey", "vkey", "witness_bin")
+
+
 def _prove_task(job: dict[str, Any], backend: str, workdir: str) -> dict[str, Any]:
     """One proof, on a worker. Raised errors name the worker: the coordinator reports them."""
     from distributed import get_worker
@@ -315,7 +319,7 @@ def _prove_task(job: dict[str, Any], backend: str, workdir: str) -> dict[str, An
     worker = get_worker().address
     where = f"worker {worker} (host {socket.gethostname()}, pid {os.getpid()})"
     name = job["name"]
-    problems = check_worker([job[k] for k in ("input", "wasm", "zkey", "vkey")], [], backend)
+    problems = check_worker([job[k] for k in ("input", *_READS) if k in job], [], backend)
     if problems:  # a worker that joined after the start-up check, say
         raise ClusterError(f"{where}, proving {name}: " + "; ".join(problems))
     tmp = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=workdir))  # unique across hosts

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from . import native
+from . import native, witness_cpp
 from .atomic import atomic_path, read_json, sha256_file, sha256_json, write_bytes, write_json
 from .commitments import SOLVENCY_FIXED_INPUTS, UNBOUND_DOMAIN, describe_domain, registry_of
 from .context import context_json
@@ -391,12 +391,15 @@ def prove_epoch(
     domain: int = UNBOUND_DOMAIN,
     backend: str = "snarkjs",
     scheduler: str | None = None,
+    witness: str = "wasm",
 ) -> dict[str, Any]:
     """Prove an epoch into `out` and return its manifest. Resumes an interrupted run.
 
     `backend` is "snarkjs" (the reference) or "native" (groth16py, prover/native.py; every proof
     still verified by snarkjs before it is kept). `scheduler`, if given, proves on that Dask
-    cluster with the same backend (prover/cluster.py: tcp://host:port, or local:N).
+    cluster with the same backend (prover/cluster.py: tcp://host:port, or local:N). `witness`
+    "cpp" computes the native backend's batch witnesses with circom's C++ generator
+    (prover/witness_cpp.py: built once per instance) instead of the wasm calculator.
 
     `domain` (commitments.registry_domain) is the registry the solvency proof is made for; only
     that registry will accept it. Proving again with another domain redoes only the solvency
@@ -409,6 +412,17 @@ def prove_epoch(
     if backend == native.NAME and not native.available():
         raise ToolError(
             ["groth16py"], 1, "the native backend needs groth16py: pip install 'zksolvency[native]'"
+        )
+    if witness not in witness_cpp.WITNESS_MODES:
+        modes = ", ".join(witness_cpp.WITNESS_MODES)
+        raise ValueError(f"witness must be one of {modes}, not {witness!r}")
+    if witness == witness_cpp.NAME and backend != native.NAME:
+        raise ValueError("the C++ witness generator serves the native backend (--backend native)")
+    if witness == witness_cpp.NAME and (missing := witness_cpp.missing_tools()):
+        raise ToolError(
+            ["circom", "--c"],
+            1,
+            "the C++ witness generator needs these Debian packages: " + " ".join(missing),
         )
     # The Node driver runs in the checkout (where its modules are), so every path handed to it
     # must be absolute: a relative --out would name a directory under the checkout.
@@ -424,6 +438,12 @@ def prove_epoch(
     # The margin circuit's key goes in the bundle, so that single-account proofs made later
     # are checked against a key the epoch itself pins.
     margin_keys = build_margin_keys(params, ptau, rep)
+    # Only the batch circuit's: one solvency proof does not repay minutes of g++.
+    witness_bin = (
+        witness_cpp.build_witness_binary(keys.batch.build, rep)
+        if witness == witness_cpp.NAME
+        else None
+    )
     fingerprint = _fingerprint(plan, snapshot, reserves, keys)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out) as lock_fd:
@@ -474,6 +494,7 @@ def prove_epoch(
             stats,
             backend,
             scheduler,
+            witness_bin,
         )
 
 
@@ -505,6 +526,7 @@ def _prove_planned(
     stats: list[dict[str, Any]] | None,
     backend: str,
     scheduler: str | None,
+    witness_bin: Path | None,
 ) -> dict[str, Any]:
     fp_path = out / "private" / "run.json"
     epoch = plan.context.epoch
@@ -550,6 +572,7 @@ def _prove_planned(
                     "proof_out": str(proof),
                     "public_out": str(public),
                 }
+                | ({"witness_bin": str(witness_bin)} if witness_bin and not last else {})
             )
             pending.append((name, input_sha, pub))
         skipped = len(names) - len(jobs)

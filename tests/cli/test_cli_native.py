@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from zksolvency.prover import chain, native
+from zksolvency.prover import chain, native, witness_cpp
 from zksolvency.prover.deployment import registry_abi
+from zksolvency.prover.paths import node_bin
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="groth16py is not installed")
 
@@ -125,3 +126,46 @@ def test_native_run_killed_mid_proof_resumes(tiny_epoch: Any, tmp_path: Path) ->
         check=False,
     )
     assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.skipif(bool(witness_cpp.missing_tools()), reason="no C++ toolchain for circom --c")
+def test_cpp_witnesses_equal_wasm_and_prove_the_same_statements(
+    cli: Callable[..., Result], tiny_epoch: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--witness cpp: circom's C++ program computes each batch witness byte for byte as the wasm
+    calculator does (checked here on every batch), and the run's public signals equal the
+    snarkjs run's for the same seed."""
+    cpp_witness = native.compute_witness
+    compared: list[str] = []
+
+    def both(binary: Path, input_json: Path, wtns: Path) -> float:
+        seconds = cpp_witness(binary, input_json, wtns)
+        # build/circuits/<name>/cpp/<name>_cpp/<name> beside build/circuits/<name>/<name>_js/
+        wasm = binary.parents[2] / f"{binary.name}_js" / f"{binary.name}.wasm"
+        ref = wtns.with_suffix(".wasm.wtns")
+        subprocess.run(
+            [node_bin("snarkjs"), "wtns", "calculate", wasm, input_json, ref], check=True
+        )
+        assert ref.read_bytes() == wtns.read_bytes(), f"{input_json.name}: witnesses differ"
+        ref.unlink()
+        compared.append(input_json.name)
+        return seconds
+
+    monkeypatch.setattr(native, "compute_witness", both)
+    out = tmp_path / "epoch"
+    (out / "private").mkdir(parents=True)
+    shutil.copyfile(tiny_epoch.dir / "private" / "seed", out / "private" / "seed")
+    args = list(tiny_epoch.prove_args)
+    args[args.index("--out") + 1] = str(out)
+    proved = cli(*args, "--backend", "native", "--witness", "cpp")
+    assert proved.exit_code == 0, proved.output
+    n_batches = len(tiny_epoch.manifest["proofs"]["batches"])
+    assert sorted(compared) == [f"batch_{k:06d}.json" for k in range(n_batches)]
+    assert _publics(out) == _publics(tiny_epoch.dir)
+    assert not list((out / "private" / "inputs").iterdir()), "a witness was left behind"
+
+
+def test_cpp_witness_needs_the_native_backend(cli: Callable[..., Result], tiny_epoch: Any) -> None:
+    result = cli(*tiny_epoch.prove_args, "--witness", "cpp")
+    assert result.exit_code == 2
+    assert "cpp serves --backend native only" in result.output

@@ -1,0 +1,164 @@
+"""circom's C++ witness generator: an optional, faster witness stage for the native backend.
+
+circom `--c` emits a C++ program per circuit instance that computes the same witness as the
+wasm calculator, byte for byte, several times faster (docs/scaling.md). Building it costs
+minutes of g++ per instance and needs g++, make, nasm, GMP and nlohmann-json (Debian:
+build-essential nasm libgmp-dev nlohmann-json3-dev), so it is opt-in (`prove --witness cpp`)
+and cached under the instance's build folder like its keys.
+
+Trust does not change: a witness only feeds the prover. Every proof is still verified by
+snarkjs and its public signals compared with the Python mirror's before it is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+from .atomic import read_json, sha256_file, write_json
+from .keys import CircuitBuild, instance_lock, source_fingerprint
+from .paths import circuits_dir, node_bin, repo_root
+from .progress import NullReporter, Reporter
+from .toolchain import ToolError, run
+
+NAME = "cpp"
+WITNESS_MODES = ("wasm", NAME)
+
+#: What the generated Makefile and sources need, and the Debian packages that provide them.
+_TOOLS = {"g++": "g++", "make": "make", "nasm": "nasm"}
+_HEADERS = {"gmp.h": "libgmp-dev", "nlohmann/json.hpp": "nlohmann-json3-dev"}
+
+
+def missing_tools() -> list[str]:
+    """The Debian packages missing for a C++ witness build (empty when it can be built)."""
+    out = [package for tool, package in _TOOLS.items() if shutil.which(tool) is None]
+    if "g++" not in out:
+        for header, package in _HEADERS.items():
+            # the compiler's own search path: Debian puts gmp.h under a multiarch folder
+            probe = subprocess.run(
+                ["g++", "-E", "-x", "c++", "-"],
+                input=f"#include <{header}>\n",
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if probe.returncode != 0:
+                out.append(package)
+    else:
+        out.extend(_HEADERS.values())
+    return out
+
+
+def _gxx_version() -> str:
+    return run(["g++", "--version"]).splitlines()[0]
+
+
+def build_witness_binary(build: CircuitBuild, reporter: Reporter | None = None) -> Path:
+    """The C++ witness program of a compiled instance, built (a few minutes) or cached.
+
+    Compiled with the same circom flags as the wasm build, and checked to produce the same
+    r1cs, so the program computes the witness of exactly the circuit the keys are for."""
+    rep = reporter or NullReporter()
+    missing = missing_tools()
+    if missing:
+        raise ToolError(
+            ["circom", "--c"],
+            1,
+            "the C++ witness generator needs these Debian packages: " + " ".join(missing),
+        )
+    name = build.spec.name
+    out = build.dir / "cpp"
+    binary = out / f"{name}_cpp" / name
+    stamp_path = out / "build.json"
+    stamp = {
+        "fingerprint": source_fingerprint(build.spec),
+        "r1cs_sha256": build.r1cs_sha256,
+        "gxx": _gxx_version(),
+    }
+    with instance_lock(name, rep):
+        if stamp_path.is_file() and binary.is_file() and read_json(stamp_path) == stamp:
+            return binary
+        rep.info(f"building the C++ witness generator of {name} (g++, a few minutes; cached)")
+        t0 = time.monotonic()
+        tmp = build.dir / "cpp.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        main = build.dir / f"{name}.circom"
+        run(
+            [
+                node_bin("circom2"),
+                main,
+                "--r1cs",
+                "--c",
+                "--O2",
+                "-l",
+                circuits_dir(),
+                "-l",
+                repo_root() / "node_modules",
+                "-o",
+                tmp,
+            ]
+        )
+        if sha256_file(tmp / f"{name}.r1cs") != build.r1cs_sha256:
+            raise ToolError(
+                ["circom", "--c"], 1, f"{name}: the C++ build's r1cs differs from the keys' r1cs"
+            )
+        (tmp / f"{name}.r1cs").unlink()
+        run(["make", "-j", str(os.cpu_count() or 1)], cwd=tmp / f"{name}_cpp")
+        for obj in (tmp / f"{name}_cpp").glob("*.o"):
+            obj.unlink()  # hundreds of MB for a large circuit; the program is all that runs
+        write_json(tmp / "build.json", stamp)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)  # the folder appears whole, or not at all
+        rep.info(f"  {name}: C++ witness generator built in {time.monotonic() - t0:.0f} s")
+        return binary
+
+
+def compute_witness(binary: Path, input_json: Path, wtns: Path) -> float:
+    """Write the witness of `input_json` to `wtns` with a built program; its seconds.
+
+    The generated program writes without checking for errors, and a failed constraint
+    assertion aborts it: both are caught here (exit status, then the file's size)."""
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [str(binary), str(input_json), str(wtns)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        why = (done.stdout + done.stderr).strip()
+        if done.returncode < 0:  # a failed assertion in the circuit's code aborts
+            why = f"{why}\nkilled by signal {-done.returncode}".strip()
+        raise ToolError([str(binary), str(input_json)], done.returncode, why)
+    try:
+        check_wtns(wtns)
+    except ValueError as exc:
+        raise ToolError([str(binary), str(input_json)], 1, str(exc)) from None
+    return time.monotonic() - t0
+
+
+def check_wtns(path: Path) -> None:
+    """Refuse a .wtns file whose sections do not add up (a write cut short by a full disk)."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        size = os.fstat(fh.fileno()).st_size
+        if len(head) < 12 or head[:4] != b"wtns":
+            raise ValueError(f"{path}: not a witness file")
+        pos, n8, n_vars, values = 12, None, None, None
+        try:
+            while pos < size:
+                fh.seek(pos)
+                sid, length = struct.unpack("<IQ", fh.read(12))
+                if sid == 1:
+                    n8 = struct.unpack("<I", fh.read(4))[0]
+                    fh.seek(n8, os.SEEK_CUR)
+                    n_vars = struct.unpack("<I", fh.read(4))[0]
+                elif sid == 2:
+                    values = length
+                pos += 12 + length
+        except struct.error:
+            pos = -1  # a header cut short
+    if pos != size or n8 is None or n_vars is None or values != n8 * n_vars:
+        raise ValueError(f"{path}: truncated or malformed witness file ({size} bytes)")
