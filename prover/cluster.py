@@ -29,6 +29,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,40 @@ def _unreadable(path: str) -> str | None:
         return exc.strerror or str(exc)
 
 
+#: Per worker thread, its Node driver: kept from task to task, as a local run keeps one per core
+#: (starting Node and snarkjs costs about a second, a large share of a small batch's proof).
+_DRIVERS: dict[int, epoch.NodeDriver] = {}
+
+
+class _Kept:
+    """A thread's driver lent to one task: closing it keeps it for the next task; killing it
+    (after a failure) ends it, and the next task starts another."""
+
+    def __init__(self, driver: epoch.NodeDriver) -> None:
+        self.driver = driver
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        return self.driver.run(job)
+
+    def kill(self) -> None:
+        self.driver.kill()
+
+    def close(self) -> None:
+        pass
+
+
+def _thread_driver(workdir: Path) -> _Kept:
+    """This worker thread's driver, started if it has none or its last one failed. Native jobs
+    name their witness files, so the driver's TMPDIR (the run's private folder) stays unused."""
+    key = threading.get_ident()
+    driver = _DRIVERS.get(key)
+    if driver is None or driver.broken or driver.proc.poll() is not None:
+        if driver is not None:
+            driver.close()
+        driver = _DRIVERS[key] = epoch.NodeDriver(tmpdir=workdir)
+    return _Kept(driver)
+
+
 #: The shared files a job reads besides its input: keys, calculators, the C++ witness program.
 _READS = ("wasm", "zkey", "vkey", "witness_bin")
 
@@ -327,7 +362,7 @@ def _prove_task(job: dict[str, Any], backend: str, workdir: str) -> dict[str, An
     try:
         if backend == native.NAME:
             native.run_jobs_native(
-                [job], results.append, lambda: epoch.NodeDriver(tmpdir=tmp), tmpdir=tmp, workers=1
+                [job], results.append, lambda: _thread_driver(Path(workdir)), tmpdir=tmp, workers=1
             )
         else:
             epoch.run_jobs([job], results.append, tmpdir=tmp)

@@ -116,3 +116,32 @@ def test_a_failed_native_job_stops_the_run_without_waiting(tmp_path: Path) -> No
     assert len(outcome) == 1 and isinstance(outcome[0], OSError)
     assert outcome[0].errno == errno.ENOSPC
     assert sorted(calls) == ["bad", "slow1"], "a job started after the failure"
+
+
+def test_a_dask_worker_thread_keeps_its_driver_until_it_fails(tmp_path: Path) -> None:
+    """cluster._thread_driver: tasks on one worker thread share one Node process, as a local
+    run's core does; closing after a task keeps it, killing after a failure replaces it, and
+    another thread gets its own."""
+    from zksolvency.prover import cluster
+
+    try:
+        first = cluster._thread_driver(tmp_path)
+        first.close()
+        again = cluster._thread_driver(tmp_path)
+        assert again.driver is first.driver and first.driver.proc.poll() is None
+        with pytest.raises(ToolError, match="unknown job kind"):
+            again.run({"kind": "teleport"})  # a failed job with its result line: still usable
+        assert cluster._thread_driver(tmp_path).driver is first.driver
+        again.kill()
+        fresh = cluster._thread_driver(tmp_path)
+        assert fresh.driver is not first.driver and fresh.driver.proc.poll() is None
+        other: list[Any] = []
+        t = threading.Thread(target=lambda: other.append(cluster._thread_driver(tmp_path)))
+        t.start()
+        t.join()
+        assert other[0].driver is not fresh.driver
+    finally:
+        for d in cluster._DRIVERS.values():
+            d.kill()
+            d.close()
+        cluster._DRIVERS.clear()
