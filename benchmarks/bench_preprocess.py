@@ -8,8 +8,8 @@ For each size: a sample accounts CSV is written (not timed), then timed separate
   plan    witness.plan_epoch: context, coverage and margin of every account, salts, id
           commitments, leaves, the tree, totals and the state chain
   inputs  every batch proof's input JSON built and serialised
-  writes  the same written to disk atomically (one fsync each), as `prove` does just before
-          each proof; reported apart because it measures the disk, and not part of the total
+  writes  the same written to disk atomically (one fsync each), as `prove` does before its
+          first proof; reported apart because it measures the disk, and not part of the total
 with accounts per second for each and overall, and the process's peak RSS after each size
 (sizes run smallest first, so the peak belongs to the largest so far). The Poseidon backend
 (native C or Python) and its thread count are printed: set ZKSOLVENCY_POSEIDON=python to
