@@ -32,6 +32,10 @@ interface Vm {
 
     function load(address target, bytes32 slot) external view returns (bytes32 data);
 
+    /// @dev Signs `digest` with `privateKey` (secp256k1); {addr} is that key's address.
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function addr(uint256 privateKey) external pure returns (address keyAddr);
+
     /// @dev Takes a snapshot of the whole state; {revertToState} goes back to it.
     function snapshotState() external returns (uint256 snapshotId);
     function revertToState(uint256 snapshotId) external returns (bool success);
