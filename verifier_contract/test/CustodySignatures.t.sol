@@ -13,6 +13,10 @@ contract CustodyHarness {
     function digest(uint64 epoch, address custody) external view returns (bytes32) {
         return CustodySignatures.digest(address(this), epoch, custody);
     }
+
+    function digestFor(address registry, uint64 epoch, address custody) external view returns (bytes32) {
+        return CustodySignatures.digest(registry, epoch, custody);
+    }
 }
 
 /// @dev A 1-of-1 contract wallet answering ERC-1271 for its owner's signatures, or burning gas.
@@ -58,6 +62,16 @@ contract CustodySignaturesTest {
     function _sign(uint256 key, bytes32 d) internal pure returns (bytes memory) {
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, d);
         return abi.encodePacked(r, s, v);
+    }
+
+    /// The digest eth_account computes for the same typed data (prover/custody.py; the same
+    /// vector is checked in tests/prover/test_custody.py), so that what the CLI has custody keys
+    /// sign is what this contract checks.
+    function test_DigestMatchesEthAccount() public {
+        vm.chainId(31337);
+        bytes32 expected = 0x1a9a71907b8ce45ffe3b9ac7bccd037349371c14bc9d4eee2617d3caa732c035;
+        require(registry.digestFor(address(0xaa), 3, custody) == expected, "EIP-712 digest differs");
+        require(custody == 0xe05fcC23807536bEe418f142D19fa0d21BB0cfF7, "key 0xA11CE's address");
     }
 
     function test_TheCustodysOwnSignatureCounts() public view {
