@@ -2,7 +2,7 @@
 pragma solidity ^0.8.20;
 
 import {PriceCheck} from "../src/PriceCheck.sol";
-import {MockFeed} from "./utils/MockFeed.sol";
+import {MockAggregator as MockFeed} from "../src/demo/MockAggregator.sol";
 import {Vm} from "./utils/Vm.sol";
 
 /// @dev Exposes the library to the tests.

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-/// @dev An AggregatorV3-style feed whose answer, time, rounds and failure modes a test sets.
-contract MockFeed {
+/// @title MockAggregator
+/// @notice An AggregatorV3-style price feed whose answer, time, rounds and failure modes its
+///         caller sets, for the demo and tests on a local chain only.
+contract MockAggregator {
     uint8 public decimals;
     int256 public answer;
     uint256 public updatedAt;
