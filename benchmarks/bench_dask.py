@@ -1,7 +1,8 @@
 """Distributed proving benchmark: one epoch on 1, 2 and 4 Dask workers. Prints what it measures.
 
     python benchmarks/bench_dask.py [--accounts 64] [--workers 1 2 4] [--backend snarkjs]
-                                    [--no-local] [--batch-levels 3 --tree-depth 10 --assets 4
+                                    [--witness cpp] [--no-derivatives] [--no-local]
+                                    [--batch-levels 3 --tree-depth 10 --assets 4
                                     --instruments 8 --scenarios 16 --tiers 3]
 
 The same epoch (snapshot, derivatives, haircuts and seed, so the same statements) is proven
@@ -28,6 +29,7 @@ from typing import Any
 
 from bench_epoch import add_shape_args, snapshot_for
 from distributed import LocalCluster
+from zksolvency.prover import witness_cpp
 from zksolvency.prover.epoch import BACKENDS, margin_summary, prove_epoch
 from zksolvency.prover.haircuts import sample_haircuts
 from zksolvency.prover.instruments import sample_derivatives
@@ -50,13 +52,25 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--backend", choices=BACKENDS, default="snarkjs")
     ap.add_argument("--no-local", action="store_true", help="skip the run without Dask")
+    ap.add_argument(
+        "--witness",
+        choices=witness_cpp.WITNESS_MODES,
+        default="wasm",
+        help="batch witnesses from circom's C++ program (native backend; built before timing)",
+    )
+    ap.add_argument(
+        "--no-derivatives", action="store_true", help="no positions: haircuts and coverage only"
+    )
     add_shape_args(ap)
     args = ap.parse_args()
     shape = (args.instruments, args.scenarios, args.tiers)
     params = EpochParams(args.batch_levels, args.tree_depth, args.assets, *shape)
     cores = os.cpu_count() or 1
 
-    print(f"# zksolvency distributed proving benchmark ({cores} cores, backend {args.backend})")
+    print(
+        f"# zksolvency distributed proving benchmark ({cores} cores, backend {args.backend}, "
+        f"witness {args.witness})"
+    )
     print(
         f"params: batch_levels={params.batch_levels} tree_depth={params.tree_depth} "
         f"n_assets={params.n_assets} n_instruments={params.n_instruments} "
@@ -69,6 +83,8 @@ def main() -> None:
         )
     keys = build_keys(params, None, StderrReporter())
     build_margin_keys(params, None, StderrReporter())  # prove_epoch needs it: not timed
+    if args.witness == witness_cpp.NAME:  # a one-off build per instance: not timed
+        witness_cpp.build_witness_binary(keys.batch.build, StderrReporter())
     print(
         f"batch circuit {keys.batch.build.spec.name}: {keys.batch.build.n_constraints} constraints"
     )
@@ -77,9 +93,10 @@ def main() -> None:
     reserves = tuple(
         2 * max(1, sum(a.equity[i] for a in snap.accounts)) for i in range(len(snap.assets))
     )
-    margin = MarginInputs(
-        sample_derivatives(snap, params.n_instruments, seed=11), sample_haircuts(snap.assets)
+    derivatives = (
+        None if args.no_derivatives else sample_derivatives(snap, params.n_instruments, seed=11)
     )
+    margin = MarginInputs(derivatives, sample_haircuts(snap.assets))
     plan = plan_epoch(snap, params, 1, reserves, SEED, margin)
     print(margin_summary(plan))
     batches, accounts = plan.n_batches, len(snap.accounts)
@@ -117,6 +134,7 @@ def main() -> None:
                     margin=margin,
                     backend=args.backend,
                     scheduler=None if cluster is None else cluster.scheduler_address,
+                    witness=args.witness,
                 )
                 wall = time.monotonic() - t0
             finally:
