@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
+import {BoundedCall} from "./BoundedCall.sol";
+
 /// @notice ERC-1271: how a contract wallet (a multisig, say) says a signature is its own.
 interface IERC1271 {
     function isValidSignature(bytes32 hash, bytes memory signature) external view returns (bytes4 magicValue);
@@ -26,6 +28,9 @@ library CustodySignatures {
     uint256 internal constant HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
     /// @dev Gas a contract wallet may use to answer.
     uint256 internal constant WALLET_GAS = 100_000;
+    uint256 internal constant WALLET_GAS_NEEDED = WALLET_GAS + WALLET_GAS / 63 + 10_000;
+
+    error WalletGas(uint256 available, uint256 needed);
 
     /// @notice The EIP-712 domain separator of `registry` on this chain.
     function domainSeparator(address registry) internal view returns (bytes32) {
@@ -47,11 +52,16 @@ library CustodySignatures {
         if (custody == address(0)) return false;
         bytes32 d = digest(registry, epoch, custody);
         if (custody.code.length > 0) {
-            // staticcall with a gas cap: a wallet can refuse, never spend the caller's gas
-            (bool ok, bytes memory ret) = custody.staticcall{gas: WALLET_GAS}(
-                abi.encodeCall(IERC1271.isValidSignature, (d, signature))
+            // Starved of its allowance a valid wallet would read as invalid: refuse instead.
+            if (gasleft() < WALLET_GAS_NEEDED) revert WalletGas(gasleft(), WALLET_GAS_NEEDED);
+            // Exactly one word, the magic value left-aligned: a contract that echoes its
+            // calldata (whose first bytes are this very selector) must not pass.
+            (bool ok, uint256 size, bytes memory ret) = BoundedCall.staticcall(
+                custody, abi.encodeCall(IERC1271.isValidSignature, (d, signature)), WALLET_GAS, 32
             );
-            return ok && ret.length >= 32 && bytes4(bytes32(ret)) == ERC1271_MAGIC;
+            // `ret` is exactly 32 bytes long: the conversion reads all of it
+            // forge-lint: disable-next-line(unsafe-typecast)
+            return ok && size == 32 && bytes32(ret) == bytes32(ERC1271_MAGIC);
         }
         if (signature.length != 65) return false;
         bytes32 r;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
+import {BoundedCall} from "./BoundedCall.sol";
+
 /// @notice The part of Chainlink's AggregatorV3Interface this check reads.
 interface AggregatorV3Interface {
     function decimals() external view returns (uint8);
@@ -15,9 +17,9 @@ interface AggregatorV3Interface {
 /// @notice The circuit breaker on an epoch's prices: a claimed USD price (8 decimals) is
 ///         accepted only if a quorum of fresh on-chain feeds agree around their median and the
 ///         claim lies within the same tolerance of that median.
-/// @dev A feed that reverts, runs out of its gas allowance, answers zero or less, reports a
-///      time in the future or an unusable number of decimals counts as not fresh, like a stale
-///      one: a broken or hostile feed can lower the count of fresh feeds, never move the price
+/// @dev A feed that reverts, runs out of its gas allowance, has no code, answers zero or less,
+///      or in the wrong shape, reports a time in the future or an unusable number of decimals
+///      counts as not fresh, like a stale one: a broken or hostile feed can lower the count of fresh feeds, never move the price
 ///      on its own. With a quorum of a majority, one bad feed among three is outvoted (the
 ///      median is one of the two good answers or between them); two bad feeds that disagree
 ///      trip the breaker, and two that collude can only be caught off-chain (docs/threat-model.md).
@@ -35,7 +37,7 @@ library PriceCheck {
         address[] feeds;
         uint32 maxAge; // seconds: an answer updated longer ago than this is stale
         uint16 toleranceBps; // band around the median, in basis points, for feeds and the claim
-        uint8 quorum; // fresh feeds within the band needed (at least 1, at most feeds.length)
+        uint8 quorum; // fresh feeds within the band needed: a majority of feeds.length, at most all
     }
 
     /// @notice What a check found: the verdict, the median of the fresh answers (8 decimals;
@@ -43,8 +45,8 @@ library PriceCheck {
     struct Reading {
         Verdict verdict;
         uint256 median;
-        uint8 fresh;
-        uint8 agreeing;
+        uint256 fresh;
+        uint256 agreeing;
     }
 
     uint256 internal constant PRICE_DECIMALS = 8;
@@ -71,7 +73,8 @@ library PriceCheck {
         uint256 n = f.feeds.length;
         if (n == 0) revert NoFeeds();
         if (n > MAX_FEEDS) revert TooManyFeeds(n);
-        if (f.quorum == 0 || f.quorum > n) revert BadQuorum(f.quorum, n);
+        // a majority: then bad feeds must outnumber good ones to set the price
+        if (f.quorum <= n / 2 || f.quorum > n) revert BadQuorum(f.quorum, n);
         if (f.toleranceBps == 0 || f.toleranceBps >= BPS) revert BadTolerance(f.toleranceBps);
         if (f.maxAge == 0) revert ZeroMaxAge();
         for (uint256 i = 0; i < n; i++) {
@@ -87,7 +90,7 @@ library PriceCheck {
             (bool ok, uint256 price) = readFeed(f.feeds[i], f.maxAge);
             if (ok) answers[fresh++] = price;
         }
-        r.fresh = uint8(fresh);
+        r.fresh = fresh;
         if (fresh == 0) {
             r.verdict = Verdict.TooFewFresh;
             return r;
@@ -102,35 +105,43 @@ library PriceCheck {
     }
 
     /// @notice One feed's latest answer in USD with 8 decimals, and whether it is fresh and sane.
+    /// @dev Low-level calls with exact answer sizes: a `try` would not catch an answer that
+    ///      fails to decode (empty, short, or a decimals value past 255), and one such feed would
+    ///      then stop every check.
     function readFeed(address feed, uint256 maxAge) internal view returns (bool ok, uint256 priceE8) {
         // A call given less than its allowance could fail for want of gas and count a good feed
         // as down: a caller choosing the gas would choose which feeds count. Refuse instead.
         if (gasleft() < FEED_GAS_NEEDED) revert FeedGas(gasleft(), FEED_GAS_NEEDED);
-        uint8 dec;
-        try AggregatorV3Interface(feed).decimals{gas: FEED_GAS}() returns (uint8 d) {
-            dec = d;
-        } catch {
-            return (false, 0);
-        }
+        (bool called, uint256 size, bytes memory out) =
+            BoundedCall.staticcall(feed, abi.encodeCall(AggregatorV3Interface.decimals, ()), FEED_GAS, 32);
+        if (!called || size != 32) return (false, 0);
+        uint256 dec = abi.decode(out, (uint256));
         if (dec > MAX_FEED_DECIMALS) return (false, 0);
-        try AggregatorV3Interface(feed).latestRoundData{gas: FEED_GAS}() returns (
-            uint80 roundId, int256 answer, uint256, uint256 updatedAt, uint80 answeredInRound
-        ) {
-            // bounded before scaling: a revert here would not be caught and would stop the check
-            if (answer <= 0 || uint256(answer) > type(uint128).max) return (false, 0);
-            if (updatedAt == 0 || updatedAt > block.timestamp) return (false, 0);
-            if (block.timestamp - updatedAt > maxAge) return (false, 0);
-            if (answeredInRound < roundId) return (false, 0); // an answer carried from an older round
-            uint256 a = uint256(answer);
-            priceE8 = dec >= PRICE_DECIMALS ? a / 10 ** (dec - PRICE_DECIMALS) : a * 10 ** (PRICE_DECIMALS - dec);
-            return (priceE8 != 0 && priceE8 <= type(uint128).max, priceE8);
-        } catch {
-            return (false, 0);
-        }
+        (called, size, out) =
+            BoundedCall.staticcall(feed, abi.encodeCall(AggregatorV3Interface.latestRoundData, ()), FEED_GAS, 160);
+        if (!called || size != 160) return (false, 0);
+        (uint256 roundId, int256 answer,, uint256 updatedAt, uint256 answeredInRound) =
+            abi.decode(out, (uint256, int256, uint256, uint256, uint256));
+        // Bounded before scaling, so that the arithmetic below cannot overflow; the casts come
+        // after `answer > 0`, so they keep its value.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        if (answer <= 0 || uint256(answer) > type(uint128).max) return (false, 0);
+        // Staleness is judged in minutes; the few seconds a block producer can shift do not matter.
+        // forge-lint: disable-next-line(block-timestamp)
+        if (updatedAt == 0 || updatedAt > block.timestamp) return (false, 0);
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp - updatedAt > maxAge) return (false, 0);
+        if (answeredInRound < roundId) return (false, 0); // an answer carried from an older round
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint256 a = uint256(answer);
+        priceE8 = dec >= PRICE_DECIMALS ? a / 10 ** (dec - PRICE_DECIMALS) : a * 10 ** (PRICE_DECIMALS - dec);
+        return (priceE8 != 0 && priceE8 <= type(uint128).max, priceE8);
     }
 
-    /// @dev |a - m| <= m * tol / BPS, without division (prices are below 2^128: no overflow).
+    /// @dev |a - m| <= m * tol / BPS, without division. The median is below 2^128; a claim
+    ///      above that is off any median (and would overflow the product).
     function _within(uint256 a, uint256 m, uint256 toleranceBps) private pure returns (bool) {
+        if (a > type(uint128).max) return false;
         uint256 diff = a > m ? a - m : m - a;
         return diff * BPS <= m * toleranceBps;
     }

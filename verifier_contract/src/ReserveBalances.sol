@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
+import {BoundedCall} from "./BoundedCall.sol";
+
 /// @title ReserveBalances
 /// @notice Reads what custody addresses hold: native ether or an ERC-20 `balanceOf`, converted
 ///         to the asset's scale in the snapshot (its decimals there may differ from the
@@ -11,22 +13,23 @@ library ReserveBalances {
     /// @dev Gas a token's balanceOf may use: standard tokens take under 10k; the cap keeps a
     ///      misbehaving token from spending the caller's gas.
     uint256 internal constant TOKEN_GAS = 50_000;
+    uint256 internal constant TOKEN_GAS_NEEDED = TOKEN_GAS + TOKEN_GAS / 63 + 5_000;
     /// @notice Decimals beyond this are refused (10^77 overflows a uint256).
     uint256 internal constant MAX_DECIMALS = 36;
 
     error TokenReadFailed(address token, address holder);
     error DecimalsTooLarge(uint256 decimals);
     error TokenGas(uint256 available, uint256 needed);
-    error ReserveOverflow(address token);
+    error HoldersNotIncreasing(uint256 index);
 
     /// @notice `holder`'s balance of `token` (NATIVE for ether), in the token's own units.
     function balanceOf(address token, address holder) internal view returns (uint256) {
         if (token == NATIVE) return holder.balance;
         // Given less than its allowance a read could fail for want of gas: refuse instead.
-        if (gasleft() < TOKEN_GAS + TOKEN_GAS / 63 + 5_000) revert TokenGas(gasleft(), TOKEN_GAS);
-        (bool ok, bytes memory ret) =
-            token.staticcall{gas: TOKEN_GAS}(abi.encodeWithSelector(0x70a08231, holder)); // balanceOf(address)
-        if (!ok || ret.length < 32) revert TokenReadFailed(token, holder);
+        if (gasleft() < TOKEN_GAS_NEEDED) revert TokenGas(gasleft(), TOKEN_GAS_NEEDED);
+        (bool ok, uint256 size, bytes memory ret) =
+            BoundedCall.staticcall(token, abi.encodeWithSelector(0x70a08231, holder), TOKEN_GAS, 32); // balanceOf
+        if (!ok || size != 32) revert TokenReadFailed(token, holder);
         return abi.decode(ret, (uint256));
     }
 
@@ -43,13 +46,14 @@ library ReserveBalances {
     }
 
     /// @notice What `holders` hold of `token` together, in the asset's units.
-    /// @dev Callers pass each holder once (the registry keeps custody lists strictly increasing).
+    /// @dev Holders must be strictly increasing, so that no balance is counted twice.
     function total(address token, uint256 tokenDecimals, uint256 assetDecimals, address[] memory holders)
         internal
         view
         returns (uint256 sum)
     {
         for (uint256 i = 0; i < holders.length; i++) {
+            if (i > 0 && holders[i] <= holders[i - 1]) revert HoldersNotIncreasing(i);
             sum += balanceOf(token, holders[i]);
         }
         return toAssetUnits(sum, tokenDecimals, assetDecimals);

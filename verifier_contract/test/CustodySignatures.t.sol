@@ -43,6 +43,20 @@ contract MockWallet is IERC1271 {
     }
 }
 
+/// @dev Answers every call with its own calldata, which starts with the ERC-1271 selector.
+contract Echo {
+    fallback(bytes calldata data) external returns (bytes memory) {
+        return data;
+    }
+}
+
+/// @dev Answers isValidSignature with the magic value and more bytes after it.
+contract LongAnswer {
+    fallback(bytes calldata) external returns (bytes memory) {
+        return abi.encode(bytes32(bytes4(0x1626ba7e)), uint256(1));
+    }
+}
+
 /// Custody ownership: a signature counts for its address, epoch, registry and chain only.
 contract CustodySignaturesTest {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
@@ -121,6 +135,22 @@ contract CustodySignaturesTest {
         require(!registry.isValid(3, custody, abi.encodePacked(r, s, v + 4)), "v outside 27/28");
         require(!registry.isValid(3, custody, abi.encodePacked(r, s)), "64 bytes");
         require(!registry.isValid(3, custody, abi.encodePacked(r, s, v, uint8(0))), "66 bytes");
+    }
+
+    function test_ContractsThatOnlyLookLikeWalletsAreRefused() public {
+        Echo echo = new Echo();
+        require(!registry.isValid(3, address(echo), hex"00"), "an echoing contract was claimed");
+        LongAnswer long = new LongAnswer();
+        require(!registry.isValid(3, address(long), hex"00"), "a 64-byte answer counted");
+    }
+
+    function test_AStarvedWalletCheckReverts() public {
+        MockWallet wallet = new MockWallet(custody);
+        bytes memory sig = _sign(KEY, registry.digest(3, address(wallet)));
+        (bool ok, bytes memory err) = address(registry).call{gas: CustodySignatures.WALLET_GAS}(
+            abi.encodeCall(CustodyHarness.isValid, (3, address(wallet), sig))
+        );
+        require(!ok && bytes4(err) == CustodySignatures.WalletGas.selector, "starved check must revert");
     }
 
     function test_AContractWalletAnswersThroughERC1271() public {

@@ -119,6 +119,23 @@ contract PriceCheckTest {
         require(before - gasleft() < 400_000, "a hostile feed spent the caller's gas");
     }
 
+    function test_MalformedFeedsCountAsNotFreshAndNeverStopTheCheck() public {
+        for (uint8 mode = 1; mode <= 4; mode++) {
+            feeds[0].setMalformed(mode);
+            PriceCheck.Reading memory r = h.check(_config(), BTC);
+            _expect(r, PriceCheck.Verdict.Ok, 2, 2);
+            feeds[0].setMalformed(0);
+        }
+        PriceCheck.Feeds memory f = _config();
+        f.feeds[2] = address(0xC0DE); // no code (validate refuses it; check must survive it)
+        _expect(h.check(f, BTC), PriceCheck.Verdict.Ok, 2, 2);
+    }
+
+    function test_AClaimBeyond2To128IsOffTheMedian() public view {
+        _expect(h.check(_config(), type(uint256).max), PriceCheck.Verdict.OffMedian, 3, 3);
+        _expect(h.check(_config(), uint256(type(uint128).max) + 1), PriceCheck.Verdict.OffMedian, 3, 3);
+    }
+
     function test_TooLittleGasRevertsRatherThanDroppingFeeds() public {
         uint256 needed = PriceCheck.FEED_GAS_NEEDED;
         (bool ok, bytes memory err) =
@@ -149,6 +166,8 @@ contract PriceCheckTest {
         _expectRevert(f, abi.encodeWithSelector(PriceCheck.BadQuorum.selector, 0, 3));
         f.quorum = 4;
         _expectRevert(f, abi.encodeWithSelector(PriceCheck.BadQuorum.selector, 4, 3));
+        f.quorum = 1; // not a majority of three: one bad feed could set the price
+        _expectRevert(f, abi.encodeWithSelector(PriceCheck.BadQuorum.selector, 1, 3));
         f = _config();
         f.toleranceBps = 10_000;
         _expectRevert(f, abi.encodeWithSelector(PriceCheck.BadTolerance.selector, 10_000));

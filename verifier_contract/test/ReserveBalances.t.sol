@@ -67,9 +67,31 @@ contract ReserveBalancesTest {
         require(h.total(address(odd), 24, 24, holders) == 3e24 + 999_999_999_999_999, "same scale");
     }
 
-    function test_NativeEtherIsRead() public view {
-        uint256 expected = holders[0].balance + holders[1].balance;
-        require(h.total(ReserveBalances.NATIVE, 18, 18, holders) == expected, "ether");
+    function test_NativeEtherIsRead() public {
+        vm.deal(holders[0], 3 ether);
+        vm.deal(holders[1], 0.5 ether + 7);
+        require(h.total(ReserveBalances.NATIVE, 18, 18, holders) == 3.5 ether + 7, "ether");
+        require(h.total(ReserveBalances.NATIVE, 18, 8, holders) == 3.5e8, "ether in 8 decimals");
+    }
+
+    function test_AHolderListedTwiceIsRefused() public {
+        MockERC20 t = new MockERC20("T", "T", 18);
+        t.mint(holders[0], 5);
+        address[] memory twice = new address[](3);
+        (twice[0], twice[1], twice[2]) = (holders[0], holders[1], holders[1]);
+        vm.expectRevert(abi.encodeWithSelector(ReserveBalances.HoldersNotIncreasing.selector, 2));
+        h.total(address(t), 18, 18, twice);
+        (twice[0], twice[1], twice[2]) = (holders[1], holders[0], address(0x1003));
+        vm.expectRevert(abi.encodeWithSelector(ReserveBalances.HoldersNotIncreasing.selector, 1));
+        h.total(address(t), 18, 18, twice);
+    }
+
+    function test_AStarvedTokenReadReverts() public {
+        MockERC20 t = new MockERC20("T", "T", 18);
+        (bool ok, bytes memory err) = address(h).call{gas: ReserveBalances.TOKEN_GAS}(
+            abi.encodeCall(ReserveHarness.total, (address(t), 18, 18, holders))
+        );
+        require(!ok && bytes4(err) == ReserveBalances.TokenGas.selector, "starved read must revert");
     }
 
     function test_AnUnreadableTokenStopsTheRead() public {

@@ -35,6 +35,8 @@ interface Vm {
     /// @dev Signs `digest` with `privateKey` (secp256k1); {addr} is that key's address.
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function addr(uint256 privateKey) external pure returns (address keyAddr);
+    /// @dev Sets `account`'s ether balance.
+    function deal(address account, uint256 newBalance) external;
 
     /// @dev Takes a snapshot of the whole state; {revertToState} goes back to it.
     function snapshotState() external returns (uint256 snapshotId);
