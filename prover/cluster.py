@@ -153,6 +153,11 @@ def run_jobs_dask(
                 with contextlib.suppress(Exception):
                     client.cancel(futures)
                 raise
+            finally:
+                # Long-lived workers must not keep Node drivers of a finished run (its
+                # folders are deleted; a later run may come from an upgraded checkout).
+                with contextlib.suppress(Exception):
+                    client.run(close_thread_drivers)
         rep.info(
             f"dask: {len(jobs)} proofs on {len(per_worker)} workers ("
             + ", ".join(f"{w}: {n}" for w, n in sorted(per_worker.items()))
@@ -329,6 +334,15 @@ class _Kept:
 
     def close(self) -> None:
         pass
+
+
+def close_thread_drivers() -> int:
+    """Stop every driver this worker process keeps; how many. Run on each worker as a run ends."""
+    drivers = list(_DRIVERS.values())
+    _DRIVERS.clear()
+    for d in drivers:
+        d.close()
+    return len(drivers)
 
 
 def _thread_driver(workdir: Path) -> _Kept:

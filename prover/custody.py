@@ -4,16 +4,17 @@ verifier_contract/src/CustodySignatures.sol).
 
 Keys stay with their holders. A signer is a keystore file (decrypted in memory with a password
 read from a file or typed at a prompt) or a remote signer answering `eth_signTypedData_v4` over
-JSON-RPC (Clef, a node with the account unlocked, a hardware-wallet bridge). Nothing here takes
-a private key as an argument.
+JSON-RPC (a node with the account unlocked, or a signing service or hardware-wallet bridge that
+speaks that method). Nothing here takes a private key as an argument.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -94,7 +95,7 @@ class KeystoreSigner:
     """A key in an Ethereum keystore file (geth/web3 v3 JSON), decrypted with its password."""
 
     path: Path
-    password: str
+    password: str = field(repr=False)  # dropped once the key is decrypted
 
     def __post_init__(self) -> None:
         try:
@@ -106,11 +107,16 @@ class KeystoreSigner:
             self._key = bytes(Account.decrypt(blob, self.password))
         except ValueError:
             raise SignerError(f"{self.path}: wrong password for {self.address}") from None
+        finally:
+            self.password = ""
         if Account.from_key(self._key).address != self.address:
             raise SignerError(f"{self.path}: the key does not match the address {self.address}")
 
     def sign_typed_data(self, data: dict[str, Any]) -> bytes:
         return bytes(Account.sign_typed_data(self._key, full_message=data).signature)
+
+    def __repr__(self) -> str:  # never the key
+        return f"KeystoreSigner({self.path}, {self.address})"
 
 
 @dataclass
@@ -123,6 +129,7 @@ class RemoteSigner:
     def sign_typed_data(self, data: dict[str, Any]) -> bytes:
         from web3 import HTTPProvider
 
+        where = _redacted(self.url)
         provider = HTTPProvider(self.url)
         try:
             res = provider.make_request(
@@ -130,10 +137,23 @@ class RemoteSigner:
                 [self.address, json.dumps(data)],
             )
         except Exception as exc:
-            raise SignerError(f"remote signer {self.url}: {exc}") from None
+            raise SignerError(f"remote signer {where}: {_redacted(str(exc))}") from None
         if "error" in res:
-            raise SignerError(f"remote signer {self.url} refused: {res['error']}")
-        return bytes.fromhex(str(res["result"]).removeprefix("0x"))
+            raise SignerError(f"remote signer {where} refused: {res['error']}")
+        try:
+            return bytes.fromhex(str(res["result"]).removeprefix("0x"))
+        except (KeyError, ValueError):
+            raise SignerError(f"remote signer {where} answered no signature: {res}") from None
+
+
+def _redacted(text: str) -> str:
+    """`text` without the credentials a signer URL may carry (user:password@host)."""
+    return " ".join(
+        word.replace(f"{urlsplit(word).username or ''}:{urlsplit(word).password or ''}@", "")
+        if "@" in word and "://" in word
+        else word
+        for word in text.split(" ")
+    )
 
 
 def sign_ownership(signer: Signer, registry: str, chain_id: int, epoch: int) -> tuple[str, bytes]:
@@ -141,10 +161,12 @@ def sign_ownership(signer: Signer, registry: str, chain_id: int, epoch: int) -> 
     signed with another key, or something else, fails here rather than on-chain."""
     data = typed_data(registry, chain_id, epoch, signer.address)
     sig = signer.sign_typed_data(data)
-    if len(sig) == 65 and sig[64] in (0, 1):  # some signers return v as 0/1
+    if len(sig) != 65 or sig[64] not in (0, 1, 27, 28):
+        raise SignerError(f"the signer for {signer.address} returned no 65-byte signature")
+    if sig[64] in (0, 1):  # some signers return v as 0/1
         sig = sig[:64] + bytes([sig[64] + 27])
     s = int.from_bytes(sig[32:64], "big")
-    if len(sig) == 65 and s > SECP256K1_N // 2:  # normalise to the low-s twin the contract takes
+    if s > SECP256K1_N // 2:  # normalise to the low-s twin the contract takes
         sig = sig[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - sig[64]])
     if recover(registry, chain_id, epoch, signer.address, sig) != to_checksum_address(
         signer.address

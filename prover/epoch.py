@@ -176,6 +176,13 @@ def _die_with_parent() -> Callable[[], None] | None:
     Without it a `kill -9` of the prover (or the OOM killer) leaves the Node driver running as
     an orphan that keeps writing proofs into the epoch directory while a resumed run writes
     the same files. The libc function is looked up here, in the parent: the child only calls it.
+
+    Python warns that a preexec_fn is unsafe in a process with threads (a prove has its
+    Poseidon pool; a Dask worker has its event loop): the forked child holds copies of locks
+    other threads held at the fork, and code that takes one deadlocks. This function takes
+    none: it makes one foreign call prepared beforehand and reads the parent's pid. The signal
+    is tied to the thread that starts the child, so drivers are started by the thread that
+    owns them for their whole life (the run's thread, or a Dask worker's thread).
     """
     if sys.platform != "linux":
         return None
@@ -214,8 +221,7 @@ def _spawn_node(
     cmd: list[str], tmpdir: Path | None, lock_fd: int | None, stderr: Any
 ) -> subprocess.Popen[str]:
     """Start the Node driver: text pipes, witness files under `tmpdir`, the epoch lock
-    inherited, and killed if this process dies. Call it from a thread that runs nothing else
-    while the child starts (preexec_fn)."""
+    inherited, and killed if the starting thread dies (`_die_with_parent`)."""
     env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
     return subprocess.Popen(
         cmd,
@@ -245,7 +251,6 @@ def run_jobs(
     has exited too: no second prove can start while this one's driver may still write.
     """
     cmd = ["node", str(js_script("groth16.mjs"))]
-    # no other threads run here: the child's preexec_fn is safe
     with _spawn_node(cmd, tmpdir, lock_fd, subprocess.PIPE) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         proc.stdin.write(json.dumps({"jobs": jobs}))
@@ -292,7 +297,7 @@ class NodeDriver:
     """One long-lived Node driver (groth16.mjs --stream) fed a job at a time, so that a native
     run starts Node, the curve and the circuit's wasm once per worker rather than per chunk.
 
-    Start it in a thread that runs nothing else (the child's preexec_fn), then one thread at a
+    Start it in the thread that will own it for its life (`_die_with_parent`), then one thread at a
     time may call `run`. Arguments as for `run_jobs`."""
 
     def __init__(self, *, tmpdir: Path | None = None, lock_fd: int | None = None) -> None:

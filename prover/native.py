@@ -135,7 +135,7 @@ def run_jobs_native(
     drivers: queue.SimpleQueue[Driver] = queue.SimpleQueue()
     started: list[Driver] = []
     try:
-        for _ in range(workers):  # here, before any thread: Popen's preexec_fn needs that
+        for _ in range(workers):  # here: the drivers die with this thread (_die_with_parent)
             started.append(start_driver())
             drivers.put(started[-1])
 

@@ -26,6 +26,8 @@ from .progress import NullReporter, Reporter
 from .toolchain import ToolError, run
 
 NAME = "cpp"
+#: Seconds a witness may take: a healthy one takes well under a second at 2^17 constraints.
+WITNESS_TIMEOUT = 600
 #: -O1 rather than the generated Makefile's -O3: measured on the 46,262-constraint batch, half
 #: the build (100 s against 195 s) for the same witness time (0.044 s against 0.047 s); -O0
 #: builds in 66 s but its witness takes 0.075 s.
@@ -129,18 +131,22 @@ def compute_witness(binary: Path, input_json: Path, wtns: Path) -> float:
     The generated program writes without checking for errors, and a failed constraint
     assertion aborts it: both are caught here (exit status, then the file's size)."""
     t0 = time.monotonic()
-    done = subprocess.run(
-        [str(binary), str(input_json), str(wtns)], capture_output=True, text=True, check=False
-    )
+    cmd = [str(binary), str(input_json), str(wtns)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=WITNESS_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise ToolError(cmd[:2], 1, f"no witness after {WITNESS_TIMEOUT} s") from None
+    except OSError as exc:  # the program is gone, not executable, or for another machine
+        raise ToolError(cmd[:2], 1, f"cannot run the C++ witness program: {exc}") from None
     if done.returncode != 0:
-        why = (done.stdout + done.stderr).strip()
+        why = (done.stdout + done.stderr).decode(errors="replace").strip()
         if done.returncode < 0:  # a failed assertion in the circuit's code aborts
             why = f"{why}\nkilled by signal {-done.returncode}".strip()
-        raise ToolError([str(binary), str(input_json)], done.returncode, why)
+        raise ToolError(cmd[:2], done.returncode, why)
     try:
         check_wtns(wtns)
     except ValueError as exc:
-        raise ToolError([str(binary), str(input_json)], 1, str(exc)) from None
+        raise ToolError(cmd[:2], 1, str(exc)) from None
     return time.monotonic() - t0
 
 

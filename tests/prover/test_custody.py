@@ -58,6 +58,12 @@ def test_a_keystore_signs_what_the_contract_accepts(tmp_path: Path) -> None:
     assert custody.recover(REGISTRY, 1, 3, ADDRESS, sig) != ADDRESS
 
 
+def test_the_password_and_key_never_show_in_repr(tmp_path: Path) -> None:
+    signer = KeystoreSigner(_keystore(tmp_path, "hunter2"), "hunter2")
+    assert "hunter2" not in repr(signer) and "hunter2" not in str(vars(signer))
+    assert KEY.hex() not in repr(signer) and ADDRESS in repr(signer)
+
+
 def test_keystore_errors_name_the_file(tmp_path: Path) -> None:
     path = _keystore(tmp_path)
     with pytest.raises(SignerError, match=f"{path}: wrong password for {ADDRESS}"):
@@ -104,7 +110,17 @@ def test_a_signer_that_signs_with_another_key_fails_before_the_chain() -> None:
     with pytest.raises(SignerError, match="not that address's"):
         custody.sign_ownership(_Raw(ADDRESS, lambda d: _signed(d, other_key)), REGISTRY, 5, 9)
     with pytest.raises(SignerError, match="not that address's"):
-        custody.sign_ownership(_Raw(ADDRESS, lambda d: b"\x01" * 65), REGISTRY, 5, 9)
+        custody.sign_ownership(_Raw(ADDRESS, lambda d: b"\x01" * 64 + b"\x1b"), REGISTRY, 5, 9)
+    for bad in (b"\x01" * 64 + b"\x40", b"", b"\x01" * 64, b"\x01" * 66):
+        with pytest.raises(SignerError, match="no 65-byte signature"):
+            custody.sign_ownership(_Raw(ADDRESS, lambda d, b=bad: b), REGISTRY, 5, 9)
+
+
+def test_signer_urls_lose_their_credentials_in_messages() -> None:
+    url = "https://ops:s3cret@signer.internal:8550"
+    with pytest.raises(SignerError) as err:
+        RemoteSigner(url, ADDRESS).sign_typed_data(custody.typed_data(REGISTRY, 1, 1, ADDRESS))
+    assert "s3cret" not in str(err.value) and "signer.internal" in str(err.value)
 
 
 def test_a_remote_signer_over_json_rpc() -> None:

@@ -140,6 +140,10 @@ def test_a_dask_worker_thread_keeps_its_driver_until_it_fails(tmp_path: Path) ->
         t.start()
         t.join()
         assert other[0].driver is not fresh.driver
+        # the end of a run stops them all (the other thread's died with its thread already)
+        kept = list(cluster._DRIVERS.values())
+        assert cluster.close_thread_drivers() == 2 and not cluster._DRIVERS
+        assert all(d.proc.wait(timeout=10) is not None for d in kept)
     finally:
         for d in cluster._DRIVERS.values():
             d.kill()

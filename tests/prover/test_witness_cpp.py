@@ -68,6 +68,20 @@ def test_a_failing_program_is_a_tool_error(tmp_path: Path, body: str, expect: st
         witness_cpp.compute_witness(_program(tmp_path, body), tmp_path / "in.json", tmp_path / "w")
 
 
+def test_a_program_that_cannot_run_is_a_tool_error(tmp_path: Path) -> None:
+    not_executable = tmp_path / "calc"
+    not_executable.write_text("#!/bin/sh\n")
+    for prog in (not_executable, tmp_path / "absent"):
+        with pytest.raises(ToolError, match="cannot run the C\\+\\+ witness program"):
+            witness_cpp.compute_witness(prog, tmp_path / "in.json", tmp_path / "w")
+
+
+def test_a_hung_program_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(witness_cpp, "WITNESS_TIMEOUT", 0.5)
+    with pytest.raises(ToolError, match=r"no witness after 0\.5 s"):
+        witness_cpp.compute_witness(_program(tmp_path, "sleep 30"), tmp_path / "i", tmp_path / "w")
+
+
 def test_a_truncated_witness_stops_a_native_run_before_proving(tmp_path: Path) -> None:
     """A job's `witness_bin` replaces the driver's witness step; its cut-short output stops the
     run with nothing kept, and the driver is never asked for a witness."""
