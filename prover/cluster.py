@@ -28,6 +28,7 @@ import re
 import secrets
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -258,7 +259,8 @@ def _preflight(
     reads = sorted({job[k] for job in jobs for k in _READS if k in job})
     reads.append(jobs[0]["input"])  # the epoch directory is shared, not only the keys
     writes = sorted({str(Path(job["proof_out"]).parent) for job in jobs} | {str(workdir)})
-    answers = client.run(check_worker, reads, writes, backend, on_error="return")
+    runs = tuple(sorted({job["witness_bin"] for job in jobs if "witness_bin" in job}))
+    answers = client.run(check_worker, reads, writes, backend, runs, on_error="return")
     problems = []
     for worker, answer in sorted(answers.items()):
         if isinstance(answer, BaseException):
@@ -281,12 +283,16 @@ def _preflight(
     )
 
 
-def check_worker(reads: list[str], writes: list[str], backend: str) -> list[str]:
-    """What this process lacks to prove: unreadable files, unwritable folders, the toolchain.
+def check_worker(
+    reads: list[str], writes: list[str], backend: str, runs: tuple[str, ...] = ()
+) -> list[str]:
+    """What this process lacks to prove: unreadable files, unwritable folders, programs that
+    do not start here (the C++ witness program needs this host's libgmp), the toolchain.
 
     Runs on each worker (`client.run`) and at the start of each task.
     """
     problems = [f"cannot read {p}: {why}" for p in reads if (why := _unreadable(p))]
+    problems += [f"cannot run {p}: {why}" for p in runs if (why := _unrunnable(p))]
     for d in writes:
         try:
             # a .tmp name: if this process dies here, the next prove deletes the file
@@ -304,6 +310,19 @@ def check_worker(reads: list[str], writes: list[str], backend: str) -> list[str]
     if backend == native.NAME and not native.available():
         problems.append("groth16py is not installed: pip install 'zksolvency[native]'")
     return problems
+
+
+def _unrunnable(path: str) -> str | None:
+    """Why a program does not start here, if it does not. Without arguments the C++ witness
+    program prints its usage and exits 0, so this checks its loader and libraries."""
+    try:
+        done = subprocess.run([path], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        return f"exit status {done.returncode}" + (f": {tail[0]}" if tail else "")
+    return None
 
 
 def _unreadable(path: str) -> str | None:

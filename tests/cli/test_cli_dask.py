@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from zksolvency.prover import cluster, native
+from zksolvency.prover import cluster, native, witness_cpp
 from zksolvency.prover.toolchain import ToolError
 
 pytest.importorskip("distributed")
@@ -340,3 +340,32 @@ def test_the_native_backend_on_the_cluster(
         ours = json.loads((out / "proofs" / public.name).read_text())
         assert ours == json.loads(public.read_text()), public.name
     assert not _leftovers(out)
+
+
+@pytest.mark.skipif(not native.available(), reason="groth16py is not installed")
+@pytest.mark.skipif(bool(witness_cpp.missing_tools()), reason="no C++ toolchain for circom --c")
+def test_cpp_witnesses_on_the_cluster(
+    cli: Callable[..., Result], tiny_epoch: Any, scheduler: str, tmp_path: Path
+) -> None:
+    """Workers run the job's C++ witness program (checked to start on each of them first)."""
+    out = _with_seed(tmp_path / "epoch", tiny_epoch.dir)
+    args = _args(tiny_epoch.prove_args, out)
+    result = cli(*args, "--backend", "native", "--witness", "cpp", "--scheduler", scheduler)
+    assert result.exit_code == 0, result.output
+    for public in sorted(tiny_epoch.dir.glob("proofs/*.public.json")):
+        ours = json.loads((out / "proofs" / public.name).read_text())
+        assert ours == json.loads(public.read_text()), public.name
+    assert not _leftovers(out)
+
+
+def test_a_program_that_cannot_start_on_a_worker_is_reported(tmp_path: Path) -> None:
+    broken = tmp_path / "calc"
+    broken.write_text(
+        "#!/bin/sh\necho 'error while loading shared libraries: libgmp.so.10' >&2\nexit 127\n"
+    )
+    broken.chmod(0o755)
+    problems = cluster.check_worker([], [], "native", (str(broken), str(tmp_path / "absent")))
+    assert problems[0] == (
+        f"cannot run {broken}: exit status 127: error while loading shared libraries: libgmp.so.10"
+    )
+    assert problems[1].startswith(f"cannot run {tmp_path / 'absent'}: ")
