@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_epoch import add_shape_args, snapshot_for
+from bench_epoch import add_proving_args, add_shape_args, snapshot_for
 from distributed import LocalCluster
 from zksolvency.prover import witness_cpp
-from zksolvency.prover.epoch import BACKENDS, margin_summary, prove_epoch
+from zksolvency.prover.epoch import margin_summary, prove_epoch
 from zksolvency.prover.haircuts import sample_haircuts
 from zksolvency.prover.instruments import sample_derivatives
 from zksolvency.prover.keys import build_keys, build_margin_keys
@@ -50,17 +50,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--accounts", type=int, default=64)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    ap.add_argument("--backend", choices=BACKENDS, default="snarkjs")
     ap.add_argument("--no-local", action="store_true", help="skip the run without Dask")
-    ap.add_argument(
-        "--witness",
-        choices=witness_cpp.WITNESS_MODES,
-        default="wasm",
-        help="batch witnesses from circom's C++ program (native backend; built before timing)",
-    )
-    ap.add_argument(
-        "--no-derivatives", action="store_true", help="no positions: haircuts and coverage only"
-    )
+    add_proving_args(ap)
     add_shape_args(ap)
     args = ap.parse_args()
     shape = (args.instruments, args.scenarios, args.tiers)

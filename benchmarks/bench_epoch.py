@@ -99,10 +99,8 @@ def add_shape_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--tiers", type=int, default=d.n_tiers)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--accounts", type=int, default=64)
-    add_shape_args(ap)
+def add_proving_args(ap: argparse.ArgumentParser) -> None:
+    """--backend, --witness and --no-derivatives."""
     ap.add_argument("--backend", choices=BACKENDS, default="snarkjs")
     ap.add_argument(
         "--witness",
@@ -113,6 +111,13 @@ def main() -> None:
     ap.add_argument(
         "--no-derivatives", action="store_true", help="no positions: haircuts and coverage only"
     )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, default=64)
+    add_shape_args(ap)
+    add_proving_args(ap)
     ap.add_argument(
         "--verify-sample",
         type=int,

@@ -423,12 +423,8 @@ def prove_epoch(
         raise ValueError(f"witness must be one of {modes}, not {witness!r}")
     if witness == witness_cpp.NAME and backend != native.NAME:
         raise ValueError("the C++ witness generator serves the native backend (--backend native)")
-    if witness == witness_cpp.NAME and (missing := witness_cpp.missing_tools()):
-        raise ToolError(
-            ["circom", "--c"],
-            1,
-            "the C++ witness generator needs these Debian packages: " + " ".join(missing),
-        )
+    if witness == witness_cpp.NAME:
+        witness_cpp.require_tools()  # before planning: a missing package costs nothing
     # The Node driver runs in the checkout (where its modules are), so every path handed to it
     # must be absolute: a relative --out would name a directory under the checkout.
     out = Path(os.path.abspath(out))

@@ -154,15 +154,25 @@ def _compile(spec: CircuitSpec, reporter: Reporter | None) -> CircuitBuild:
     out.mkdir(parents=True, exist_ok=True)
     main = out / f"{spec.name}.circom"
     write_text(main, spec.main_source())
-    # circom2 is a WASI build: it sees paths relative to the working directory, so include
-    # folders are passed as -l options rather than absolute includes.
+    run_circom(main, out, "--wasm", "--sym")
+    digest = sha256_file(r1cs)
+    write_json(stamp_path, {"fingerprint": fingerprint, "r1cs_sha256": digest})
+    build = _build(spec, out, r1cs, wasm, sym, digest)
+    rep.info(f"  {spec.name}: {build.n_constraints} constraints")
+    return build
+
+
+def run_circom(main: Path, out: Path, *targets: str) -> None:
+    """Compile `main` into `out` with the project's circom flags (--O2, the include folders),
+    an r1cs and `targets` (--wasm, --sym, --c): every build of an instance sees the same
+    circuit. circom2 is a WASI build that sees paths relative to the working directory, so
+    include folders are passed as -l options rather than absolute includes."""
     run(
         [
             node_bin("circom2"),
             main,
             "--r1cs",
-            "--wasm",
-            "--sym",
+            *targets,
             "--O2",
             "-l",
             circuits_dir(),
@@ -172,11 +182,6 @@ def _compile(spec: CircuitSpec, reporter: Reporter | None) -> CircuitBuild:
             out,
         ]
     )
-    digest = sha256_file(r1cs)
-    write_json(stamp_path, {"fingerprint": fingerprint, "r1cs_sha256": digest})
-    build = _build(spec, out, r1cs, wasm, sym, digest)
-    rep.info(f"  {spec.name}: {build.n_constraints} constraints")
-    return build
 
 
 def _build(

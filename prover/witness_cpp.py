@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 
 from .atomic import read_json, sha256_file, write_json
-from .keys import CircuitBuild, instance_lock, source_fingerprint
-from .paths import circuits_dir, node_bin, repo_root
+from .keys import CircuitBuild, instance_lock, run_circom, source_fingerprint
 from .progress import NullReporter, Reporter
 from .toolchain import ToolError, run
 
@@ -59,6 +58,17 @@ def missing_tools() -> list[str]:
     return out
 
 
+def require_tools() -> None:
+    """Raise a ToolError naming the Debian packages a C++ witness build lacks, if any."""
+    missing = missing_tools()
+    if missing:
+        raise ToolError(
+            ["circom", "--c"],
+            1,
+            "the C++ witness generator needs these Debian packages: " + " ".join(missing),
+        )
+
+
 def _gxx_version() -> str:
     return run(["g++", "--version"]).splitlines()[0]
 
@@ -69,13 +79,7 @@ def build_witness_binary(build: CircuitBuild, reporter: Reporter | None = None) 
     Compiled with the same circom flags as the wasm build, and checked to produce the same
     r1cs, so the program computes the witness of exactly the circuit the keys are for."""
     rep = reporter or NullReporter()
-    missing = missing_tools()
-    if missing:
-        raise ToolError(
-            ["circom", "--c"],
-            1,
-            "the C++ witness generator needs these Debian packages: " + " ".join(missing),
-        )
+    require_tools()
     name = build.spec.name
     out = build.dir / "cpp"
     binary = out / f"{name}_cpp" / name
@@ -94,22 +98,7 @@ def build_witness_binary(build: CircuitBuild, reporter: Reporter | None = None) 
         tmp = build.dir / "cpp.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        main = build.dir / f"{name}.circom"
-        run(
-            [
-                node_bin("circom2"),
-                main,
-                "--r1cs",
-                "--c",
-                "--O2",
-                "-l",
-                circuits_dir(),
-                "-l",
-                repo_root() / "node_modules",
-                "-o",
-                tmp,
-            ]
-        )
+        run_circom(build.dir / f"{name}.circom", tmp, "--c")
         if sha256_file(tmp / f"{name}.r1cs") != build.r1cs_sha256:
             raise ToolError(
                 ["circom", "--c"], 1, f"{name}: the C++ build's r1cs differs from the keys' r1cs"
