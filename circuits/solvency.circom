@@ -17,13 +17,19 @@ include "lib/state.circom";
 //          epoch         the epoch number inside the context (the registry supplies its own)
 //          domain        (chainId << 160) | registry address: the registry supplies its own, so a
 //                        proof made for another registry or chain never verifies there
-//          reserves[N]   the exchange's reserves per asset, at each asset's scale
-// Private: the context preimage, totals[2N] (eq_0, debt_0, eq_1, debt_1, ...), blind
+//          weights[N]    the context's price of each asset per smallest unit, in value units: the
+//                        registry checks them against on-chain price feeds
+//          verified[N]   reserves per asset that the registry read on-chain (custody balances)
+//          declared[N]   reserves per asset the chain cannot see, at each asset's scale: shown
+//                        apart as unverified
+//          verifiedOnly  1 iff verified reserves alone cover every asset's net liabilities
+// Private: the rest of the context preimage, totals[2N] (eq_0, debt_0, eq_1, debt_1, ...), blind
 //
 // Proves:  ctxHash opens to a context whose every entry is in range (ContextBounds: the batch
 //          circuits rely on it); finalState opens to (ctxHash, batchCount, root, totals,
-//          shortfall); for every asset, total equity <= reserves + total debt (net liabilities
-//          are covered) and total equity <= the asset's cap limit (the haircut cap the context
+//          shortfall); for every asset, total equity <= verified + declared + total debt (net
+//          liabilities are covered), and verifiedOnly is whether equity <= verified + debt holds
+//          for every asset and total equity <= the asset's cap limit (the haircut cap the context
 //          applies is the one for the exchange's whole holding); shortfall <= insuranceFund, and
 //          a strict-mode epoch has no shortfall.
 template Solvency(BATCH_LEVELS, TREE_DEPTH, N_ASSETS, N_INSTR, N_SCEN, N_TIERS) {
@@ -45,10 +51,13 @@ template Solvency(BATCH_LEVELS, TREE_DEPTH, N_ASSETS, N_INSTR, N_SCEN, N_TIERS) 
     signal input insuranceFund;
     signal input epoch;
     signal input domain;
-    signal input reserves[N_ASSETS];
+    // Public signals follow declaration order: the registry builds them in this order.
+    signal input weights[N_ASSETS];
+    signal input verified[N_ASSETS];
+    signal input declared[N_ASSETS];
+    signal input verifiedOnly;
 
     signal input mode;
-    signal input weights[N_ASSETS];
     signal input tierWeights[N_ASSETS][N_TIERS];
     signal input tierWidths[N_ASSETS][N_TIERS - 1];
     signal input capLimit[N_ASSETS];
@@ -113,22 +122,35 @@ template Solvency(BATCH_LEVELS, TREE_DEPTH, N_ASSETS, N_INSTR, N_SCEN, N_TIERS) 
     st.blind <== blind;
     st.out === finalState;
 
-    // equity_i <= reserve_i + debt_i. reserve < 2^128 and totals < 2^96, so the sum stays below
-    // 2^129 and a range check of the difference is a sound comparison. Likewise
-    // equity_i <= capLimit_i, both below 2^TOTAL_BITS.
-    component resRange[N_ASSETS];
+    // equity_i <= verified_i + declared_i + debt_i. Both reserves are below 2^128 and totals
+    // below 2^96, so the sum stays below 2^130 and a range check of the difference is a sound
+    // comparison. Likewise equity_i <= capLimit_i, both below 2^TOTAL_BITS.
+    // verifiedOnly = AND_i (equity_i < verified_i + debt_i + 1); that sum is below 2^129, within
+    // LessThan's bound, and a product of bits forces verifiedOnly to be a bit itself.
+    component verRange[N_ASSETS];
+    component decRange[N_ASSETS];
     component covered[N_ASSETS];
+    component coveredVerified[N_ASSETS];
     component capped[N_ASSETS];
+    signal allVerified[N_ASSETS + 1];
+    allVerified[0] <== 1;
     for (var i = 0; i < N_ASSETS; i++) {
-        resRange[i] = RangeCheck(RESERVE_BITS);
-        resRange[i].in <== reserves[i];
-        covered[i] = NonNegativeDifference(RESERVE_BITS + 1);
-        covered[i].a <== reserves[i] + totals[2 * i + 1];
+        verRange[i] = RangeCheck(RESERVE_BITS);
+        verRange[i].in <== verified[i];
+        decRange[i] = RangeCheck(RESERVE_BITS);
+        decRange[i].in <== declared[i];
+        covered[i] = NonNegativeDifference(RESERVE_BITS + 2);
+        covered[i].a <== verified[i] + declared[i] + totals[2 * i + 1];
         covered[i].b <== totals[2 * i];
+        coveredVerified[i] = LessThan(RESERVE_BITS + 1);
+        coveredVerified[i].in[0] <== totals[2 * i];
+        coveredVerified[i].in[1] <== verified[i] + totals[2 * i + 1] + 1;
+        allVerified[i + 1] <== allVerified[i] * coveredVerified[i].out;
         capped[i] = NonNegativeDifference(TOTAL_BITS);
         capped[i].a <== capLimit[i];
         capped[i].b <== totals[2 * i];
     }
+    verifiedOnly === allVerified[N_ASSETS];
 
     // The shortfall is below 2^FUND_BITS by induction along the batch chain (batch.circom).
     component fundRange = RangeCheck(FUND_BITS);

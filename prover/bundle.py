@@ -28,6 +28,7 @@ from .groth16 import Proof, VerificationKey, verify
 from .params import FIELDS as PARAM_FIELDS
 from .progress import NullReporter, Reporter
 from .snapshot import format_amount
+from .witness import covered_by
 
 
 class BundleError(ValueError):
@@ -156,11 +157,25 @@ def _vkey(bundle: Bundle, kind: str, anchor: str | None) -> VerificationKey:
     return VerificationKey.from_snarkjs(vkey_json)
 
 
-def _check_readable(m: dict[str, Any], totals: list[int]) -> None:
-    """The human-readable totals and reserves must say exactly what the proven numbers say."""
-    reserves = [int(r) for r in m["reserves_raw"]]
+def _check_readable(
+    m: dict[str, Any], totals: list[int], n_slots: int
+) -> tuple[list[int], list[int]]:
+    """The human-readable totals and reserves must say exactly what the proven numbers say.
+    Returns the raw verified and declared reserves (one per asset slot)."""
+    res, raw = m["reserves"], m["reserves_raw"]
+    if not (isinstance(res, dict) and isinstance(raw, dict)):
+        raise BundleError("the manifest's reserves are not split into verified and declared")
+    verified = [int(r) for r in raw["verified"]]
+    declared = [int(r) for r in raw["declared"]]
+    if len(verified) != n_slots or len(declared) != n_slots:
+        raise BundleError(f"the raw reserves do not fill the circuit's {n_slots} asset slots")
     assets = m["context"]["assets"]
-    if set(m["totals"]) != {a["symbol"] for a in assets} or set(m["reserves"]) != set(m["totals"]):
+    symbols = {a["symbol"] for a in assets}
+    if (
+        set(m["totals"]) != symbols
+        or set(res["verified"]) != symbols
+        or set(res["declared"]) != symbols
+    ):
         raise BundleError("the readable totals or reserves name other assets than the context")
     for i, a in enumerate(assets):
         sym, dec = a["symbol"], int(a["decimals"])
@@ -171,8 +186,15 @@ def _check_readable(m: dict[str, Any], totals: list[int]) -> None:
             "debt": format_amount(debt, dec),
             "net": format_amount(max(0, eq - debt), dec),
         }
-        if shown != want or m["reserves"][sym] != format_amount(reserves[i], dec):
+        if (
+            shown != want
+            or res["verified"][sym] != format_amount(verified[i], dec)
+            or res["declared"][sym] != format_amount(declared[i], dec)
+        ):
             raise BundleError(f"{sym}: the readable totals or reserves differ from the proven ones")
+    if res["verified_only"] is not covered_by(totals, verified):
+        raise BundleError("verified_only disagrees with the totals and the verified reserves")
+    return verified, declared
 
 
 def _check_metadata(m: dict[str, Any]) -> None:
@@ -287,7 +309,7 @@ def verify_bundle(
         commit = totals_hash(totals, int(m["params"]["tree_depth"]))
         if commit != int(m["totals_commit"]):
             raise BundleError("the published totals do not match the totals commitment")
-        _check_readable(m, totals)
+        verified, declared = _check_readable(m, totals, len(m["context"]["weights"]))
         shortfall, fund = int(m["shortfall"]), int(m["insurance_fund"])
         if fund != int(m["context"]["insurance_fund"]):
             raise BundleError("the insurance fund differs between the manifest and its context")
@@ -301,7 +323,10 @@ def verify_bundle(
             fund,
             bundle.epoch,
             domain,
-            *(int(r) for r in m["reserves_raw"]),
+            *(int(w) for w in m["context"]["weights"]),
+            *verified,
+            *declared,
+            int(m["reserves"]["verified_only"]),
         ]
         proof, public = bundle.proof(m["proofs"]["solvency"])
         if public != expected:

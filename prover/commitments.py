@@ -37,9 +37,17 @@ MAX_TREE_DEPTH = 32
 # mistaken for any other Poseidon output the protocol produces. v2 added margin to the context.
 CTX_TAG = int.from_bytes(b"zksolvency-v2", "big")
 
-# Solvency public signals before the reserves: [finalState, ctxHash, root, totalsCommit,
-# batchCount, shortfall, insuranceFund, epoch, domain].
+# Solvency public signals before the per-asset ones: [finalState, ctxHash, root, totalsCommit,
+# batchCount, shortfall, insuranceFund, epoch, domain]. Then weights[N], verified[N],
+# declared[N] and verifiedOnly.
 SOLVENCY_FIXED_INPUTS = 9
+
+
+def solvency_public_count(n_assets: int) -> int:
+    """Public signals of the solvency circuit for `n_assets` asset slots."""
+    return SOLVENCY_FIXED_INPUTS + 3 * n_assets + 1
+
+
 UNBOUND_DOMAIN = 0  # a solvency proof made before any registry exists; no registry accepts it
 CHAIN_ID_BITS = 64
 

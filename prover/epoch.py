@@ -37,7 +37,7 @@ import numpy as np
 
 from . import native, witness_cpp
 from .atomic import atomic_path, read_json, sha256_file, sha256_json, write_bytes, write_json
-from .commitments import SOLVENCY_FIXED_INPUTS, UNBOUND_DOMAIN, describe_domain, registry_of
+from .commitments import UNBOUND_DOMAIN, describe_domain, registry_of
 from .context import context_json
 from .keys import Keys, KeySet, build_keys, build_margin_keys
 from .params import EpochParams
@@ -48,7 +48,7 @@ from .snapshot import Snapshot, format_amount
 from .toolchain import ToolError
 from .witness import EpochPlan, MarginInputs, format_value, plan_epoch
 
-FORMAT = "zksolvency-epoch/3"
+FORMAT = "zksolvency-epoch/4"
 #: Proving backends: snarkjs (the reference) and groth16py (prover/native.py).
 BACKENDS = ("snarkjs", "native")
 
@@ -108,9 +108,11 @@ def _store_seed(out: Path, seed: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def _fingerprint(plan: EpochPlan, snapshot: Snapshot, reserves: tuple[int, ...], keys: Keys) -> str:
+def _fingerprint(plan: EpochPlan, snapshot: Snapshot, keys: Keys) -> str:
     """What a resumed run must share with the one that started: the inputs and the keys.
-    Accounts and positions are hashed a line at a time, never gathered into one document."""
+    Accounts and positions are hashed a line at a time, never gathered into one document.
+    Reserves and the domain are left out: only the solvency proof shows them, and it is made
+    again when its public signals change (custody balances read again after they moved)."""
     params, epoch = plan.context.params, plan.context.epoch
     h = hashlib.sha256()
     for acc in snapshot.accounts:
@@ -128,7 +130,6 @@ def _fingerprint(plan: EpochPlan, snapshot: Snapshot, reserves: tuple[int, ...],
             "accounts_sha256": accounts_sha,
             "params": params.as_dict(),
             "epoch": epoch,
-            "reserves": list(reserves),
             "batch_zkey": keys.batch.zkey_sha256,
             "solvency_zkey": keys.solvency.zkey_sha256,
         }
@@ -397,8 +398,12 @@ def prove_epoch(
     backend: str = "snarkjs",
     scheduler: str | None = None,
     witness: str = "wasm",
+    verified: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Prove an epoch into `out` and return its manifest. Resumes an interrupted run.
+
+    `reserves` are the declared reserves, `verified` those the registry will read from the
+    custody addresses at finalize (reserves.read_onchain; none when empty).
 
     `backend` is "snarkjs" (the reference) or "native" (groth16py, prover/native.py; every proof
     still verified by snarkjs before it is kept). `scheduler`, if given, proves on that Dask
@@ -432,7 +437,7 @@ def prove_epoch(
     # anything is written to `out`.
     seed, new_seed = _seed(out)
     rep.info(f"planning epoch {epoch}: {len(snapshot.accounts)} accounts")
-    plan = plan_epoch(snapshot, params, epoch, reserves, seed, margin, domain)
+    plan = plan_epoch(snapshot, params, epoch, reserves, seed, margin, domain, verified)
     rep.info(margin_summary(plan))
     rep.info(f"solvency proof bound to {describe_domain(domain)}")
     keys = build_keys(params, ptau, rep)
@@ -445,7 +450,7 @@ def prove_epoch(
         if witness == witness_cpp.NAME
         else None
     )
-    fingerprint = _fingerprint(plan, snapshot, reserves, keys)
+    fingerprint = _fingerprint(plan, snapshot, keys)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out) as lock_fd:
         # The directory's state is read again under the lock: another prove may have stored
@@ -754,8 +759,17 @@ def _manifest(
             for i, a in enumerate(c.assets)
         },
         "totals_raw": [str(t) for t in totals],
-        "reserves": render_reserves(c.assets, plan.reserves),
-        "reserves_raw": [str(r) for r in plan.solvency_public()[SOLVENCY_FIXED_INPUTS:]],
+        # verified: read on-chain by the registry at finalize; declared: what the chain cannot
+        # see, shown apart and unverified. Raw values fill every asset slot of the circuit.
+        "reserves": {
+            "verified": render_reserves(c.assets, plan.verified),
+            "declared": render_reserves(c.assets, plan.declared),
+            "verified_only": plan.verified_only,
+        },
+        "reserves_raw": {
+            "verified": [str(r) for r in plan.verified_slots],
+            "declared": [str(r) for r in plan.declared_slots],
+        },
         "shortfall": str(plan.shortfall),
         "insurance_fund": str(c.inputs.insurance_fund),
         "domain": str(plan.domain),

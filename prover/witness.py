@@ -16,9 +16,9 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 from .commitments import (
+    RESERVE_BITS,
     RISK_SCALE,
     SHORTFALL,
-    SOLVENCY_FIXED_INPUTS,
     STRICT,
     UNBOUND_DOMAIN,
     VALUE_DECIMALS,
@@ -202,7 +202,7 @@ class EpochPlan:
     id_commits: Sequence[int]
     leaves: Sequence[int]
     tree: BatchedTree
-    reserves: tuple[int, ...]
+    declared: tuple[int, ...]  # reserves the chain cannot see, per snapshot asset
     totals_after: list[list[int]]  # totals_after[k]: interleaved totals once k batches are in
     blinds: list[int]  # blinds[k]: blind of the state after k batches (blinds[0] unused)
     states: list[int]  # states[0] = ctx_hash, states[k] after k batches
@@ -213,6 +213,8 @@ class EpochPlan:
     roots: list[int] = field(default_factory=list)  # roots[k]: tree root once k batches are in
     # registry_domain(chain id, registry) the solvency proof is bound to; 0 = no registry yet
     domain: int = UNBOUND_DOMAIN
+    # reserves the registry reads on-chain at finalize, per snapshot asset; () = none
+    verified: tuple[int, ...] = ()
 
     @property
     def shortfall(self) -> int:
@@ -285,12 +287,25 @@ class EpochPlan:
             self.context.inputs.insurance_fund,
             self.context.epoch,
             self.domain,
-            *self._reserve_slots(),
+            *self.context.margin.weights,
+            *self.verified_slots,
+            *self.declared_slots,
+            int(self.verified_only),
         ]
 
-    def _reserve_slots(self) -> list[int]:
-        pad = self.context.params.n_assets - len(self.reserves)
-        return [*self.reserves, *([0] * pad)]
+    @property
+    def verified_slots(self) -> list[int]:
+        """Verified reserves for every asset slot of the circuit (padding slots hold 0)."""
+        return _slots(self.verified, self.context.params.n_assets)
+
+    @property
+    def declared_slots(self) -> list[int]:
+        return _slots(self.declared, self.context.params.n_assets)
+
+    @property
+    def verified_only(self) -> bool:
+        """Whether verified reserves alone cover every asset's net liabilities."""
+        return covered_by(self.final_totals, self.verified_slots)
 
     def solvency_input(self) -> dict[str, Any]:
         pub = self.solvency_public()
@@ -306,7 +321,9 @@ class EpochPlan:
                 **self.context.margin.circuit_inputs(self.context.epoch),
                 "epoch": pub[7],
                 "domain": pub[8],
-                "reserves": pub[SOLVENCY_FIXED_INPUTS:],
+                "verified": self.verified_slots,
+                "declared": self.declared_slots,
+                "verifiedOnly": pub[-1],
                 "totals": self.final_totals,
                 "blind": self.blinds[-1],
             }
@@ -460,6 +477,12 @@ def _slots(values: tuple[int, ...], n: int) -> list[int]:
     return [*values, *([0] * (n - len(values)))]
 
 
+def covered_by(totals: Sequence[int], reserves: Sequence[int]) -> bool:
+    """The solvency circuit's verifiedOnly: equity_i <= reserves_i + debt_i for every asset, with
+    totals interleaved (equity_0, debt_0, equity_1, ...)."""
+    return all(totals[2 * i] <= r + totals[2 * i + 1] for i, r in enumerate(reserves))
+
+
 def _strs(obj: Any) -> Any:
     """Ints as decimal strings at any depth (JSON numbers would lose precision in Node)."""
     t = type(obj)
@@ -559,10 +582,22 @@ def plan_epoch(
     seed: bytes,
     margin: MarginInputs | None = None,
     domain: int = UNBOUND_DOMAIN,
+    verified: tuple[int, ...] = (),
 ) -> EpochPlan:
     """Everything the proofs will show, computed in Python; refuses unprovable snapshots.
+
+    `reserves` are the declared reserves (what the chain cannot see) and `verified` those the
+    registry reads from custody addresses (none when empty), both per snapshot asset at its scale.
     `domain` (commitments.registry_domain) names the registry the solvency proof is for."""
     check_domain(domain)
+    verified = verified or (0,) * len(snapshot.assets)
+    for what, values in (("reserves", reserves), ("verified reserves", verified)):
+        if len(values) != len(snapshot.assets) or not all(
+            0 <= v < 1 << RESERVE_BITS for v in values
+        ):
+            raise PlanError(
+                f"{what}: need {len(snapshot.assets)} amounts below 2^{RESERVE_BITS}, got {values}"
+            )
     context = make_context(snapshot, params, epoch, margin)
     inputs = context.inputs
     mctx = context.margin
@@ -650,6 +685,7 @@ def plan_epoch(
         states,
     )
     plan.domain = domain
+    plan.verified = verified
     plan.qty = qty
     plan.headrooms = Reordered(by_file, order)
     plan.shortfalls = (
@@ -680,11 +716,13 @@ def plan_epoch(
         blinds.append(blind)
         states.append(state)
 
+    held = [v + d for v, d in zip(verified, reserves, strict=True)]
     short = [
         f"{a.symbol}: liabilities {format_amount(totals[2 * i] - totals[2 * i + 1], a.decimals)}"
-        f" > reserves {format_amount(reserves[i], a.decimals)}"
+        f" > reserves {format_amount(held[i], a.decimals)}"
+        + (f" (verified {format_amount(verified[i], a.decimals)})" if verified[i] else "")
         for i, a in enumerate(context.assets)
-        if totals[2 * i] > reserves[i] + totals[2 * i + 1]
+        if totals[2 * i] > held[i] + totals[2 * i + 1]
     ]
     if short:
         raise PlanError("reserves do not cover net liabilities:\n  " + "\n  ".join(short))

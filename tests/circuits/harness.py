@@ -902,11 +902,13 @@ class SolvencyCase:
     shortfall: int
     insurance_fund: int
     blind: int
-    reserves: list[int]
+    verified: list[int]
+    declared: list[int]
     ctx_hash: int | None = None
     final_state: int | None = None
     totals_commit: int | None = None
     domain: int = 0
+    verified_only: int | None = None  # follows the totals and verified reserves unless set
 
     @classmethod
     def from_plan_input(cls, tree_depth: int, batch_levels: int, raw: Inputs) -> SolvencyCase:
@@ -918,7 +920,8 @@ class SolvencyCase:
             shortfall=int(raw["shortfall"]),
             insurance_fund=int(raw["insuranceFund"]),
             blind=int(raw["blind"]),
-            reserves=_ints(raw["reserves"]),
+            verified=_ints(raw["verified"]),
+            declared=_ints(raw["declared"]),
             domain=int(raw["domain"]),
         )
 
@@ -949,16 +952,28 @@ class SolvencyCase:
             "shortfall": self.shortfall % P,
             "insuranceFund": self.insurance_fund % P,
             "domain": self.domain % P,
-            "reserves": [r % P for r in self.reserves],
             **self.context.inputs(),
+            "verified": [r % P for r in self.verified],
+            "declared": [r % P for r in self.declared],
+            "verifiedOnly": self.true_verified_only()
+            if self.verified_only is None
+            else self.verified_only % P,
             "totals": [t % P for t in self.totals],
             "blind": self.blind,
         }
 
+    def true_verified_only(self) -> int:
+        """1 iff equity <= verified + debt for every asset (as integers, before reduction)."""
+        t = self.totals
+        return int(all(t[2 * i] <= v + t[2 * i + 1] for i, v in enumerate(self.verified)))
+
     def public(self) -> list[int]:
         i = self.inputs()
-        reserves: list[int] = i["reserves"]
-        return [i[name] for name in SOLVENCY_PUBLIC[:-1]] + reserves
+        out: list[int] = []
+        for name in SOLVENCY_PUBLIC:
+            value = i[name]
+            out.extend(value if isinstance(value, list) else [value])
+        return out
 
 
 @dataclass

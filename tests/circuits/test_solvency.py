@@ -60,6 +60,7 @@ MODE_CHECK = nested(("ContextBounds", "lib/state.circom", "mode * (mode - 1) ===
 COVERAGE_CHECK = nested(
     "Num2Bits", "NonNegativeDifference", ("Solvency", FILE, "covered[i].b <== totals[2 * i];")
 )
+VERIFIED_ONLY_CHECK = assert_at("Solvency", FILE, "verifiedOnly === allVerified[N_ASSETS];")
 CAP_CHECK = nested(
     "Num2Bits", "NonNegativeDifference", ("Solvency", FILE, "capped[i].b <== totals[2 * i];")
 )
@@ -81,17 +82,24 @@ def plan_for(
     """A strict epoch with sample derivatives, or a shortfall-mode one with tiered haircuts
     (the bracket bound of each asset is its total, so equity == cap limit) and an insurance
     fund of `fund` (default: the epoch's exact shortfall)."""
-    snapshot, reserves = random_snapshot(seed, params.n_assets, n_accounts, used)
+    snapshot, held = random_snapshot(seed, params.n_assets, n_accounts, used)
+    # The reserves split between verified and declared at random: the mirror covers both.
+    rng = random.Random(seed)
+    verified = tuple(rng.choice([0, r, r // 3]) for r in held)
+    reserves = tuple(r - v for r, v in zip(held, verified, strict=True))
     epoch, blind_seed = 1 + seed, f"solvency-{seed}".encode()
+
     if not shortfall:
         inputs = margin_inputs(snapshot, params, seed)
-        return plan_epoch(snapshot, params, epoch, reserves, blind_seed, inputs)
+        return plan_epoch(snapshot, params, epoch, reserves, blind_seed, inputs, verified=verified)
     top = (1 << fund_bits(params.tree_depth, params.n_assets, params.n_instruments)) - 1
     inputs = margin_inputs(snapshot, params, seed, haircuts=True, mode=SHORTFALL, fund=top)
     if fund is None:
-        fund = plan_epoch(snapshot, params, epoch, reserves, blind_seed, inputs).shortfall
+        fund = plan_epoch(
+            snapshot, params, epoch, reserves, blind_seed, inputs, verified=verified
+        ).shortfall
     inputs = margin_inputs(snapshot, params, seed, haircuts=True, mode=SHORTFALL, fund=fund)
-    return plan_epoch(snapshot, params, epoch, reserves, blind_seed, inputs)
+    return plan_epoch(snapshot, params, epoch, reserves, blind_seed, inputs, verified=verified)
 
 
 def make_plan(seed: int, n_accounts: int, used: int | None = None) -> EpochPlan:
@@ -190,13 +198,15 @@ def test_random_epochs_match_mirror(solvency_1_4_2_2_8_2: Circuit, seed: int) ->
 
 
 @pytest.mark.parametrize("asset", [0, 1])
+@pytest.mark.parametrize("split", [(1000, 0), (0, 1000), (400, 600)])
 def test_liabilities_above_reserves_rejected(
-    builds: list[Circuit], plan: EpochPlan, asset: int
+    builds: list[Circuit], plan: EpochPlan, asset: int, split: tuple[int, int]
 ) -> None:
-    """equity total = reserves + debt total passes; one unit more does not."""
+    """equity total = verified + declared + debt total passes; one unit more does not, however
+    the reserves split between verified and declared."""
     sc = base(plan)
-    sc.reserves[asset] = 1000
-    sc.totals[2 * asset] = sc.reserves[asset] + sc.totals[2 * asset + 1]
+    sc.verified[asset], sc.declared[asset] = split
+    sc.totals[2 * asset] = sum(split) + sc.totals[2 * asset + 1]
     assert sc.totals[2 * asset] < 1 << TOTAL_BITS
     accepted(builds, sc)
     sc.totals[2 * asset] += 1
@@ -204,29 +214,96 @@ def test_liabilities_above_reserves_rejected(
 
 
 def test_full_width_coverage_does_not_wrap(builds: list[Circuit], plan: EpochPlan) -> None:
-    """Largest reserve and totals: reserve + debt stays below 2^129, the comparison exact."""
+    """Largest reserves and totals: verified + declared + debt stays below 2^130, the
+    comparisons exact."""
     top = (1 << TOTAL_BITS) - 1
     sc = base(plan)
     sc.context.cap_limits = [top, top]
-    sc.reserves = [MAX_RESERVE, 0]
+    sc.verified, sc.declared = [MAX_RESERVE, MAX_RESERVE], [MAX_RESERVE, MAX_RESERVE]
     sc.totals = [top, top, top, top]
     accepted(builds, sc)
-    sc.reserves = [MAX_RESERVE, 0]
+    sc.verified, sc.declared = [MAX_RESERVE, 0], [0, 0]
     sc.totals = [top, top - 1, 0, 0]
     accepted(builds, sc)
-    sc.reserves = [0, 0]
-    sc.totals = [top, top - 1, 0, 0]
+    sc.verified, sc.declared = [0, 0], [MAX_RESERVE, 0]
+    accepted(builds, sc)
+    sc.declared = [0, 0]
     refused(builds, sc.inputs(), COVERAGE_CHECK)
 
 
+@pytest.mark.parametrize("which", ["verified", "declared"])
 @pytest.mark.parametrize("bad", [1 << 128, (1 << 129) - 1, P - 1, P - (1 << 70)])
-def test_reserves_out_of_range_rejected(builds: list[Circuit], plan: EpochPlan, bad: int) -> None:
-    """Reserves >= 2^128 (or negative, p - x) could wrap reserve + debt past the comparison."""
+def test_reserves_out_of_range_rejected(
+    builds: list[Circuit], plan: EpochPlan, which: str, bad: int
+) -> None:
+    """Reserves >= 2^128 (or negative, p - x) could wrap the sums past the comparisons."""
     sc = base(plan)
-    sc.reserves = [MAX_RESERVE, sc.reserves[1]]
+    getattr(sc, which)[0] = MAX_RESERVE
     accepted(builds, sc)
-    sc.reserves = [bad, sc.reserves[1]]
+    getattr(sc, which)[0] = bad
     refused(builds, sc.inputs(), fired_in("Num2Bits", "RangeCheck", "Solvency"))
+
+
+# --- verifiedOnly: solvent on the reserves the chain read ------------------------------------
+
+
+@pytest.mark.parametrize("asset", [0, 1])
+def test_verified_only_at_its_edge(builds: list[Circuit], plan: EpochPlan, asset: int) -> None:
+    """equity = verified + debt gives verifiedOnly 1; one unit more of equity, still covered by
+    declared reserves, gives 0; either claim the other way is refused."""
+    sc = base(plan)
+    other = 1 - asset
+    sc.verified[other], sc.declared[other] = MAX_RESERVE, 0  # the other asset never decides
+    sc.verified[asset], sc.declared[asset] = 1000, 1
+    sc.totals[2 * asset] = 1000 + sc.totals[2 * asset + 1]
+    assert sc.true_verified_only() == 1
+    accepted(builds, sc)
+    sc.verified_only = 0
+    refused(builds, sc.inputs(), VERIFIED_ONLY_CHECK)
+    sc.verified_only = None
+    sc.totals[2 * asset] += 1
+    assert sc.true_verified_only() == 0
+    accepted(builds, sc)
+    sc.verified_only = 1
+    refused(builds, sc.inputs(), VERIFIED_ONLY_CHECK)
+
+
+@pytest.mark.parametrize("bad", [2, P - 1, 1 << 64])
+def test_verified_only_must_be_a_bit(builds: list[Circuit], plan: EpochPlan, bad: int) -> None:
+    sc = base(plan)
+    sc.verified_only = bad
+    refused(builds, sc.inputs(), VERIFIED_ONLY_CHECK)
+
+
+def test_verified_only_at_full_width(builds: list[Circuit], plan: EpochPlan) -> None:
+    """The widest verified reserve and debt: the LessThan operand stays below 2^129."""
+    top = (1 << TOTAL_BITS) - 1
+    sc = base(plan)
+    sc.context.cap_limits = [top, top]
+    sc.verified, sc.declared = [MAX_RESERVE, MAX_RESERVE], [0, 0]
+    sc.totals = [top, top, top, top]
+    assert sc.true_verified_only() == 1
+    accepted(builds, sc)
+    sc.verified = [0, MAX_RESERVE]
+    sc.declared = [1, 0]
+    sc.totals = [top, top - 1, top, 0]
+    assert sc.true_verified_only() == 0
+    accepted(builds, sc)
+
+
+def test_plan_reports_verified_only(solvency_1_4_2_2_8_2: Circuit) -> None:
+    """A plan whose reserves are all verified proves verifiedOnly 1; moving one asset's
+    reserves to declared proves 0, with the same coverage."""
+    snapshot, reserves = random_snapshot(11, N, 5, N)
+    margin = margin_inputs(snapshot, PARAMS, 11)
+    p = plan_epoch(snapshot, PARAMS, 3, (0,) * N, b"v" * 32, margin, verified=reserves)
+    assert p.verified_only and p.solvency_public()[-1] == 1
+    check_plan(solvency_1_4_2_2_8_2, p)
+    q = plan_epoch(
+        snapshot, PARAMS, 3, (reserves[0], 0), b"v" * 32, margin, verified=(0, reserves[1])
+    )
+    assert not q.verified_only and q.solvency_public()[-1] == 0
+    check_plan(solvency_1_4_2_2_8_2, q)
 
 
 @pytest.mark.parametrize(("index", "bad"), [(0, 1 << TOTAL_BITS), (0, P - 1), (1, P - 5)])
@@ -251,7 +328,7 @@ def test_equity_at_cap_limit_accepted_one_more_rejected(
     sc = base(short_plan)
     accepted(builds, sc)
     sc.totals[0] += 1
-    sc.reserves[0] += 1  # still covered: only the cap can refuse
+    sc.declared[0] += 1  # still covered: only the cap can refuse
     refused(builds, sc.inputs(), CAP_CHECK)
 
 
@@ -268,7 +345,7 @@ def test_splitting_cannot_lift_the_exchange_cap(
     sc = base(short_plan)
     sc.context.cap_limits[0] = 10**6
     sc.totals[0] = 10**6
-    sc.reserves[0] = held
+    sc.declared[0] = held
     accepted(builds, sc)  # a holding that really is within the better bracket
     sc.totals[0] = held
     refused(builds, sc.inputs(), CAP_CHECK)
@@ -518,13 +595,19 @@ def _changed(value: int) -> int:
         "domain",  # the registry binding, under its square
         "domainSquared",
         "epoch",  # the public epoch number, under a fixed ctxHash
-        "reserves[1]",
+        "weights[1]",  # a public price under a fixed ctxHash
+        "verified[1]",
+        "declared[0]",
+        "verifiedOnly",
+        "allVerified[1]",  # the running AND
+        "coveredVerified[0].out",  # one asset's verified-only comparison
+        "verRange[0].bits.out[127]",
+        "decRange[1].bits.out[0]",
         "batchCount",
         "none.inv",  # batchCount != 0
-        "covered[0].a",  # reserve + debt
+        "covered[0].a",  # verified + declared + debt
         "covered[1].bits.out[0]",  # the coverage comparison
         "totRange[2].bits.out[5]",  # a total's range check
-        "resRange[0].bits.out[127]",  # a reserve's range check
         "capped[0].bits.out[0]",  # the cap comparison
         "capLimit[1]",
         "shortfall",  # the shortfall under a fixed final state
