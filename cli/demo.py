@@ -13,16 +13,19 @@ from zksolvency.prover.progress import Reporter
 
 
 def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -> None:
+    from zksolvency.prover import mockchain
     from zksolvency.prover import snapshot as snap
     from zksolvency.prover.account_proof import (
         prove_account_margin,
         verify_margin_against_chain,
         verify_margin_proof,
     )
+    from zksolvency.prover.atomic import write_json
     from zksolvency.prover.bundle import TrustAnchors
-    from zksolvency.prover.chain import Anvil
+    from zksolvency.prover.chain import Anvil, AttestationRefused, registry_at
     from zksolvency.prover.commitments import VALUE_DECIMALS
-    from zksolvency.prover.deployment import deploy_registry, deployment_domain
+    from zksolvency.prover.custody import RemoteSigner, sign_ownership
+    from zksolvency.prover.deployment import deploy_registry, deployment_domain, registry_abi
     from zksolvency.prover.epoch import prove_epoch
     from zksolvency.prover.inclusion import (
         InclusionError,
@@ -32,22 +35,37 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
         verify_against_chain,
     )
     from zksolvency.prover.keys import build_keys, build_margin_keys
+    from zksolvency.prover.onchain import (
+        Custody,
+        check_prices,
+        read_verified_reserves,
+        write_custody,
+    )
     from zksolvency.prover.params import EpochParams
     from zksolvency.prover.reserves import load_reserves
     from zksolvency.prover.witness import PlanError, format_value, plan_epoch
 
-    from .main import load_margin_inputs, publish_bundle, write_sample_margin, write_sample_reserves
+    from .main import load_margin_inputs, publish_bundle, write_sample_margin
 
     t0 = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     params = EpochParams.default()
-    click.secho("1/7 sample snapshot, derivatives and haircuts", bold=True, err=True)
+    click.secho("1/8 sample snapshot, derivatives and haircuts", bold=True, err=True)
     snapshot_path = workdir / "snapshot.json"
     reserves_path = workdir / "reserves.json"
     sample = snap.sample_snapshot(n_accounts, seed=7)
     snap.write_snapshot_json(sample, snapshot_path)
-    write_sample_reserves(sample, reserves_path, 1.2)
     s = snap.load_snapshot(snapshot_path)
+    net = _net_liabilities(s)
+    # Declared (unverified) reserves: BTC in cold storage on Bitcoin, which this chain cannot
+    # see, 10 % of the net liabilities. The rest is held on-chain and verified there.
+    write_json(
+        reserves_path,
+        {
+            a.symbol: snap.format_amount(net[i] // 10 if a.symbol == "BTC" else 0, a.decimals)
+            for i, a in enumerate(s.assets)
+        },
+    )
     reserves = load_reserves(reserves_path, s.assets)
     instruments, market, positions, haircuts = write_sample_margin(
         s, workdir / "margin", params.n_instruments, 7
@@ -62,40 +80,87 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     except PlanError as exc:
         refusal = str(exc).splitlines()[-1].strip()
 
-    click.secho("2/7 circuits and keys", bold=True, err=True)
+    click.secho("2/8 circuits and keys", bold=True, err=True)
     keys = build_keys(params, ptau, rep)
     margin_keys = build_margin_keys(params, ptau, rep)
 
-    click.secho("3/7 local chain: deploy the registry and verifiers", bold=True, err=True)
+    click.secho(
+        "3/8 local chain: tokens, price feeds, custody funds, the registry", bold=True, err=True
+    )
+    for old in ("epoch-1", "epoch-2"):
+        if (workdir / old / "private" / "run.json").exists():
+            # A previous demo's run with another random seed would not match: start clean.
+            shutil.rmtree(workdir / old)
     epoch_dir = workdir / "epoch-1"
-    if epoch_dir.exists() and (epoch_dir / "private" / "run.json").exists():
-        # A previous demo's run with another random seed would not match: start clean.
-        shutil.rmtree(epoch_dir)
     with Anvil() as node:
         w3 = node.w3
+        operator, custodians = node.accounts[0], node.accounts[1:3]
+        # On this chain: BTC as an 8-decimal wrapped token, ETH as ether (18 decimals, the
+        # snapshot counts 8), USDT as an 18-decimal token (the snapshot counts 6), SOL as a
+        # 9-decimal wrapped token; three feeds each, one of them with 18 decimals.
+        onchain = mockchain.deploy_market(
+            w3, operator, s.assets, _listings(), params.n_assets, tolerance_bps=200
+        )
+        # Custody holds 110 % of every asset's net liabilities, split over two addresses.
+        for k, holder in enumerate(custodians):
+            share = {a.symbol: net[i] * 11 // 20 + k for i, a in enumerate(s.assets)}
+            mockchain.fund(w3, operator, onchain, holder, share)
         # The registry exists before the proofs: the solvency proof is bound to its chain id
         # and address, so it can only ever be published there.
         deployment = deploy_registry(
-            w3, node.accounts[0], keys, params, workdir / "deployment.json", margin=margin_keys
+            w3,
+            operator,
+            keys,
+            params,
+            workdir / "deployment.json",
+            margin=margin_keys,
+            assets=onchain.config,
         )
-        click.secho("4/7 proving epoch 1 and publishing it", bold=True, err=True)
-        t_prove = time.monotonic()
-        manifest = prove_epoch(
-            s,
-            reserves,
-            epoch_dir,
-            epoch=1,
-            params=params,
-            ptau=ptau,
-            reporter=rep,
-            margin=margin,
-            domain=deployment_domain(deployment),
-        )
-        stats = margin_stats_of(epoch_dir)
-        prove_s = time.monotonic() - t_prove
-        report = publish_bundle(w3, node.accounts[0], deployment["registry"], epoch_dir)
+        registry = registry_at(w3, deployment["registry"], registry_abi())
 
-        click.secho("5/7 one user checks their inclusion", bold=True, err=True)
+        def custody_for(epoch: int) -> Custody:
+            """The custodians sign the epoch's ownership statement (anvil holds their keys
+            and answers eth_signTypedData_v4, as a remote signer would)."""
+            c = Custody(deployment["chain_id"], deployment["registry"], epoch, ())
+            for holder in custodians:
+                signer = RemoteSigner(node.url, holder)
+                c = c.with_entry(*sign_ownership(signer, c.registry, c.chain_id, epoch))
+            write_custody(workdir / f"custody-{epoch}.json", c)
+            return c
+
+        def prove_and_publish(epoch: int, out: Path) -> tuple[dict[str, Any], Any]:
+            c = custody_for(epoch)
+            verified = read_verified_reserves(registry, c.holders)[: len(s.assets)]
+            manifest = prove_epoch(
+                s,
+                reserves,
+                out,
+                epoch=epoch,
+                params=params,
+                ptau=ptau,
+                reporter=rep,
+                margin=margin,
+                domain=deployment_domain(deployment),
+                verified=verified,
+                custody={**c.as_json(), "block": int(w3.eth.block_number)},
+            )
+            return manifest, publish_bundle(w3, operator, deployment["registry"], out)
+
+        click.secho(
+            "4/8 custody signatures, proving epoch 1, publishing it: the registry checks "
+            "reserves and prices",
+            bold=True,
+            err=True,
+        )
+        t_prove = time.monotonic()
+        manifest, report = prove_and_publish(1, epoch_dir)
+        prove_s = time.monotonic() - t_prove
+        stats = margin_stats_of(epoch_dir)
+        weights = [int(w) for w in manifest["context"]["weights"]]
+        readings = check_prices(registry, weights, onchain.config)
+        record_prices = registry.functions.getPrices(1).call()
+
+        click.secho("5/8 one user checks their inclusion", bold=True, err=True)
         # A user with positions, so that the package shows their margin too.
         traders = [a.id for a in s.accounts if margin.derivatives.positions.get(a.id)]
         user = traders[len(traders) // 2] if traders else s.accounts[len(s.accounts) // 2].id
@@ -105,7 +170,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
         on_chain = verify_against_chain(pkg, node.url, deployment["registry"], anchors)
         offline = verify_against_bundle(pkg, epoch_dir, anchors)
 
-        click.secho("6/7 the user proves their margin to a lender", bold=True, err=True)
+        click.secho("6/8 the user proves their margin to a lender", bold=True, err=True)
         # Half the true headroom, rounded down to whole dollars: the lender learns only that.
         shown = max(0, offline.margin["headroom"] // 2 // 10**VALUE_DECIMALS)
         t_margin = time.monotonic()
@@ -117,7 +182,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
             doc, node.url, deployment["account_margin_verifier"]
         )
 
-        click.secho("7/7 an edited package is rejected", bold=True, err=True)
+        click.secho("7/8 an edited package is rejected", bold=True, err=True)
         forged = json.loads(json.dumps(pkg))
         sym = next(iter(forged["account"]["equity"]))
         forged["account"]["equity"][sym] = "1000000"
@@ -126,6 +191,28 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
             rejected = "NOT rejected (bug!)"
         except InclusionError as exc:
             rejected = f"rejected: {exc}"
+
+        click.secho(
+            "8/8 epoch 2: two ETH feeds go bad (one stale, one 15 % high); the circuit breaker "
+            "refuses",
+            bold=True,
+            err=True,
+        )
+        eth = next(i for i, a in enumerate(s.assets) if a.symbol == "ETH")
+        stale, high = onchain.feeds("ETH")[1:3]
+        now = int(w3.eth.get_block("latest")["timestamp"])
+        decs = onchain.feed_decimals["ETH"]
+        price = s.assets[eth].price_e8
+        mockchain.set_feed(w3, operator, stale, mockchain.scaled_price(price, decs[1]), now - 7200)
+        mockchain.set_feed(w3, operator, high, mockchain.scaled_price(price * 115 // 100, decs[2]))
+        try:
+            prove_and_publish(2, workdir / "epoch-2")
+            breaker = ["NOT refused (bug!)"]
+        except AttestationRefused as exc:
+            symbols = [a.symbol for a in s.assets]
+            breaker = [
+                f"epoch 2 REFUSED on-chain (event in {exc.tx_hash[:18]}...), epoch left open:"
+            ] + ["  " + r.describe(symbols[r.asset]) for r in exc.readings]
 
     total_s = time.monotonic() - t0
     b, sv = keys.batch.build, keys.solvency.build
@@ -152,19 +239,39 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
         f"median {h['p50']}, p90 {h['p90']}; shortfall {stats['shortfall_usd']}"
     )
     click.echo(f"  strict refusal    {refusal}")
+    res = manifest["reserves"]
     click.echo(
-        f"  {'asset':8s} {'equity':>20s} {'debt':>18s} {'net liability':>20s} {'reserves':>20s}"
+        f"  {'asset':6s} {'net liability':>18s} {'verified (chain)':>18s} "
+        f"{'declared':>14s} {'epoch price':>14s} {'feeds median':>14s}"
     )
-    for sym, t in manifest["totals"].items():
+    for i, (sym, t) in enumerate(manifest["totals"].items()):
         click.echo(
-            f"  {sym:8s} {t['equity']:>20s} {t['debt']:>18s} {t['net']:>20s} "
-            f"{manifest['reserves'][sym]:>20s}"
+            f"  {sym:6s} {t['net']:>18s} {res['verified'][sym]:>18s} {res['declared'][sym]:>14s} "
+            f"{snap.format_amount(record_prices[i], 8):>14s} "
+            f"{snap.format_amount(readings[i].median_e8, 8):>14s}"
+        )
+    click.echo(
+        f"  reserves          verified by the registry at finalize: {len(custodians)} custody "
+        "addresses (EIP-712 ownership signatures checked on-chain), balances read on-chain; "
+        "solvent on verified reserves alone: " + ("yes" if res["verified_only"] else "NO")
+    )
+    fresh = ", ".join(
+        f"{s.assets[i].symbol} {r.agreeing}/{r.fresh}"
+        for i, r in enumerate(readings[: len(s.assets)])
+    )
+    click.echo(
+        f"  prices            every epoch price within 2 % of its feeds' median (agreeing/fresh "
+        f"feeds: {fresh})"
+    )
+    for line in breaker:
+        click.echo(
+            f"  circuit breaker   {line}" if line == breaker[0] else f"                    {line}"
         )
     batch_gas = report.batch_gas
     click.echo(
         f"  gas               deploy {sum(deployment['gas_used'].values())}, open "
-        f"{report.open_gas}, per batch {min(batch_gas)}-{max(batch_gas)}, finalize "
-        f"{report.finalize_gas}"
+        f"{report.open_gas}, per batch {min(batch_gas)}-{max(batch_gas)}, custody "
+        f"{sum(report.custody_gas)}, finalize {report.finalize_gas}"
     )
     click.echo(
         f"  registry          {deployment['registry']} (chain {deployment['chain_id']}, "
@@ -182,9 +289,9 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     )
     click.echo(f"  tampered package  {rejected}")
     click.echo(
-        f"  files             {workdir}/: snapshot.json, reserves.json, deployment.json, "
-        f"{pkg_path.name}, {proof_path.name}, margin/, epoch-1/ (bundle; private/ stays "
-        "with the exchange)"
+        f"  files             {workdir}/: snapshot.json, reserves.json (declared), "
+        f"deployment.json, custody-1.json, {pkg_path.name}, {proof_path.name}, margin/, "
+        "epoch-1/ (bundle; private/ stays with the exchange), epoch-2/ (refused)"
     )
     if keys.batch.development or keys.solvency.development:
         click.secho(
@@ -196,6 +303,21 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
             "contribution(s): see `zksolvency keys --help` before publishing for real"
         )
     click.echo(f"  total time        {total_s:.0f} s")
+
+
+def _listings() -> dict[str, Any]:
+    from zksolvency.prover.mockchain import Listing
+
+    return {
+        "BTC": Listing(8),
+        "ETH": Listing(None, native=True),
+        "USDT": Listing(18),
+        "SOL": Listing(9),
+    }
+
+
+def _net_liabilities(s: Any) -> list[int]:
+    return [max(0, sum(a.equity[i] - a.debt[i] for a in s.accounts)) for i in range(len(s.assets))]
 
 
 def margin_stats_of(epoch_dir: Path) -> dict[str, Any]:

@@ -372,7 +372,9 @@ def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
     "--reserves",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     required=True,
-    help='Reserves per asset: CSV "symbol,amount" or JSON {"BTC": "1.5"}.',
+    help='Declared reserves per asset: CSV "symbol,amount" or JSON {"BTC": "1.5"}: what the '
+    "chain cannot see (other chains, banks). Published apart from verified reserves, marked "
+    "unverified.",
 )
 @click.option(
     "--epoch",
@@ -463,6 +465,16 @@ def write_sample_reserves(s: Any, path: Path, ratio: float) -> None:
     "docs/scaling.md). local:N starts N worker processes on this machine for the run. Needs "
     "`pip install 'zksolvency[dask]'`.",
 )
+@click.option(
+    "--custody",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Custody file from `custody sign`: addresses holding reserves, each with its "
+    "ownership signature for this epoch. Their balances, read through the registry of "
+    "--deployment at --rpc, are the verified reserves; the registry reads them again at "
+    "finalize, and they must not have dropped.",
+)
+@click.option("--rpc", default=None, help="JSON-RPC URL of the node, with --custody.")
 @circuit_params
 @ptau_option
 @handle_errors
@@ -482,10 +494,15 @@ def prove(
     backend: str,
     witness: str,
     scheduler: str | None,
+    custody: Path | None,
+    rpc: str | None,
     ptau: Path | None,
     **shape: int | None,
 ) -> None:
     """Prove an epoch: every account covered and within its margin, liabilities within reserves.
+
+    Reserves are verified (custody addresses' balances, which the registry reads on-chain) plus
+    declared (--reserves); the proof also states whether verified reserves alone suffice.
 
     Nothing is written to --out if any input is invalid, or if any account fails its check
     (in strict mode, its margin too): those are listed first and the command exits with code 2.
@@ -511,6 +528,7 @@ def prove(
         snap, instruments, market, positions, haircuts, mode, insurance_fund
     )
     domain = deployment_domain_option(deployment, params)
+    verified, custody_json = custody_reserves(custody, rpc, deployment, snap, epoch)
     try:
         manifest = prove_epoch(
             snap,
@@ -525,10 +543,73 @@ def prove(
             backend=backend,
             scheduler=scheduler,
             witness=witness,
+            verified=verified,
+            custody=custody_json,
         )
     except cluster.ClusterError as exc:  # the cluster's setup, not a failed proof
         fail(str(exc), EXIT_USAGE)
     print_epoch_summary(manifest, out)
+
+
+def custody_reserves(
+    custody: Path | None, rpc: str | None, deployment: Path | None, snap: Any, epoch: int
+) -> tuple[tuple[int, ...], dict[str, Any] | None]:
+    """The verified reserves of `custody`'s addresses, read through the deployment's registry
+    (none without --custody), and the custody record for the manifest."""
+    from zksolvency.prover.chain import registry_at
+    from zksolvency.prover.deployment import load_deployment, registry_abi
+    from zksolvency.prover.onchain import (
+        check_custody_for,
+        check_snapshot_assets,
+        config_from_record,
+        load_custody,
+        read_verified_reserves,
+    )
+
+    record = load_deployment(deployment) if deployment is not None else None
+    config = config_from_record(record) if record is not None else None
+    if config is not None:
+        # The registry checks prices and reserves per slot: the slots must be these assets.
+        try:
+            check_snapshot_assets(config, snap.assets, str(deployment))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--deployment") from None
+    if custody is None:
+        if rpc is not None:
+            raise click.UsageError("--rpc goes with --custody")
+        return (), None
+    if rpc is None or record is None:
+        raise click.UsageError("--custody needs --rpc and --deployment (the registry to read)")
+    if config is None:
+        raise click.BadParameter(
+            f"{deployment}: the registry has no on-chain assets configured "
+            "(deploy --assets-config)",
+            param_hint="--custody",
+        )
+    c = load_custody(custody)
+    check_custody_for(c, int(record["chain_id"]), str(record["registry"]), epoch, str(custody))
+    w3 = connect(rpc)
+    if int(w3.eth.chain_id) != int(record["chain_id"]):
+        raise click.BadParameter(
+            f"{rpc} is chain {w3.eth.chain_id}, the registry's is {record['chain_id']}",
+            param_hint="--rpc",
+        )
+    bad = [a for a in c.unrecovered() if not w3.eth.get_code(a)]
+    if bad:
+        raise click.BadParameter(
+            f"{custody}: the signatures of {', '.join(bad)} are not theirs for epoch {epoch} of "
+            f"registry {c.registry} (and they are not contract wallets)",
+            param_hint="--custody",
+        )
+    registry = registry_at(w3, record["registry"], registry_abi())
+    block = int(w3.eth.block_number)
+    slots = read_verified_reserves(registry, c.holders, block)
+    verified = slots[: len(snap.assets)]
+    click.echo(
+        f"verified reserves of {len(c.holders)} custody address(es) read at block {block}",
+        err=True,
+    )
+    return verified, {**c.as_json(), "block": block}
 
 
 def deployment_domain_option(path: Path | None, params: Any) -> int:
@@ -595,9 +676,16 @@ def print_epoch_summary(m: dict[str, Any], out: Path) -> None:
         f"epoch {m['epoch']}: {m['accounts']} accounts in {m['batches']} batches, "
         f"root {str(m['root'])[:20]}..."
     )
-    click.echo(f"  {'asset':8s} {'net liabilities':>24s} {'reserves':>24s}")
+    res = m["reserves"]
+    click.echo(
+        f"  {'asset':8s} {'net liabilities':>24s} {'verified reserves':>24s} "
+        f"{'declared (unverified)':>24s}"
+    )
     for sym, t in m["totals"].items():
-        click.echo(f"  {sym:8s} {t['net']:>24s} {m['reserves'][sym]:>24s}")
+        click.echo(
+            f"  {sym:8s} {t['net']:>24s} {res['verified'][sym]:>24s} {res['declared'][sym]:>24s}"
+        )
+    click.echo("  solvent on verified reserves alone: " + ("yes" if res["verified_only"] else "no"))
     ctx = m["context"]
     click.echo(
         f"  margin: {ctx['mode']} mode, {len(ctx['risk']['instruments'])} instruments, "
@@ -616,6 +704,109 @@ def print_epoch_summary(m: dict[str, Any], out: Path) -> None:
         else "  bound to: no registry yet (prove again with --deployment before publishing)"
     )
     click.echo(f"  bundle: {out}  (publish everything except {out / 'private'})")
+
+
+@main.group()
+def custody() -> None:
+    """Custody addresses: ownership signatures for an epoch (proof of reserves)."""
+
+
+@custody.command("sign")
+@click.option(
+    "--deployment",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Deployment record of the registry (its address and chain id are signed).",
+)
+@click.option(
+    "--epoch", type=click.IntRange(1, 2**64 - 1), required=True, help="Epoch to sign for."
+)
+@click.option(
+    "--keystore",
+    "keystores",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Encrypted keystore (Ethereum v3 JSON) of a custody address; repeatable. Its password "
+    "is read from --password-file or asked for.",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the keystores' password (first line).",
+)
+@click.option(
+    "--remote-signer",
+    metavar="URL",
+    default=None,
+    help="JSON-RPC endpoint answering eth_signTypedData_v4 for --address: a node with the "
+    "account unlocked, a signing service, or a hardware-wallet bridge.",
+)
+@click.option(
+    "--address",
+    "addresses",
+    multiple=True,
+    help="Custody address the remote signer signs for; repeatable.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Custody file to write. An existing one for the same registry, chain and epoch is "
+    "added to, so holders of different keys can sign in turn.",
+)
+@handle_errors
+def custody_sign(
+    deployment: Path,
+    epoch: int,
+    keystores: tuple[Path, ...],
+    password_file: Path | None,
+    remote_signer: str | None,
+    addresses: tuple[str, ...],
+    out: Path,
+) -> None:
+    """Sign the epoch's ownership statement (EIP-712, naming the registry, chain id and epoch)
+    with custody keys, and collect the signatures in a custody file for `prove --custody`.
+
+    Private keys are never taken on the command line: they stay in keystores or behind a
+    remote signer. Each signature is checked against its address before it is written.
+    """
+    from zksolvency.prover.custody import KeystoreSigner, RemoteSigner, SignerError, sign_ownership
+    from zksolvency.prover.deployment import load_deployment
+    from zksolvency.prover.onchain import Custody, check_custody_for, load_custody, write_custody
+
+    if not keystores and not addresses:
+        raise click.UsageError("give --keystore, or --remote-signer with --address")
+    if bool(addresses) != (remote_signer is not None):
+        raise click.UsageError("--remote-signer and --address go together")
+    record = load_deployment(deployment)
+    chain_id, registry = int(record["chain_id"]), str(record["registry"])
+    if out.exists():
+        c = load_custody(out)
+        check_custody_for(c, chain_id, registry, epoch, str(out))
+    else:
+        c = Custody(chain_id, registry, epoch, ())
+    password = None
+    if password_file is not None:
+        password = password_file.read_text(encoding="utf-8").splitlines()[0]
+    signers: list[Any] = []
+    try:
+        for path in keystores:
+            pw = (
+                password
+                if password is not None
+                else click.prompt(f"password for {path}", hide_input=True, err=True)
+            )
+            signers.append(KeystoreSigner(path, pw))
+        signers += [RemoteSigner(str(remote_signer), a) for a in addresses]
+        for signer in signers:
+            address, sig = sign_ownership(signer, registry, chain_id, epoch)
+            c = c.with_entry(address, sig)
+            click.echo(f"signed epoch {epoch} for {address}", err=True)
+    except SignerError as exc:
+        fail(str(exc), EXIT_USAGE)
+    write_custody(out, c)
+    click.echo(f"{out}: {len(c.entries)} custody address(es) for epoch {epoch} of {registry}")
 
 
 @main.command("verify-bundle")
@@ -651,12 +842,23 @@ def verify_bundle_cmd(bundle: Path, trusted_keys: Path | None) -> None:
     required=True,
     help="Where to write the deployment record (addresses, chain id, vkey hashes).",
 )
+@click.option(
+    "--assets-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="What the registry checks on-chain per asset, in the snapshot's asset order: the "
+    "token holding it (ERC-20 or native ether) and the price feeds with the circuit "
+    "breaker's max_age (default 3600 s), tolerance_bps (200) and quorum (a majority) "
+    "(docs/protocol.md). Fixed for the registry's life. Without it nothing is checked "
+    "on-chain: every reserve is declared and no price is compared.",
+)
 @handle_errors
 def deploy(
     ptau: Path | None,
     rpc: str,
     sender: str | None,
     out: Path,
+    assets_config: Path | None,
     **shape: int | None,
 ) -> None:
     """Deploy the batch and solvency verifiers and the registry for these circuits' keys, and
@@ -664,13 +866,19 @@ def deploy(
     against the registry's finalized epochs."""
     from zksolvency.prover.deployment import deploy_registry
     from zksolvency.prover.keys import build_keys, build_margin_keys
+    from zksolvency.prover.onchain import load_asset_config
 
     params = resolve_params(**shape)
+    assets = (
+        load_asset_config(assets_config, params.n_assets) if assets_config is not None else None
+    )
     rep = ClickReporter()
     keys = build_keys(params, ptau, rep)
     margin = build_margin_keys(params, ptau, rep)
     w3 = connect(rpc)
-    record = deploy_registry(w3, sender or w3.eth.accounts[0], keys, params, out, margin=margin)
+    record = deploy_registry(
+        w3, sender or w3.eth.accounts[0], keys, params, out, margin=margin, assets=assets
+    )
     click.echo(
         f"registry {record['registry']} on chain {record['chain_id']}; record written to {out}"
     )
@@ -695,12 +903,44 @@ def connect(rpc: str) -> Any:
 @click.option("--registry", required=True, help="Registry address.")
 @handle_errors
 def publish(bundle: Path, rpc: str, sender: str | None, registry: str) -> None:
-    """Publish an epoch: open it, submit each batch proof, finalize (resumable)."""
-    report = publish_bundle(connect(rpc), sender, registry, bundle)
+    """Publish an epoch: open it, submit each batch proof, add the custody addresses and their
+    signatures, finalize (resumable).
+
+    At finalize the registry reads the custody balances and checks the epoch's prices against
+    its feeds. If its circuit breaker trips, the epoch is not attested: the registry records
+    why in an event, this command prints it and exits with code 1, and the epoch stays open
+    (publish again once the feeds agree, or abandon it). If balances dropped since proving,
+    finalize reverts with ReservesChanged: prove again (only the solvency proof is redone).
+    """
+    from zksolvency.prover.chain import AttestationRefused
+
+    try:
+        report = publish_bundle(connect(rpc), sender, registry, bundle)
+    except AttestationRefused as exc:
+        symbols = [a["symbol"] for a in read_manifest_assets(bundle)]
+        click.secho(
+            f"REFUSED: the registry's circuit breaker did not attest epoch {exc.epoch} "
+            f"(transaction {exc.tx_hash}):",
+            fg="red",
+            err=True,
+        )
+        for r in exc.readings:
+            click.echo(
+                "  " + r.describe(symbols[r.asset] if r.asset < len(symbols) else ""), err=True
+            )
+        sys.exit(EXIT_FAILED)
     click.echo(
         f"epoch published: {len(report.batch_gas)} batches sent "
-        f"({report.batches_skipped} already there), total gas {report.total_gas}"
+        f"({report.batches_skipped} already there), {len(report.custody_txs)} custody "
+        f"transaction(s), total gas {report.total_gas}"
     )
+
+
+def read_manifest_assets(bundle: Path) -> list[dict[str, Any]]:
+    from zksolvency.prover.atomic import read_json
+
+    assets: list[dict[str, Any]] = read_json(bundle / "manifest.json")["context"]["assets"]
+    return assets
 
 
 def publish_bundle(w3: Any, sender: str | None, registry: str, bundle_dir: Path) -> Any:
@@ -712,9 +952,13 @@ def publish_bundle(w3: Any, sender: str | None, registry: str, bundle_dir: Path)
     m = b.manifest
     batches = [b.proof(e) for e in m["proofs"]["batches"]]
     solvency = b.proof(m["proofs"]["solvency"])
+    custody = [
+        (e["address"], bytes.fromhex(e["signature"].removeprefix("0x")))
+        for e in (m.get("custody") or {}).get("custody", [])
+    ]
     contract = registry_at(w3, registry, registry_abi())
     rep = ClickReporter()
-    with rep.task("publishing", len(batches) + 2) as advance:
+    with rep.task("publishing", len(batches) + 2 + bool(custody)) as advance:
         return publish_epoch(
             w3,
             sender or w3.eth.accounts[0],
@@ -725,6 +969,7 @@ def publish_bundle(w3: Any, sender: str | None, registry: str, bundle_dir: Path)
             batches,
             solvency,
             progress=lambda ev: advance(1),
+            custody=custody,
         )
 
 

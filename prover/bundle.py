@@ -163,7 +163,12 @@ def _check_readable(
     """The human-readable totals and reserves must say exactly what the proven numbers say.
     Returns the raw verified and declared reserves (one per asset slot)."""
     res, raw = m["reserves"], m["reserves_raw"]
-    if not (isinstance(res, dict) and isinstance(raw, dict)):
+    if not (
+        isinstance(res, dict)
+        and set(res) == {"verified", "declared", "verified_only"}
+        and isinstance(raw, dict)
+        and set(raw) == {"verified", "declared"}
+    ):
         raise BundleError("the manifest's reserves are not split into verified and declared")
     verified = [int(r) for r in raw["verified"]]
     declared = [int(r) for r in raw["declared"]]

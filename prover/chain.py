@@ -20,6 +20,7 @@ proof-carrying transaction sent from here carries an explicit gas limit.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -48,12 +49,13 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.logs import DISCARD
 from web3.providers.rpc import HTTPProvider
 from web3.types import TxParams, TxReceipt
 
 from .atomic import write_text
 from .commitments import SOLVENCY_FIXED_INPUTS as COMMITTED_FIXED_INPUTS
-from .commitments import describe_domain
+from .commitments import describe_domain, solvency_public_count
 from .groth16 import proof_calldata
 from .paths import node_bin, repo_root
 
@@ -62,8 +64,9 @@ log = logging.getLogger(__name__)
 SNARK_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 #: Public signals of the batch circuit: [prevState, nextState, ctxHash].
 BATCH_PUBLIC_INPUTS = 3
-#: Solvency signals before the reserves: [finalState, ctxHash, root, totalsCommit, batchCount,
-#: shortfall, insuranceFund, epoch, domain] (commitments.SOLVENCY_FIXED_INPUTS).
+#: Solvency signals before the per-asset ones: [finalState, ctxHash, root, totalsCommit,
+#: batchCount, shortfall, insuranceFund, epoch, domain] (commitments.SOLVENCY_FIXED_INPUTS);
+#: then weights[N], verified[N], declared[N] and verifiedOnly.
 SOLVENCY_FIXED_INPUTS = COMMITTED_FIXED_INPUTS
 #: Public signals of the single-account margin circuit: [ctxHash, root, idCommit, headroom].
 MARGIN_PUBLIC_INPUTS = 4
@@ -72,10 +75,14 @@ DEFAULT_EVM_VERSION = "paris"
 #: A batch submit uses ~252k, and the registry refuses to call the verifier with less than
 #: ~236k left (a starved snarkjs verifier answers "false"), so limits need headroom.
 BATCH_GAS = 600_000
-#: Finalize uses ~512k with 4 assets (and a nonzero shortfall and fund); each asset adds ~30k
-#: (an ecMul, a new storage word, a log word), so the default limit grows past this for more
-#: than ~16 assets.
+#: Finalize's floor. Its limit is computed per registry (finalize_gas_for): the verifier, each
+#: asset's storage and log words, and the worst case of every foreign read the registry makes
+#: (each feed and token call is capped, and each is refused unless its cap is left).
 FINALIZE_GAS = 1_000_000
+#: Custody addresses sent per addCustody transaction, and the gas each one may need (an
+#: ecrecover or a capped ERC-1271 call, a storage word, a log).
+CUSTODY_CHUNK = 50
+CUSTODY_GAS_PER_HOLDER = 140_000
 #: verifyMargin uses ~265k (the registry read, a 4-input verifier; eth_estimateGas says ~293k)
 #: and refuses to call the verifier with less than ~244k left.
 MARGIN_VERIFY_GAS = 400_000
@@ -89,6 +96,9 @@ SOLVENCY_VERIFIER_NAME = "SolvencyVerifier"
 #: hand-written contract that checks its proofs against the registry's finalized epochs.
 MARGIN_VERIFIER_NAME = "MarginVerifier"
 ACCOUNT_MARGIN_NAME = "AccountMarginVerifier"
+
+#: ReserveBalances.NATIVE: the token address standing for the chain's own currency.
+NATIVE_TOKEN = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
 
 _ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
@@ -109,6 +119,18 @@ class AnvilError(ChainError):
 
 class PublishError(ChainError):
     """Inputs disagree with each other or with the registry; nothing was sent for the step."""
+
+
+class AttestationRefused(ChainError):
+    """The registry's circuit breaker refused the epoch's prices: finalize emitted why (one
+    reading per failing asset, onchain.PriceReading) and left the epoch open."""
+
+    def __init__(self, epoch: int, readings: Sequence[Any], tx_hash: str) -> None:
+        self.epoch, self.readings, self.tx_hash = epoch, list(readings), tx_hash
+        super().__init__(
+            f"the registry refused to attest epoch {epoch} (transaction {tx_hash}): "
+            + "; ".join(r.describe("") for r in readings)
+        )
 
 
 class MarginError(PublishError):
@@ -664,17 +686,23 @@ def deploy(
     publisher: str | None = None,
     *,
     margin: bool | None = None,
+    assets: Sequence[Any] | None = None,
     signer: LocalAccount | None = None,
     receipt_timeout: float = 120.0,
 ) -> Deployment:
-    """Deploy BatchVerifier, SolvencyVerifier and SolvencyRegistry(publisher, ..., n_assets),
-    then, with ``margin``, MarginVerifier and AccountMarginVerifier(registry, MarginVerifier).
+    """Deploy BatchVerifier, SolvencyVerifier and SolvencyRegistry(publisher, ..., n_assets,
+    assets), then, with ``margin``, MarginVerifier and AccountMarginVerifier(registry,
+    MarginVerifier).
 
-    ``publisher`` defaults to the deployer. ``margin`` defaults to whether ``artifacts`` hold a
-    MarginVerifier. The verifiers are checked to expect 3, 9 + ``n_assets`` and 4 public
-    signals before anything is sent: a mismatch would make every call fail for good, since
-    neither contract can swap verifiers.
+    ``assets`` (onchain.AssetOnchain, one per slot) says where each asset is held on this chain
+    and which feeds price it; by default no slot is checked on-chain. ``publisher`` defaults to
+    the deployer. ``margin`` defaults to whether ``artifacts`` hold a MarginVerifier. The
+    verifiers are checked to expect 3, 10 + 3 * ``n_assets`` and 4 public signals before
+    anything is sent: a mismatch would make every call fail for good, since neither contract
+    can swap verifiers.
     """
+    from .onchain import unchecked_slot
+
     if margin is None:
         margin = MARGIN_VERIFIER_NAME in artifacts
     names = [BATCH_VERIFIER_NAME, SOLVENCY_VERIFIER_NAME, REGISTRY_NAME]
@@ -685,8 +713,11 @@ def deploy(
             raise ChainError(f"no compiled {name} among {sorted(artifacts)}")
     if n_assets < 1:
         raise ValueError("n_assets must be at least 1")
+    slots = list(assets) if assets is not None else [unchecked_slot() for _ in range(n_assets)]
+    if len(slots) != n_assets:
+        raise ValueError(f"{len(slots)} asset configurations for {n_assets} slots")
     _require_verifier_arity(artifacts[BATCH_VERIFIER_NAME], BATCH_PUBLIC_INPUTS)
-    _require_verifier_arity(artifacts[SOLVENCY_VERIFIER_NAME], SOLVENCY_FIXED_INPUTS + n_assets)
+    _require_verifier_arity(artifacts[SOLVENCY_VERIFIER_NAME], solvency_public_count(n_assets))
     if margin:
         _require_verifier_arity(artifacts[MARGIN_VERIFIER_NAME], MARGIN_PUBLIC_INPUTS)
 
@@ -701,7 +732,12 @@ def deploy(
     )
     registry_artifact = artifacts[REGISTRY_NAME]
     reg_addr, gas[REGISTRY_NAME] = _deploy_one(
-        w3, frm, registry_artifact, (pub, batch_addr, solv_addr, n_assets), signer, receipt_timeout
+        w3,
+        frm,
+        registry_artifact,
+        (pub, batch_addr, solv_addr, n_assets, [a.constructor_arg() for a in slots]),
+        signer,
+        receipt_timeout,
     )
     margin_addr: ChecksumAddress | None = None
     account_margin_addr: ChecksumAddress | None = None
@@ -771,7 +807,10 @@ class EpochRecord:
     opened_at: int
     finalized_at: int
     status: EpochStatus
-    reserves: tuple[int, ...]
+    reserves: tuple[int, ...]  # verified: read on-chain by the registry at finalize
+    declared: tuple[int, ...] = ()  # declared by the exchange, not verifiable on this chain
+    verified_only: bool = False  # solvent on the verified reserves alone (proven)
+    prices_e8: tuple[int, ...] = ()  # the epoch's USD prices the breaker accepted
 
 
 def read_epoch(w3: Web3, registry: Contract, epoch: int) -> EpochRecord:
@@ -779,6 +818,8 @@ def read_epoch(w3: Web3, registry: Contract, epoch: int) -> EpochRecord:
     del w3  # the contract handle carries its own connection; kept for a uniform signature
     raw = registry.functions.getEpoch(epoch).call()
     reserves = registry.functions.getReserves(epoch).call()
+    declared = registry.functions.getDeclaredReserves(epoch).call()
+    prices = registry.functions.getPrices(epoch).call()
     return EpochRecord(
         epoch=epoch,
         ctx_hash=int(raw[0]),
@@ -794,6 +835,9 @@ def read_epoch(w3: Web3, registry: Contract, epoch: int) -> EpochRecord:
         finalized_at=int(raw[10]),
         status=EpochStatus(int(raw[11])),
         reserves=tuple(int(r) for r in reserves),
+        declared=tuple(int(r) for r in declared),
+        verified_only=bool(raw[12]),
+        prices_e8=tuple(int(p) for p in prices),
     )
 
 
@@ -842,7 +886,7 @@ def _bytes32(value: bytes | str) -> bytes:
 class ProgressEvent:
     """Reported after each step of :func:`publish_epoch` (index is the batch index)."""
 
-    stage: Literal["open", "resume", "batch", "finalize", "already-finalized"]
+    stage: Literal["open", "resume", "batch", "custody", "finalize", "already-finalized"]
     index: int
     total: int
     tx_hash: str | None = None
@@ -859,13 +903,42 @@ class PublishReport:
     batches_skipped: int = 0
     batch_txs: list[str] = field(default_factory=list)
     batch_gas: list[int] = field(default_factory=list)
+    custody_txs: list[str] = field(default_factory=list)
+    custody_gas: list[int] = field(default_factory=list)
     finalize_tx: str | None = None
     finalize_gas: int | None = None
     already_finalized: bool = False
 
     @property
     def total_gas(self) -> int:
-        return (self.open_gas or 0) + sum(self.batch_gas) + (self.finalize_gas or 0)
+        return (
+            (self.open_gas or 0)
+            + sum(self.batch_gas)
+            + sum(self.custody_gas)
+            + (self.finalize_gas or 0)
+        )
+
+
+def finalize_gas_for(registry: Contract, n_holders: int) -> int:
+    """A finalize gas limit that covers the worst case of this registry's configuration: the
+    verifier with 10 + 3N inputs, N assets' storage, and every capped foreign read (two calls
+    per feed; one balanceOf per token and custody address), each of which the registry refuses
+    to make unless its cap is left."""
+    n = int(registry.functions.nAssets().call())
+    feeds = tokens = 0
+    for i in range(n):
+        token, _, _, (feed_list, *_rest) = registry.functions.assetConfig(i).call()
+        feeds += len(feed_list)
+        tokens += int(int(token, 16) not in (0, int(NATIVE_TOKEN, 16)))
+    k = solvency_public_count(n)
+    return (
+        FINALIZE_GAS
+        + 7_200 * k
+        + 75_000 * n  # three new storage words and their log words per asset
+        + 210_000 * feeds
+        + 55_000 * tokens * n_holders
+        + 3_000 * n_holders  # reading the stored custody list
+    )
 
 
 def publish_epoch(
@@ -883,19 +956,25 @@ def publish_epoch(
     finalize_gas: int | None = None,
     open_gas: int = 300_000,
     signer: LocalAccount | None = None,
+    custody: Sequence[tuple[str, bytes]] = (),
 ) -> PublishReport:
-    """Publish one epoch: open it, submit every batch proof in order, finalize.
+    """Publish one epoch: open it, submit every batch proof in order, add the custody
+    addresses with their ownership signatures, finalize.
 
-    Idempotent: batches the registry already holds are skipped (after checking they are the
-    ones given here), and an epoch already finalized with the same root, totals, shortfall,
-    insurance fund and reserves is reported as such with nothing sent. Inconsistent inputs
-    raise :class:`PublishError` before any transaction; a revert raises
-    :class:`RegistryRevert`. ``finalize_gas`` defaults to :data:`FINALIZE_GAS`, raised for
-    registries with many assets. The solvency proof's public signals give finalize its root,
-    totals commitment, shortfall (position 5), insurance fund (position 6) and reserves (from
-    position 9); positions 7 and 8 must be this epoch and the registry's own domain, which the
-    registry supplies itself.
+    Idempotent: batches and custody addresses the registry already holds are skipped (after
+    checking they are the ones given here), and an epoch already finalized with the same
+    values is reported as such with nothing sent. Inconsistent inputs raise
+    :class:`PublishError` before any transaction; a revert raises :class:`RegistryRevert`
+    (ReservesChanged when custody balances moved since proving: prove again, only the solvency
+    proof is redone). When the registry's circuit breaker refuses the epoch's prices, finalize
+    is mined without finalizing and :class:`AttestationRefused` says why. ``finalize_gas``
+    defaults to :func:`finalize_gas_for` this registry. The solvency proof's public signals
+    give finalize its root, totals commitment, shortfall, insurance fund, weights and reserves;
+    positions 7 and 8 must be this epoch and the registry's own domain, which the registry
+    supplies itself.
     """
+    from .onchain import PriceReading
+
     if not 0 < epoch < 2**64:
         raise PublishError(f"epoch must be in [1, 2^64), got {epoch}")
     if not 0 <= ctx_hash < SNARK_SCALAR_FIELD:
@@ -904,8 +983,11 @@ def publish_epoch(
         raise PublishError("an epoch needs at least one batch proof")
     bundle = _bytes32(bundle_hash)
     n_assets = int(registry.functions.nAssets().call())
+    holders = [Web3.to_checksum_address(a) for a, _ in custody]
+    if any(int(x, 16) >= int(y, 16) for x, y in itertools.pairwise(holders)):
+        raise PublishError("custody addresses must be distinct and in increasing order")
     if finalize_gas is None:
-        finalize_gas = max(FINALIZE_GAS, 520_000 + 30_000 * n_assets)
+        finalize_gas = finalize_gas_for(registry, len(holders))
     publisher = Web3.to_checksum_address(registry.functions.publisher().call())
     frm = Web3.to_checksum_address(signer.address if signer is not None else sender)
     if frm != publisher:
@@ -926,11 +1008,15 @@ def publish_epoch(
         batch_calls.append((_calldata(proof), nxt))
         state = nxt
     s_proof, s_signals = solvency
-    signals = _signals(s_signals, SOLVENCY_FIXED_INPUTS + n_assets, "solvency proof")
+    signals = _signals(s_signals, solvency_public_count(n_assets), "solvency proof")
     final, s_ctx, root, totals, count, shortfall, insurance_fund, s_epoch, s_domain = signals[
         :SOLVENCY_FIXED_INPUTS
     ]
-    reserves = signals[SOLVENCY_FIXED_INPUTS:]
+    n, f = n_assets, SOLVENCY_FIXED_INPUTS
+    weights, verified = signals[f : f + n], signals[f + n : f + 2 * n]
+    declared, verified_only = signals[f + 2 * n : f + 3 * n], signals[-1]
+    if verified_only not in (0, 1):
+        raise PublishError(f"solvency proof: verifiedOnly is {verified_only}, not a bit")
     if s_epoch != epoch:
         raise PublishError(f"solvency proof was made for epoch {s_epoch}, not {epoch}")
     domain = int(registry.functions.domain().call())
@@ -964,8 +1050,11 @@ def publish_epoch(
             record.shortfall,
             record.insurance_fund,
             record.reserves,
+            record.declared,
+            record.verified_only,
         )
-        if stored != (ctx_hash, root, totals, shortfall, insurance_fund, tuple(reserves)):
+        given = (ctx_hash, root, totals, shortfall, insurance_fund, tuple(verified))
+        if stored != (*given, tuple(declared), bool(verified_only)):
             raise PublishError(f"epoch {epoch} is already finalized with different values")
         report.already_finalized = True
         report.batches_skipped = total
@@ -1025,20 +1114,83 @@ def publish_epoch(
         report.batch_gas.append(used)
         emit(ProgressEvent("batch", index, total, tx, used))
 
+    _add_custody(w3, frm, registry, epoch, custody, signer, report)
+    if custody:
+        emit(ProgressEvent("custody", total, total))
+
     a, b, c = s_call
+    claim = (
+        root,
+        totals,
+        shortfall,
+        insurance_fund,
+        weights,
+        verified,
+        declared,
+        verified_only == 1,
+    )
     receipt = transact(
         w3,
         frm,
         registry,
         "finalize",
-        (epoch, a, b, c, root, totals, shortfall, insurance_fund, reserves),
+        (epoch, (a, b, c), claim),
         gas=finalize_gas,
         signer=signer,
     )
     report.finalize_tx = receipt["transactionHash"].to_0x_hex()
     report.finalize_gas = int(receipt["gasUsed"])
+    refused = registry.events.AttestationRefused().process_receipt(receipt, errors=DISCARD)
+    if refused:
+        failed = registry.events.PriceCheckFailed().process_receipt(receipt, errors=DISCARD)
+        readings = [
+            PriceReading(
+                int(ev.args.asset),
+                int(ev.args.verdict),
+                int(ev.args.claimedE8),
+                int(ev.args.median),
+                int(ev.args.fresh),
+                int(ev.args.agreeing),
+            )
+            for ev in failed
+        ]
+        raise AttestationRefused(epoch, readings, report.finalize_tx)
     emit(ProgressEvent("finalize", total, total, report.finalize_tx, report.finalize_gas))
     return report
+
+
+def _add_custody(
+    w3: Web3,
+    frm: ChecksumAddress,
+    registry: Contract,
+    epoch: int,
+    custody: Sequence[tuple[str, bytes]],
+    signer: LocalAccount | None,
+    report: PublishReport,
+) -> None:
+    """Send the custody addresses the registry does not hold yet for `epoch`, in chunks; those
+    it holds must be the first ones given (a resumed publish)."""
+    stored = [Web3.to_checksum_address(a) for a in registry.functions.getCustody(epoch).call()]
+    given = [Web3.to_checksum_address(a) for a, _ in custody]
+    if stored != given[: len(stored)]:
+        raise PublishError(
+            f"epoch {epoch} already holds custody addresses {stored[:3]}...; this bundle's "
+            f"differ ({given[:3]}...)"
+        )
+    rest = list(custody)[len(stored) :]
+    for start in range(0, len(rest), CUSTODY_CHUNK):
+        chunk = rest[start : start + CUSTODY_CHUNK]
+        receipt = transact(
+            w3,
+            frm,
+            registry,
+            "addCustody",
+            (epoch, [Web3.to_checksum_address(a) for a, _ in chunk], [s for _, s in chunk]),
+            gas=200_000 + CUSTODY_GAS_PER_HOLDER * len(chunk),
+            signer=signer,
+        )
+        report.custody_txs.append(receipt["transactionHash"].to_0x_hex())
+        report.custody_gas.append(int(receipt["gasUsed"]))
 
 
 # --------------------------------------------------------------------------------------------

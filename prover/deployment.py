@@ -5,6 +5,7 @@ verifiers' trust anchors)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from .chain import (
 )
 from .commitments import registry_domain
 from .keys import Keys, KeySet
+from .onchain import NATIVE, AssetOnchain
 from .params import EpochParams
 from .paths import build_dir, node_module, repo_root
 
@@ -37,6 +39,17 @@ FORMAT = "zksolvency-deployment/1"
 def registry_source() -> Path:
     """The hand-written registry contract."""
     return repo_root() / "verifier_contract" / "src" / "SolvencyRegistry.sol"
+
+
+#: The libraries the registry imports (solved as units of the same name).
+REGISTRY_LIBRARIES = (
+    "BoundedCall.sol",
+    "CustodySignatures.sol",
+    "PriceCheck.sol",
+    "ReserveBalances.sol",
+)
+#: Local-chain stand-ins for tokens and price feeds, deployed by the demo and tests only.
+DEMO_CONTRACTS = ("MockERC20", "MockAggregator")
 
 
 def account_margin_source() -> Path:
@@ -75,6 +88,8 @@ def build_contracts(
             write_text(target, text)
         sources[f"generated/{name}.sol"] = target
     sources[f"{REGISTRY_NAME}.sol"] = registry_source()
+    for lib in REGISTRY_LIBRARIES:
+        sources[lib] = registry_source().parent / lib
     names = [BATCH_VERIFIER_NAME, SOLVENCY_VERIFIER_NAME, REGISTRY_NAME]
     if margin is not None:
         # Its `import "./SolvencyRegistry.sol"` resolves to the registry unit above.
@@ -96,6 +111,28 @@ def build_contracts(
         if all(p.is_file() for p in paths):
             return {n: ContractArtifact.load(p) for n, p in zip(names, paths, strict=True)}
     artifacts = compile_contracts(sources, out_dir / "out", evm_version=evm_version)
+    write_json(stamp, {"fingerprint": fingerprint})
+    return artifacts
+
+
+def build_demo_contracts(evm_version: str = DEFAULT_EVM_VERSION) -> dict[str, ContractArtifact]:
+    """MockERC20 and MockAggregator, compiled into build/contracts/demo (reused while their
+    sources are unchanged)."""
+    src = registry_source().parent / "demo"
+    sources = {f"{name}.sol": src / f"{name}.sol" for name in DEMO_CONTRACTS}
+    out_dir = build_dir() / "contracts" / "demo"
+    fingerprint = sha256_json(
+        {
+            "sources": {unit: sha256_file(path) for unit, path in sources.items()},
+            "evm_version": evm_version,
+        }
+    )
+    stamp = out_dir / "compile.json"
+    paths = [out_dir / f"{n}.json" for n in DEMO_CONTRACTS]
+    fresh = stamp.is_file() and read_json(stamp).get("fingerprint") == fingerprint
+    if fresh and all(p.is_file() for p in paths):
+        return {n: ContractArtifact.load(p) for n, p in zip(DEMO_CONTRACTS, paths, strict=True)}
+    artifacts = compile_contracts(sources, out_dir, evm_version=evm_version)
     write_json(stamp, {"fingerprint": fingerprint})
     return artifacts
 
@@ -125,14 +162,21 @@ def deploy_registry(
     out: Path | None = None,
     *,
     margin: KeySet | None = None,
+    assets: Sequence[AssetOnchain] | None = None,
 ) -> dict[str, Any]:
     """Build and deploy the contracts for ``keys``; return (and write to ``out``) the record.
 
     With ``margin`` (the keys of the matching ``margin_*`` circuit) the MarginVerifier and the
     AccountMarginVerifier are deployed too; the record's margin fields are None otherwise.
+    ``assets`` (onchain.load_asset_config) configures the registry's on-chain reserves and
+    price feeds per asset slot; each ERC-20's decimals are checked against the token first.
     """
+    if assets is not None:
+        check_token_decimals(w3, assets)
     artifacts = build_contracts(keys, margin=margin)
-    dep: Deployment = deploy(w3, sender, artifacts, params.n_assets, margin=margin is not None)
+    dep: Deployment = deploy(
+        w3, sender, artifacts, params.n_assets, margin=margin is not None, assets=assets
+    )
     domain = registry_domain(dep.chain_id, dep.registry)
     on_chain = int(dep.registry_contract(w3).functions.domain().call())
     if on_chain != domain:
@@ -174,10 +218,43 @@ def deploy_registry(
             _codehash(w3, dep.margin_verifier) if dep.margin_verifier is not None else None
         ),
         "gas_used": dep.gas_used,
+        # What the registry checks on-chain per asset slot (None: nothing).
+        "assets": [a.as_json() for a in assets] if assets is not None else None,
     }
     if out is not None:
         write_json(out, record)
     return record
+
+
+def check_token_decimals(w3: Web3, assets: Sequence[AssetOnchain]) -> None:
+    """Each configured ERC-20 must exist and report the decimals the configuration gives: a
+    wrong scale would misstate every verified reserve of that asset by powers of ten."""
+    erc20_decimals = [
+        {
+            "type": "function",
+            "name": "decimals",
+            "inputs": [],
+            "outputs": [{"name": "", "type": "uint8"}],
+            "stateMutability": "view",
+        }
+    ]
+    for a in assets:
+        if a.token is None or a.token == NATIVE:
+            continue
+        address = Web3.to_checksum_address(a.token)
+        if not w3.eth.get_code(address):
+            raise ChainError(f"{a.symbol}: no contract at token address {address}")
+        try:
+            found = int(w3.eth.contract(address, abi=erc20_decimals).functions.decimals().call())
+        except Exception as exc:  # a token without decimals(), or one that reverts
+            raise ChainError(
+                f"{a.symbol}: token {address} does not answer decimals() ({exc})"
+            ) from None
+        if found != a.token_decimals:
+            raise ChainError(
+                f"{a.symbol}: token {address} has {found} decimals, the configuration says "
+                f"{a.token_decimals}"
+            )
 
 
 def _codehash(w3: Web3, address: str) -> str:

@@ -399,11 +399,14 @@ def prove_epoch(
     scheduler: str | None = None,
     witness: str = "wasm",
     verified: tuple[int, ...] = (),
+    custody: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Prove an epoch into `out` and return its manifest. Resumes an interrupted run.
 
     `reserves` are the declared reserves, `verified` those the registry will read from the
-    custody addresses at finalize (reserves.read_onchain; none when empty).
+    custody addresses at finalize (onchain.read_verified_reserves; none when empty). `custody`
+    (onchain.Custody.as_json, with the block the balances were read at) goes in the manifest,
+    which publish submits to the registry before finalize.
 
     `backend` is "snarkjs" (the reference) or "native" (groth16py, prover/native.py; every proof
     still verified by snarkjs before it is kept). `scheduler`, if given, proves on that Dask
@@ -438,6 +441,7 @@ def prove_epoch(
     seed, new_seed = _seed(out)
     rep.info(f"planning epoch {epoch}: {len(snapshot.accounts)} accounts")
     plan = plan_epoch(snapshot, params, epoch, reserves, seed, margin, domain, verified)
+    plan.custody = custody
     rep.info(margin_summary(plan))
     rep.info(f"solvency proof bound to {describe_domain(domain)}")
     keys = build_keys(params, ptau, rep)
@@ -770,6 +774,8 @@ def _manifest(
             "verified": [str(r) for r in plan.verified_slots],
             "declared": [str(r) for r in plan.declared_slots],
         },
+        # the addresses (and ownership signatures) the verified reserves were read from
+        "custody": plan.custody,
         "shortfall": str(plan.shortfall),
         "insurance_fund": str(c.inputs.insurance_fund),
         "domain": str(plan.domain),

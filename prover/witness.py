@@ -215,6 +215,8 @@ class EpochPlan:
     domain: int = UNBOUND_DOMAIN
     # reserves the registry reads on-chain at finalize, per snapshot asset; () = none
     verified: tuple[int, ...] = ()
+    # the custody addresses and signatures those were read from (onchain.Custody.as_json)
+    custody: dict[str, Any] | None = None
 
     @property
     def shortfall(self) -> int:

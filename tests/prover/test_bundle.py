@@ -18,6 +18,7 @@ from zksolvency.prover.bundle import (
     verify_bundle,
 )
 from zksolvency.prover.commitments import registry_domain
+from zksolvency.prover.witness import covered_by
 
 
 @pytest.fixture
@@ -45,20 +46,48 @@ def _set_total(m: dict[str, Any]) -> None:
 
 
 def _set_reserve(m: dict[str, Any]) -> None:
-    m["reserves"]["BTC"] = "1000000"
+    m["reserves"]["declared"]["BTC"] = "1000000"
+
+
+def _set_verified_reserve(m: dict[str, Any]) -> None:
+    m["reserves"]["verified"]["BTC"] = "1000000"
 
 
 def _set_raw_reserve(m: dict[str, Any]) -> None:
-    m["reserves_raw"][0] = str(int(m["reserves_raw"][0]) + 1)
+    raw = m["reserves_raw"]["declared"]
+    raw[0] = str(int(raw[0]) + 1)
 
 
 def _raise_reserve_consistently(m: dict[str, Any]) -> None:
     # readable and raw agree, so only the solvency proof's public signals can catch it
     from zksolvency.prover.snapshot import format_amount
 
-    raw = int(m["reserves_raw"][0]) + 1
-    m["reserves_raw"][0] = str(raw)
-    m["reserves"]["BTC"] = format_amount(raw, int(m["context"]["assets"][0]["decimals"]))
+    raw = int(m["reserves_raw"]["declared"][0]) + 1
+    m["reserves_raw"]["declared"][0] = str(raw)
+    dec = int(m["context"]["assets"][0]["decimals"])
+    m["reserves"]["declared"]["BTC"] = format_amount(raw, dec)
+
+
+def _move_reserve_to_verified(m: dict[str, Any]) -> None:
+    # declared BTC relabelled as verified, readable and raw agreeing: the total is unchanged,
+    # but the solvency proof says which reserves the registry read
+    from zksolvency.prover.snapshot import format_amount
+
+    dec = int(m["context"]["assets"][0]["decimals"])
+    raw = m["reserves_raw"]
+    raw["verified"][0], raw["declared"][0] = raw["declared"][0], raw["verified"][0]
+    for kind in ("verified", "declared"):
+        m["reserves"][kind]["BTC"] = format_amount(int(raw[kind][0]), dec)
+    totals = [int(t) for t in m["totals_raw"]]
+    m["reserves"]["verified_only"] = covered_by(totals, [int(v) for v in raw["verified"]])
+
+
+def _flip_verified_only(m: dict[str, Any]) -> None:
+    m["reserves"]["verified_only"] = not m["reserves"]["verified_only"]
+
+
+def _unsplit_reserves(m: dict[str, Any]) -> None:
+    m["reserves"] = m["reserves"]["declared"]
 
 
 def _set_raw_total(m: dict[str, Any]) -> None:
@@ -118,8 +147,12 @@ def _public(m: dict[str, Any]) -> None:
     [
         (_set_total, "readable totals or reserves differ"),
         (_set_reserve, "readable totals or reserves differ"),
+        (_set_verified_reserve, "readable totals or reserves differ"),
         (_set_raw_reserve, "readable totals or reserves differ"),
         (_raise_reserve_consistently, "solvency proof: public signals differ"),
+        (_move_reserve_to_verified, "solvency proof: public signals differ"),
+        (_flip_verified_only, "verified_only disagrees"),
+        (_unsplit_reserves, "not split into verified and declared"),
         (_set_raw_total, "do not match the totals commitment"),
         (_swap_states, "do not continue the state chain"),
         (_drop_batch, "do not continue the state chain"),
@@ -203,7 +236,7 @@ def test_missing_or_foreign_manifest_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BundleFormatError, match=r"no manifest\.json"):
         load_bundle(tmp_path)
     (tmp_path / "manifest.json").write_text('{"format": "something-else"}')
-    with pytest.raises(BundleFormatError, match="not a zksolvency-epoch/3 manifest"):
+    with pytest.raises(BundleFormatError, match="not a zksolvency-epoch/4 manifest"):
         load_bundle(tmp_path)
 
 

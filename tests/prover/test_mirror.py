@@ -29,7 +29,7 @@ from zksolvency.prover.paths import circuits_dir
 from zksolvency.prover.poseidon import hash_list, poseidon
 from zksolvency.prover.snapshot import Account, Asset, Snapshot
 from zksolvency.prover.tree import BatchedTree, climb, padding_leaf
-from zksolvency.prover.witness import PlanError, plan_epoch
+from zksolvency.prover.witness import PlanError, covered_by, plan_epoch
 
 
 def test_generated_circuit_constants_are_current() -> None:
@@ -212,9 +212,35 @@ def test_plan_chains_states_from_the_context() -> None:
         0,  # no insurance fund
         3,  # the epoch
         0,  # bound to no registry
-        2 * 10**8,
+        *plan.context.margin.weights,  # the prices, per smallest unit
+        0,  # verified reserves: none read on-chain
+        0,
+        2 * 10**8,  # declared
         10**7,
+        0,  # not solvent on verified reserves alone
     ]
+    split = plan_epoch(
+        snap, EpochParams(1, 4, 2, 2, 8, 2), 3, (0, 10**7), b"s" * 32, verified=(2 * 10**8, 0)
+    )
+    assert split.solvency_public()[-5:] == [2 * 10**8, 0, 0, 10**7, 0]
+    assert covered_by(split.final_totals, [2 * 10**8, 0]) is False  # USDT needs the declared
+    enough = plan_epoch(
+        snap, EpochParams(1, 4, 2, 2, 8, 2), 3, (0, 0), b"s" * 32, verified=(2 * 10**8, 10**7)
+    )
+    assert enough.solvency_public()[-1] == 1 and enough.verified_only
+
+
+def test_plan_refuses_reserves_short_with_the_verified_part_named() -> None:
+    snap = _snapshot([([10**8, 0], [0, 0])])
+    with pytest.raises(PlanError, match=r"reserves 0\.9 \(verified 0\.5\)"):
+        plan_epoch(
+            snap,
+            EpochParams(1, 4, 2, 2, 8, 2),
+            1,
+            (4 * 10**7, 0),
+            b"s" * 32,
+            verified=(5 * 10**7, 0),
+        )
 
 
 def test_plan_lists_insolvent_accounts_before_proving() -> None:
