@@ -135,7 +135,9 @@ def load_asset_config(path: Path, n_slots: int) -> tuple[AssetOnchain, ...]:
             token_decimals = _integer(j, e, pos, "token_decimals", 0, MAX_DECIMALS)
         else:
             raise j.error(pos, "token", f'must be "native" or a 0x address, not {token_raw!r}')
-        feeds_raw = j.array(e.get("feeds", []), "feeds", "feeds")
+        feeds_raw = e.get("feeds", [])
+        if not isinstance(feeds_raw, list):
+            raise j.error(pos, "feeds", "must be a JSON array of 0x addresses")
         if len(feeds_raw) > MAX_FEEDS:
             raise j.error(pos, "feeds", f"at most {MAX_FEEDS} feeds")
         feeds: list[str] = []
@@ -166,11 +168,23 @@ def load_asset_config(path: Path, n_slots: int) -> tuple[AssetOnchain, ...]:
 
 
 def _integer(
-    j: Any, e: dict[str, Any], pos: int, key: str, lo: int, hi: int, default: int | None = None
+    j: Any,
+    e: dict[str, Any],
+    pos: int | None,
+    key: str,
+    lo: int,
+    hi: int,
+    default: int | None = None,
 ) -> int:
-    value = e.get(key, default)
-    if type(value) is not int or not lo <= value <= hi:
-        raise j.error(pos, key, f"must be an integer in [{lo}, {hi}], not {value!r}")
+    raw = e.get(key, default)
+    if isinstance(raw, _snapshot._JsonNumber):  # numbers are kept as their source text
+        text = raw.text
+        value = int(text) if text.lstrip("-").isdigit() else None
+    else:
+        text = repr(raw)
+        value = raw if type(raw) is int else None
+    if value is None or not lo <= value <= hi:
+        raise j.error(pos, key, f"must be an integer in [{lo}, {hi}], not {text}")
     return value
 
 
@@ -277,8 +291,7 @@ def load_custody(path: Path) -> Custody:
     if doc["format"] != CUSTODY_FORMAT:
         raise j.error(None, "format", f"expected {CUSTODY_FORMAT!r}, not {doc['format']!r}")
     for key in ("chain_id", "epoch"):
-        if type(doc[key]) is not int or not 0 < doc[key] < 2**64:
-            raise j.error(None, key, f"must be an integer in [1, 2^64), not {doc[key]!r}")
+        doc[key] = _integer(j, doc, None, key, 1, 2**64 - 1)
     if not isinstance(doc["registry"], str) or not is_hex_address(doc["registry"]):
         raise j.error(None, "registry", f"not a 0x address: {doc['registry']!r}")
     entries: dict[str, bytes] = {}

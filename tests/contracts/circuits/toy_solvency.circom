@@ -4,10 +4,10 @@ include "circomlib/circuits/bitify.circom";
 
 // Stand-in for the solvency circuit with the same public interface:
 // [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, epoch, domain,
-//  reserves[N]].
+//  weights[N], verified[N], declared[N], verifiedOnly].
 // Ties them together: totalsCommit = finalState + ctxHash * root + batchCount + sum(totals),
-// reserves[i] - totals[i] fits in 64 bits (reserves cover the private totals), and so does
-// insuranceFund - shortfall (the fund covers the shortfall).
+// verified[i] + declared[i] - totals[i] fits in 64 bits (reserves cover the private totals),
+// and so does insuranceFund - shortfall (the fund covers the shortfall); verifiedOnly is a bit.
 template ToySolvency(N) {
     signal input finalState;
     signal input ctxHash;
@@ -18,7 +18,10 @@ template ToySolvency(N) {
     signal input insuranceFund;
     signal input epoch;
     signal input domain;
-    signal input reserves[N];
+    signal input weights[N];
+    signal input verified[N];
+    signal input declared[N];
+    signal input verifiedOnly;
     signal input totals[N]; // private
 
     // epoch and domain only need to be public (the registry supplies them); squared so that
@@ -28,14 +31,17 @@ template ToySolvency(N) {
     signal mixed <== ctxHash * root;
     var acc = finalState + mixed + batchCount;
     component surplus[N];
+    signal weightSquared[N];
     for (var i = 0; i < N; i++) {
         surplus[i] = Num2Bits(64);
-        surplus[i].in <== reserves[i] - totals[i];
+        surplus[i].in <== verified[i] + declared[i] - totals[i];
+        weightSquared[i] <== weights[i] * weights[i];
         acc += totals[i];
     }
+    verifiedOnly * (verifiedOnly - 1) === 0;
     totalsCommit === acc;
     component covered = Num2Bits(64);
     covered.in <== insuranceFund - shortfall;
 }
 
-component main {public [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, epoch, domain, reserves]} = ToySolvency(4);
+component main {public [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, epoch, domain, weights, verified, declared, verifiedOnly]} = ToySolvency(4);
