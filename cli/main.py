@@ -779,8 +779,10 @@ def custody_sign(
         raise click.UsageError("give --keystore, or --remote-signer with --address")
     if bool(addresses) != (remote_signer is not None):
         raise click.UsageError("--remote-signer and --address go together")
+    from eth_utils.address import to_checksum_address
+
     record = load_deployment(deployment)
-    chain_id, registry = int(record["chain_id"]), str(record["registry"])
+    chain_id, registry = int(record["chain_id"]), to_checksum_address(str(record["registry"]))
     if out.exists():
         c = load_custody(out)
         check_custody_for(c, chain_id, registry, epoch, str(out))

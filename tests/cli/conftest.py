@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 
-def _run(*args: object) -> Result:
+def _run(*args: object, input: str | None = None) -> Result:
     from zksolvency.cli.main import main
 
-    return CliRunner().invoke(main, [str(a) for a in args])
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
 
 
 @pytest.fixture(scope="session")
