@@ -927,7 +927,7 @@ def finalize_gas_for(registry: Contract, n_holders: int) -> int:
     n = int(registry.functions.nAssets().call())
     feeds = tokens = 0
     for i in range(n):
-        token, _, _, (feed_list, *_rest) = registry.functions.assetConfig(i).call()
+        token, _, _, feed_list, *_rest = registry.functions.assetConfig(i).call()
         feeds += len(feed_list)
         tokens += int(int(token, 16) not in (0, int(NATIVE_TOKEN, 16)))
     k = solvency_public_count(n)

@@ -147,4 +147,9 @@ def move(w3: Web3, holder: str, market: MockMarket, symbol: str, amount: int, to
     if c.token is None or c.token == NATIVE:
         raise ChainError(f"{symbol} has no ERC-20 token here")
     units = amount * 10**c.token_decimals // 10**c.decimals
+    # The holder may hold no ether for gas (its balance is a reserve): lend it some, then put
+    # its balance back, so that only the token moves.
+    balance = w3.eth.get_balance(Web3.to_checksum_address(holder))
+    w3.provider.make_request("anvil_setBalance", [holder, hex(balance + 10**18)])  # type: ignore[arg-type]
     _send(w3, holder, contract(w3, "MockERC20", c.token).functions.transfer(to, units))
+    w3.provider.make_request("anvil_setBalance", [holder, hex(balance)])  # type: ignore[arg-type]

@@ -64,10 +64,18 @@ class AssetOnchain:
     quorum: int = 0
 
     def constructor_arg(self) -> tuple[Any, ...]:
-        """The registry's AssetConfig tuple."""
+        """The registry's AssetConfig tuple: (token, tokenDecimals, assetDecimals, feeds,
+        maxAge, toleranceBps, quorum)."""
         token = self.token or "0x" + "00" * 20
-        feeds = (list(self.feeds), self.max_age, self.tolerance_bps, self.quorum)
-        return (to_checksum_address(token), self.token_decimals, self.decimals, feeds)
+        return (
+            to_checksum_address(token),
+            self.token_decimals,
+            self.decimals,
+            list(self.feeds),
+            self.max_age,
+            self.tolerance_bps,
+            self.quorum,
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -121,6 +121,7 @@ contract AccountMarginVerifierTest is RegistryTest {
         uint256 otherCtx = CTX + 1;
         vm.prank(PUBLISHER);
         registry.openEpoch(2, otherCtx, 1, keccak256("bundle"));
+        _addCustody(2);
         _submit(2, 0, 42);
         _finalize(2, ROOT);
         vm.expectRevert(_invalid());

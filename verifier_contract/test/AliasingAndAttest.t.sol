@@ -50,41 +50,62 @@ contract AliasingAndAttestTest is BookRegistryTest {
         require(registry.getEpoch(1).state == next, "state");
     }
 
-    /// finalize's root, totalsCommit, shortfall, insuranceFund and each reserve (batchCount is
-    /// the stored uint64 nBatches, epoch the uint64 epoch number and domain the registry's own,
-    /// below 2^224), with a proof the aliasing verifier accepts for them.
+    /// finalize's root, totalsCommit, shortfall, insuranceFund and each asset's weight, verified
+    /// and declared reserve (batchCount is the stored uint64 nBatches, epoch the uint64 epoch
+    /// number, domain the registry's own, below 2^224, and verifiedOnly a bool), with a proof the
+    /// aliasing verifier accepts for them. The values the registry checks otherwise are kept
+    /// true: asset 0's weight is its price, its verified reserve what custody holds (v), and
+    /// asset 1, not on this chain, has verified reserve 0.
     function testFuzz_AliasedSolvencyValueRefused(uint8 which, uint256 v, uint256 m) public {
-        which %= 4 + uint8(N_ASSETS);
+        which %= 4 + 3 * uint8(N_ASSETS);
         v = v % P;
         _open(1, CTX, 1);
         _submit(1, 42);
-        uint256[4] memory vals = [ROOT, 99, 3, 10];
-        uint256[] memory reserves = _reserves();
-        if (which < 4) vals[which] = v;
-        else reserves[which - 4] = v;
-        uint256[] memory signals = _solvencySignals(1, vals[0], reserves);
-        (signals[3], signals[5], signals[6]) = (vals[1], vals[2], vals[3]);
-        Proof memory pr = solvencyBook.issue(signals);
+        SolvencyRegistry.Claim memory c = _claim(1, ROOT);
+        if (which == 4) v = c.weights[0];
+        if (which == 6) _addCustody(1, v);
+        if (which == 7) v = 0;
+        _set(c, which, v);
+        Proof memory pr = solvencyBook.issue(_solvencySignals(1, c));
         uint256 aliased = _alias(v, m);
-        uint256[4] memory bad = [vals[0], vals[1], vals[2], vals[3]]; // a copy
-        uint256[] memory badReserves = new uint256[](N_ASSETS);
-        for (uint256 i = 0; i < N_ASSETS; ++i) {
-            badReserves[i] = reserves[i];
-        }
-        if (which < 4) bad[which] = aliased;
-        else badReserves[which - 4] = aliased;
+        SolvencyRegistry.Claim memory bad = _copy(c);
+        _set(bad, which, aliased);
         _reverts(
             PUBLISHER,
             address(registry),
-            abi.encodeCall(
-                SolvencyRegistry.finalize, (1, pr.a, pr.b, pr.c, bad[0], bad[1], bad[2], bad[3], badReserves)
-            ),
+            abi.encodeCall(SolvencyRegistry.finalize, (1, _p(pr), bad)),
             _fieldOverflow(aliased),
             "aliased solvency value"
         );
         vm.prank(PUBLISHER);
-        registry.finalize(1, pr.a, pr.b, pr.c, vals[0], vals[1], vals[2], vals[3], reserves);
-        require(registry.isFinalizedRoot(1, vals[0]), "canonical values accepted");
+        require(registry.finalize(1, _p(pr), c), "refused");
+        require(registry.isFinalizedRoot(1, c.root), "canonical values accepted");
+    }
+
+    /// @dev Value `which` of `c`: root, totalsCommit, shortfall, insuranceFund, weights,
+    ///      verified, declared.
+    function _set(SolvencyRegistry.Claim memory c, uint256 which, uint256 v) internal pure {
+        if (which == 0) c.root = v;
+        else if (which == 1) c.totalsCommit = v;
+        else if (which == 2) c.shortfall = v;
+        else if (which == 3) c.insuranceFund = v;
+        else if (which < 4 + N_ASSETS) c.weights[which - 4] = v;
+        else if (which < 4 + 2 * N_ASSETS) c.verified[which - 4 - N_ASSETS] = v;
+        else c.declared[which - 4 - 2 * N_ASSETS] = v;
+    }
+
+    function _copy(SolvencyRegistry.Claim memory c) internal pure returns (SolvencyRegistry.Claim memory d) {
+        d = SolvencyRegistry.Claim(
+            c.root, c.totalsCommit, c.shortfall, c.insuranceFund, _copy(c.weights), _copy(c.verified),
+            _copy(c.declared), c.verifiedOnly
+        );
+    }
+
+    function _copy(uint256[] memory a) internal pure returns (uint256[] memory b) {
+        b = new uint256[](a.length);
+        for (uint256 i = 0; i < a.length; ++i) {
+            b[i] = a[i];
+        }
     }
 
     /// verifyMargin's and attest's idCommit and headroom (ctxHash and root come from the

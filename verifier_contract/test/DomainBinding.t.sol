@@ -22,12 +22,12 @@ contract DomainBindingTest is BookRegistryTest {
     // ------------------------------------------------------------------ helpers
 
     function _deploy() internal returns (SolvencyRegistry) {
-        return new SolvencyRegistry(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS);
+        return new SolvencyRegistry(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS, _assets());
     }
 
     /// @dev `code` (a registry's creation code) followed by the fixture's constructor arguments.
     function _withArgs(bytes memory code) internal view returns (bytes memory) {
-        return abi.encodePacked(code, abi.encode(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS));
+        return abi.encodePacked(code, abi.encode(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS, _assets()));
     }
 
     /// @dev Where `new SolvencyRegistry{salt: SALT}(...)` from this contract lands, on any chain.
@@ -47,7 +47,7 @@ contract DomainBindingTest is BookRegistryTest {
         view
         returns (uint256[] memory x)
     {
-        x = _solvencySignals(epoch, ROOT, _reserves());
+        x = _solvencySignals(epoch, _claim(epoch, ROOT));
         (x[7], x[8]) = (provenEpoch, provenDomain);
     }
 
@@ -216,15 +216,15 @@ contract DomainBindingTest is BookRegistryTest {
         epoch = uint64(1 + epoch % type(uint64).max);
         ctx = ctx % P;
         address x = _create2Address();
-        uint256[] memory signals = new uint256[](9 + N_ASSETS);
-        (signals[0], signals[1], signals[2], signals[3], signals[4]) = (_state(seed, 1), ctx, ROOT, 99, 2);
-        (signals[5], signals[6], signals[7], signals[8]) = (3, 10, epoch, (uint256(1) << 160) | uint160(x));
-        (signals[9], signals[10]) = (500, 700);
+        // The claim for an epoch without custody (verified reserves 0), as on both chains.
+        uint256[] memory signals =
+            _signalsOf(_state(seed, 1), ctx, 2, epoch, (uint256(1) << 160) | uint160(x), _claim(epoch, ROOT));
         Proof memory onChain1 = solvencyBook.issue(signals);
         uint256 snapshot = vm.snapshotState();
 
         vm.chainId(5);
-        registry = new SolvencyRegistry{salt: SALT}(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS);
+        registry =
+            new SolvencyRegistry{salt: SALT}(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS, _assets());
         require(address(registry) == x, "not the same address");
         require(registry.domain() == ((uint256(5) << 160) | uint160(x)), "chain 5 domain");
         _openAndSubmit(epoch, ctx, 2, seed);
@@ -234,7 +234,8 @@ contract DomainBindingTest is BookRegistryTest {
 
         require(vm.revertToState(snapshot), "snapshot");
         vm.chainId(1);
-        registry = new SolvencyRegistry{salt: SALT}(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS);
+        registry =
+            new SolvencyRegistry{salt: SALT}(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS, _assets());
         require(address(registry) == x, "not the same address");
         _openAndSubmit(epoch, ctx, 2, seed);
         _sendFinalize(epoch, onChain1, ROOT);

@@ -33,20 +33,18 @@ contract FieldOverflowTest is RegistryTest {
         uint256 v = _big(x);
         _open(1, 1);
         _submit(1, 0, 42);
-        uint256 root = 7;
-        uint256 totals = 99;
-        uint256 shortfall = SHORTFALL;
-        uint256 fund = FUND;
-        uint256[] memory r = _reserves();
-        which %= 6;
-        if (which == 0) root = v;
-        else if (which == 1) totals = v;
-        else if (which == 2) shortfall = v;
-        else if (which == 3) fund = v;
-        else r[which - 4] = v;
+        SolvencyRegistry.Claim memory c = _claim(7);
+        which %= 4 + 3 * uint8(N_ASSETS);
+        if (which == 0) c.root = v;
+        else if (which == 1) c.totalsCommit = v;
+        else if (which == 2) c.shortfall = v;
+        else if (which == 3) c.insuranceFund = v;
+        else if (which < 4 + N_ASSETS) c.weights[which - 4] = v;
+        else if (which < 4 + 2 * N_ASSETS) c.verified[which - 4 - N_ASSETS] = v;
+        else c.declared[which - 4 - 2 * N_ASSETS] = v;
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.FieldOverflow.selector, v));
-        registry.finalize(1, pa, pb, pc, root, totals, shortfall, fund, r);
+        registry.finalize(1, _proof(), c);
     }
 
     function test_LargestFieldElementAccepted() public {

@@ -10,20 +10,32 @@ contract FinalizeTest is RegistryTest {
         _open(1, 2);
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.BatchesMissing.selector, 0, 2));
-        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
+        registry.finalize(1, _proof(), _claim(7));
 
         _submit(1, 0, 42);
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.BatchesMissing.selector, 1, 2));
-        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
+        registry.finalize(1, _proof(), _claim(7));
     }
 
-    function test_WrongReserveCountReverts() public {
+    function test_WrongCountsRevert() public {
         _open(1, 1);
         _submit(1, 0, 42);
+        SolvencyRegistry.Claim memory c = _claim(7);
+        c.weights = new uint256[](3);
+        vm.prank(PUBLISHER);
+        vm.expectRevert(_err(SolvencyRegistry.WrongWeightCount.selector, 2, 3));
+        registry.finalize(1, _proof(), c);
+        c = _claim(7);
+        c.verified = new uint256[](1);
+        vm.prank(PUBLISHER);
+        vm.expectRevert(_err(SolvencyRegistry.WrongReserveCount.selector, 2, 1));
+        registry.finalize(1, _proof(), c);
+        c = _claim(7);
+        c.declared = new uint256[](3);
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.WrongReserveCount.selector, 2, 3));
-        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, new uint256[](3));
+        registry.finalize(1, _proof(), c);
     }
 
     function test_StoredStateAndEvents() public {
@@ -35,14 +47,9 @@ contract FinalizeTest is RegistryTest {
         _submit(5, 1, 43);
 
         vm.warp(2_000);
-        // [finalState, ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund, epoch,
-        //  domain, reserves...]
-        uint256 domain = _domainOf(address(registry));
-        solvencyVerifier.expectInputs(
-            keccak256(abi.encode([uint256(43), CTX, 7, 99, 2, SHORTFALL, FUND, 5, domain, 500, 700]))
-        );
+        solvencyVerifier.expectInputs(_inputs(43, 2, 5, _claim(7)));
         vm.expectEmit(true, true, true, true, address(registry));
-        emit SolvencyRegistry.EpochFinalized(5, 7, 43, 99, SHORTFALL, FUND, 2, _reserves());
+        emit SolvencyRegistry.EpochFinalized(5, 7, 43, 99, SHORTFALL, FUND, 2, _reserves(), _declared(), true);
         _finalize(5, 7);
 
         SolvencyRegistry.Epoch memory e = registry.getEpoch(5);
@@ -58,10 +65,15 @@ contract FinalizeTest is RegistryTest {
         assertEq(e.batchesSubmitted, 2, "batchesSubmitted");
         assertEq(e.openedAt, 1_000, "openedAt");
         assertEq(e.finalizedAt, 2_000, "finalizedAt");
+        assertTrue(e.verifiedOnly, "verifiedOnly");
         uint256[] memory r = registry.getReserves(5);
         assertEq(r.length, 2, "reserves length");
         assertEq(r[0], 500, "reserve 0");
         assertEq(r[1], 700, "reserve 1");
+        uint256[] memory d = registry.getDeclaredReserves(5);
+        assertTrue(d.length == 2 && d[0] == 11 && d[1] == 13, "declared reserves");
+        uint256[] memory prices = registry.getPrices(5);
+        assertTrue(prices.length == 2 && prices[0] == PRICE0 && prices[1] == PRICE1, "prices");
         assertEq(registry.latestFinalizedEpoch(), 5, "latestFinalizedEpoch");
         assertEq(registry.openEpochId(), 0, "openEpochId");
         assertEq(registry.latestEpoch(), 5, "latestEpoch");
@@ -72,14 +84,12 @@ contract FinalizeTest is RegistryTest {
         fund = _bound(fund, 0, P - 1);
         _open(1, 1);
         _submit(1, 0, 42);
-        uint256 domain = _domainOf(address(registry));
-        solvencyVerifier.expectInputs(
-            keccak256(abi.encode([uint256(42), CTX, 7, 99, 1, shortfall, fund, 1, domain, 500, 700]))
-        );
+        SolvencyRegistry.Claim memory c = _claim(7, shortfall, fund);
+        solvencyVerifier.expectInputs(_inputs(42, 1, 1, c));
         vm.expectEmit(true, true, true, true, address(registry));
-        emit SolvencyRegistry.EpochFinalized(1, 7, 42, 99, shortfall, fund, 1, _reserves());
+        emit SolvencyRegistry.EpochFinalized(1, 7, 42, 99, shortfall, fund, 1, _reserves(), _declared(), true);
         vm.prank(PUBLISHER);
-        registry.finalize(1, pa, pb, pc, 7, 99, shortfall, fund, _reserves());
+        registry.finalize(1, _proof(), c);
         SolvencyRegistry.Epoch memory e = registry.getEpoch(1);
         assertEq(e.shortfall, shortfall, "shortfall");
         assertEq(e.insuranceFund, fund, "insuranceFund");
@@ -89,13 +99,10 @@ contract FinalizeTest is RegistryTest {
         _open(1, 1);
         _submit(1, 0, 42);
         // The verifier accepts only the proven order; swapping the two values is another statement.
-        uint256 domain = _domainOf(address(registry));
-        solvencyVerifier.expectInputs(
-            keccak256(abi.encode([uint256(42), CTX, 7, 99, 1, SHORTFALL, FUND, 1, domain, 500, 700]))
-        );
+        solvencyVerifier.expectInputs(_inputs(42, 1, 1, _claim(7)));
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.InvalidProof.selector, 1));
-        registry.finalize(1, pa, pb, pc, 7, 99, FUND, SHORTFALL, _reserves());
+        registry.finalize(1, _proof(), _claim(7, FUND, SHORTFALL));
         _finalize(1, 7);
         assertEq(registry.getEpoch(1).shortfall, SHORTFALL, "shortfall");
     }
@@ -104,7 +111,7 @@ contract FinalizeTest is RegistryTest {
         _fullEpoch(1, 7);
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.NotOpen.selector, 1));
-        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
+        registry.finalize(1, _proof(), _claim(7));
     }
 
     function testFuzz_IsFinalizedRoot(uint256 root, uint256 other) public {
@@ -126,9 +133,10 @@ contract FinalizeTest is RegistryTest {
                 == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[3])")),
             "batch selector"
         );
+        // K = 10 + 3N for N = 2
         assertTrue(
             registry.solvencySelector()
-                == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[11])")),
+                == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[16])")),
             "solvency selector"
         );
         assertEq(registry.SOLVENCY_FIXED_INPUTS(), 9, "fixed solvency inputs");

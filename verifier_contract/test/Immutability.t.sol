@@ -7,7 +7,7 @@ import {RegistryTest} from "./utils/RegistryTest.sol";
 import {MockMarginVerifier} from "./utils/MockVerifier.sol";
 import {Bytecode} from "./utils/Bytecode.sol";
 
-/// Nothing can change the verifiers (or the publisher, or the code), nor the domain but through
+/// Nothing can change the verifiers (or the publisher, the asset configuration, or the code), nor the domain but through
 /// the chain id: read from the deployed runtime code, the dispatcher knows exactly the intended
 /// functions (so there is no setter), the verifiers and publisher are immutables in the code
 /// rather than storage, the domain is computed from CHAINID and ADDRESS on every call (neither
@@ -21,16 +21,27 @@ contract ImmutabilityTest is RegistryTest {
         margin = new AccountMarginVerifier(address(registry), address(new MockMarginVerifier()));
     }
 
-    function _registryFunctions() internal view returns (bytes4[22] memory) {
+    uint256 internal constant WRITERS = 5;
+
+    function _registryFunctions() internal view returns (bytes4[30] memory) {
         return [
-            // The only writers, none of which takes an address.
+            // The only writers (the first WRITERS), none of which takes a verifier, publisher or
+            // asset configuration: addCustody's addresses are the epoch's custody, nothing else.
             SolvencyRegistry.openEpoch.selector,
             SolvencyRegistry.submitBatch.selector,
             SolvencyRegistry.finalize.selector,
             SolvencyRegistry.abandonEpoch.selector,
+            SolvencyRegistry.addCustody.selector,
             // Views.
             SolvencyRegistry.getEpoch.selector,
             SolvencyRegistry.getReserves.selector,
+            SolvencyRegistry.getDeclaredReserves.selector,
+            SolvencyRegistry.getPrices.selector,
+            SolvencyRegistry.getCustody.selector,
+            SolvencyRegistry.assetConfig.selector,
+            SolvencyRegistry.onchainReserves.selector,
+            SolvencyRegistry.checkPrices.selector,
+            registry.MAX_ASSET_DECIMALS.selector,
             SolvencyRegistry.isFinalizedRoot.selector,
             registry.latestEpoch.selector,
             registry.latestFinalizedEpoch.selector,
@@ -98,7 +109,7 @@ contract ImmutabilityTest is RegistryTest {
     }
 
     function test_RegistryDispatcherHasNoSetter() public view {
-        bytes4[22] memory fixed_ = _registryFunctions();
+        bytes4[30] memory fixed_ = _registryFunctions();
         bytes4[] memory expected = new bytes4[](fixed_.length);
         for (uint256 i = 0; i < fixed_.length; ++i) {
             expected[i] = fixed_[i];
@@ -127,7 +138,8 @@ contract ImmutabilityTest is RegistryTest {
         require(_inCode(code, PUBLISHER), "publisher not in the code");
         require(_inCode(address(margin).code, margin.verifier()), "margin verifier not in the code");
         require(_inCode(address(margin).code, address(registry)), "registry not in the margin code");
-        // The registry's own storage: the packed counters (slot 0) and two mappings (slots 1, 2).
+        // The registry's own storage: the packed counters (slot 0), the mappings and the asset
+        // array's length (slots 1 to 6).
         for (uint256 slot = 0; slot < 8; ++slot) {
             bytes32 word = vm.load(address(registry), bytes32(slot));
             require(address(uint160(uint256(word))) != address(batchVerifier), "verifier in storage");
@@ -149,7 +161,8 @@ contract ImmutabilityTest is RegistryTest {
         require(domains[1] == _domainOf(address(registry)), "domain is not that of the chain id in force");
         for (uint256 i = 0; i < domains.length; ++i) {
             require(!_inCode(code, abi.encode(domains[i])), "domain in the code");
-            // The registry's own storage: the packed counters (slot 0) and two mappings (slots 1, 2).
+            // The registry's own storage: the packed counters (slot 0), the mappings and the asset
+            // array's length (slots 1 to 6).
             for (uint256 slot = 0; slot < 8; ++slot) {
                 require(uint256(vm.load(address(registry), bytes32(slot))) != domains[i], "domain in storage");
             }
@@ -159,7 +172,7 @@ contract ImmutabilityTest is RegistryTest {
     /// Random calldata under any selector, from anyone, never changes what the registry reads
     /// back as its verifiers (and a stranger's call never writes anything).
     function testFuzz_NoCallChangesTheVerifiers(address caller, bytes4 selector, bytes calldata data) public {
-        bytes4[22] memory fns = _registryFunctions();
+        bytes4[30] memory fns = _registryFunctions();
         // Half the time one of the registry's own selectors.
         if (uint32(selector) % 2 == 0) selector = fns[uint32(selector) % fns.length];
         vm.assume(caller != PUBLISHER);
@@ -168,12 +181,29 @@ contract ImmutabilityTest is RegistryTest {
         (bool ok,) = address(registry).call(abi.encodePacked(selector, data));
         (, bytes32[] memory writes) = vm.accesses(address(registry));
         require(writes.length == 0, "a stranger's call wrote storage");
-        for (uint256 i = 0; i < 4; ++i) {
+        for (uint256 i = 0; i < WRITERS; ++i) {
             if (selector == fns[i]) require(!ok, "a stranger's write went through");
         }
         require(registry.batchVerifier() == address(batchVerifier), "batch verifier changed");
         require(registry.solvencyVerifier() == address(solvencyVerifier), "solvency verifier changed");
         require(registry.publisher() == PUBLISHER, "publisher changed");
         require(registry.domain() == _domainOf(address(registry)), "domain changed");
+        require(keccak256(abi.encode(_configs())) == keccak256(abi.encode(_assets())), "asset configuration changed");
+    }
+
+    /// The asset configuration reads back as deployed; no function writes it (the dispatcher
+    /// test) and no call changes it (the fuzz test above; RegistryInvariant.t.sol for the
+    /// publisher's calls).
+    function test_AssetConfigurationReadsBack() public view {
+        require(keccak256(abi.encode(_configs())) == keccak256(abi.encode(_assets())), "asset configuration");
+        (bool ok,) = address(registry).staticcall(abi.encodeCall(SolvencyRegistry.assetConfig, (N_ASSETS)));
+        require(!ok, "an asset past nAssets");
+    }
+
+    function _configs() internal view returns (SolvencyRegistry.AssetConfig[] memory c) {
+        c = new SolvencyRegistry.AssetConfig[](N_ASSETS);
+        for (uint256 i = 0; i < N_ASSETS; ++i) {
+            c[i] = registry.assetConfig(i);
+        }
     }
 }

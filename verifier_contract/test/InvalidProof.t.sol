@@ -22,7 +22,7 @@ contract InvalidProofTest is RegistryTest {
         solvencyVerifier.setResult(false);
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.InvalidProof.selector, 1));
-        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
+        registry.finalize(1, _proof(), _claim(7));
         assertEq(registry.openEpochId(), 1, "epoch closed");
         assertTrue(!registry.isFinalizedRoot(1, 7), "root finalized");
     }
@@ -30,23 +30,20 @@ contract InvalidProofTest is RegistryTest {
     function test_SolvencyWrongSignalsRejected() public {
         _open(1, 1);
         _submit(1, 0, 42);
-        // [finalState, ctxHash, root, totalsCommit, nBatches, shortfall, insuranceFund, epoch,
-        //  domain, reserves...] with another root
-        uint256 domain = _domainOf(address(registry));
-        solvencyVerifier.expectInputs(
-            keccak256(abi.encode([uint256(42), CTX, 8, 99, 1, SHORTFALL, FUND, 1, domain, 500, 700]))
-        );
+        // The signals of another root.
+        solvencyVerifier.expectInputs(_inputs(42, 1, 1, _claim(8)));
         vm.prank(PUBLISHER);
         vm.expectRevert(_err(SolvencyRegistry.InvalidProof.selector, 1));
-        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
+        registry.finalize(1, _proof(), _claim(7));
     }
 
     function test_StarvedSolvencyVerifierIsNotAnInvalidProof() public {
         _open(1, 1);
         _submit(1, 0, 42);
-        // Too little gas left for a real verifier: named as such, the verifier is not called.
+        // Enough for the price feeds and the token read (each with its own gas check), too little
+        // left for a real verifier: named as such, the verifier is not called.
         vm.prank(PUBLISHER);
-        try registry.finalize{gas: 150_000}(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves()) {
+        try registry.finalize{gas: 300_000}(1, _proof(), _claim(7)) {
             revert("starved finalize went through");
         } catch (bytes memory err) {
             assertTrue(_selector(err) == SolvencyRegistry.InsufficientGas.selector, "not InsufficientGas");

@@ -27,7 +27,15 @@ contract OnlyPublisherTest is RegistryTest {
         _submit(1, 0, 42);
         vm.prank(caller);
         vm.expectRevert(_err(SolvencyRegistry.NotPublisher.selector, uint160(caller)));
-        registry.finalize(1, pa, pb, pc, 7, 99, SHORTFALL, FUND, _reserves());
+        registry.finalize(1, _proof(), _claim(7));
+    }
+
+    function testFuzz_AddCustodyRejectsOthers(address caller) public {
+        vm.assume(caller != PUBLISHER);
+        _open(1, 1);
+        vm.prank(caller);
+        vm.expectRevert(_err(SolvencyRegistry.NotPublisher.selector, uint160(caller)));
+        registry.addCustody(1, new address[](0), new bytes[](0));
     }
 
     function testFuzz_AbandonRejectsOthers(address caller) public {

@@ -5,9 +5,10 @@ import {SolvencyRegistry} from "../src/SolvencyRegistry.sol";
 import {AccountMarginVerifier} from "../src/AccountMarginVerifier.sol";
 import {RegistryHandler} from "./utils/RegistryHandler.sol";
 
-/// Stateful invariant tests: forge calls the handler's actions (openEpoch, submitBatch,
-/// finalize, abandonEpoch, attest / verifyMargin, their starved-gas variants, raw calls, time
-/// warps) in random orders with random arguments, as the publisher and as strangers. The handler
+/// Stateful invariant tests: forge calls the handler's actions (openEpoch, addCustody,
+/// submitBatch, finalize, abandonEpoch, attest / verifyMargin, their starved-gas variants, raw
+/// calls, time warps, reserves moving, feeds changing) in random orders with random arguments,
+/// as the publisher and as strangers. The handler
 /// requires each call to succeed or fail exactly as the specification says (see its comments);
 /// the invariants below are checked after every call.
 ///
@@ -32,6 +33,7 @@ contract RegistryInvariantTest {
     address internal marginVerifier;
     uint64 internal lastLatest;
     uint64 internal lastLatestFinal;
+    bytes32 internal assetsHash;
 
     function setUp() public {
         handler = new RegistryHandler();
@@ -42,6 +44,7 @@ contract RegistryInvariantTest {
         batchVerifier = address(handler.batchBook());
         solvencyVerifier = address(handler.solvencyBook());
         marginVerifier = address(handler.marginBook());
+        assetsHash = keccak256(abi.encode(handler.assets()));
     }
 
     function targetContracts() public view returns (address[] memory targets) {
@@ -50,7 +53,7 @@ contract RegistryInvariantTest {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
-        bytes4[] memory s = new bytes4[](13);
+        bytes4[] memory s = new bytes4[](16);
         s[0] = RegistryHandler.openEpoch.selector;
         s[1] = RegistryHandler.submitBatch.selector;
         s[2] = RegistryHandler.finalize.selector;
@@ -64,6 +67,9 @@ contract RegistryInvariantTest {
         s[10] = RegistryHandler.warp.selector;
         s[11] = RegistryHandler.advance.selector; // the honest path, so that epochs get finalized
         s[12] = RegistryHandler.advance.selector;
+        s[13] = RegistryHandler.addCustody.selector;
+        s[14] = RegistryHandler.moveFunds.selector;
+        s[15] = RegistryHandler.setFeed.selector;
         targets = new FuzzSelector[](1);
         targets[0] = FuzzSelector(address(handler), s);
     }
@@ -95,8 +101,8 @@ contract RegistryInvariantTest {
         lastLatestFinal = latestFinal;
     }
 
-    /// A finalized epoch's record (every field and the reserves) never changes afterwards: no
-    /// rollback, no replay, no second finalize. Abandoned epochs stay abandoned.
+    /// A finalized epoch's record (every field, the reserves, prices and custody) never changes
+    /// afterwards: no rollback, no replay, no second finalize. Abandoned epochs stay abandoned.
     function invariant_FinalizedRecordsAreFrozen() public view {
         uint256 n = handler.openedCount();
         for (uint256 i = 0; i < n; ++i) {
@@ -111,6 +117,8 @@ contract RegistryInvariantTest {
                 require(rec.status != SolvencyRegistry.Status.Finalized, "finalized outside the model");
                 require(!registry.isFinalizedRoot(e, rec.root), "isFinalizedRoot of an unfinalized epoch");
                 require(registry.getReserves(e).length == 0, "reserves of an unfinalized epoch");
+                require(registry.getDeclaredReserves(e).length == 0, "declared reserves of an unfinalized epoch");
+                require(registry.getPrices(e).length == 0, "prices of an unfinalized epoch");
             }
         }
     }
@@ -161,10 +169,18 @@ contract RegistryInvariantTest {
             SolvencyRegistry.Epoch memory ev = handler.mirrorEpoch(e);
             require(rec.state == ev.state, "state is not the last BatchVerified nextState");
             require(keccak256(abi.encode(rec)) == keccak256(abi.encode(ev)), "storage differs from the events");
+            require(
+                keccak256(abi.encode(registry.getCustody(e))) == keccak256(abi.encode(handler.mirrorCustody(e))),
+                "custody differs from the CustodyAdded events"
+            );
             if (rec.status == SolvencyRegistry.Status.Finalized) {
                 require(
                     keccak256(abi.encode(registry.getReserves(e))) == handler.mirrorReserves(e),
                     "reserves differ from EpochFinalized"
+                );
+                require(
+                    keccak256(abi.encode(registry.getDeclaredReserves(e))) == handler.mirrorDeclared(e),
+                    "declared reserves differ from EpochFinalized"
                 );
             }
         }
@@ -173,13 +189,16 @@ contract RegistryInvariantTest {
         require(registry.openEpochId() == handler.evOpen(), "openEpochId differs from the events");
     }
 
-    /// The verifiers, publisher, asset count, selectors and code never change, and the domain is
-    /// that of the chain id in force (which the handler never changes).
+    /// The verifiers, publisher, asset count and configuration, selectors and code never change,
+    /// and the domain is that of the chain id in force (which the handler never changes).
     function invariant_VerifiersImmutable() public view {
         require(registry.batchVerifier() == batchVerifier, "batch verifier changed");
         require(registry.solvencyVerifier() == solvencyVerifier, "solvency verifier changed");
         require(registry.publisher() == handler.PUBLISHER(), "publisher changed");
         require(registry.nAssets() == 2, "nAssets changed");
+        SolvencyRegistry.AssetConfig[] memory a = new SolvencyRegistry.AssetConfig[](2);
+        (a[0], a[1]) = (registry.assetConfig(0), registry.assetConfig(1));
+        require(keccak256(abi.encode(a)) == assetsHash, "asset configuration changed");
         require(
             registry.batchSelector()
                 == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[3])")),
@@ -187,7 +206,7 @@ contract RegistryInvariantTest {
         );
         require(
             registry.solvencySelector()
-                == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[11])")),
+                == bytes4(keccak256("verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[16])")),
             "solvency selector changed"
         );
         require(
@@ -202,9 +221,9 @@ contract RegistryInvariantTest {
     }
 
     /// Every finalized epoch was finalized by a proof of exactly its own statement: the stored
-    /// record, its reserves, its own epoch number and this registry's domain for the chain id in
-    /// force at finalize time (so no proof made for another epoch number, registry or chain,
-    /// nor a replayed one, ever finalized an epoch).
+    /// record, its prices, reserves and verifiedOnly, its own epoch number and this registry's
+    /// domain for the chain id in force at finalize time (so no proof made for another epoch
+    /// number, registry or chain, nor a replayed one, ever finalized an epoch).
     function invariant_FinalizedUnderOwnEpochAndDomain() public view {
         uint256 n = handler.openedCount();
         for (uint256 i = 0; i < n; ++i) {
@@ -215,7 +234,7 @@ contract RegistryInvariantTest {
                 require(s.length == 0, "signals recorded for an unfinalized epoch");
                 continue;
             }
-            require(s.length == 9 + 2, "finalized without a recorded proof");
+            require(s.length == 10 + 3 * 2, "finalized without a recorded proof");
             require(s[7] == e, "finalized by a proof made for another epoch number");
             require(
                 s[8] == (handler.finalChainId(e) << 160) | uint160(address(registry)),
@@ -226,8 +245,44 @@ contract RegistryInvariantTest {
                     && s[4] == rec.nBatches && s[5] == rec.shortfall && s[6] == rec.insuranceFund,
                 "finalized by a proof of another record"
             );
+            uint256[] memory prices = registry.getPrices(e);
+            require(prices.length == 2 && s[9] / 1e10 == prices[0] && s[10] == prices[1], "prices not proven");
             uint256[] memory reserves = registry.getReserves(e);
-            require(reserves.length == 2 && s[9] == reserves[0] && s[10] == reserves[1], "reserves not proven");
+            require(reserves.length == 2 && s[11] == reserves[0] && s[12] == reserves[1], "reserves not proven");
+            uint256[] memory declared = registry.getDeclaredReserves(e);
+            require(declared.length == 2 && s[13] == declared[0] && s[14] == declared[1], "declared not proven");
+            require(s[15] == (rec.verifiedOnly ? 1 : 0), "verifiedOnly not proven");
+        }
+    }
+
+    /// Every epoch's custody addresses are strictly increasing (none counted twice) and each is
+    /// one the exchange holds the key of: a signature by another key, or for another epoch, never
+    /// added one.
+    function invariant_CustodyIsIncreasingAndOwned() public view {
+        uint256 n = handler.openedCount();
+        for (uint256 i = 0; i < n; ++i) {
+            address[] memory c = registry.getCustody(handler.opened(i));
+            for (uint256 j = 0; j < c.length; ++j) {
+                require(j == 0 || c[j] > c[j - 1], "custody not strictly increasing");
+                require(handler.inPool(c[j]), "custody the exchange does not control");
+            }
+        }
+    }
+
+    /// Every finalized epoch's checked price was backed by its feeds when it was finalized: at
+    /// least a quorum (2 of 3) of fresh answers agreed within 1 % of their median, and the price
+    /// lay within 1 % of it (the feeds as the handler read them at that moment, with its own
+    /// median). Whenever they did not, finalize refused to attest and the epoch stayed open.
+    function invariant_FinalizedPricesBackedByTheFeeds() public view {
+        uint256 n = handler.openedCount();
+        for (uint256 i = 0; i < n; ++i) {
+            uint64 e = handler.opened(i);
+            if (registry.getEpoch(e).status != SolvencyRegistry.Status.Finalized) continue;
+            (uint256 median, uint256 fresh, uint256 agreeing) = handler.feedsAtFinalize(e);
+            uint256 price = registry.getPrices(e)[0];
+            uint256 diff = price > median ? price - median : median - price;
+            require(fresh >= 2 && agreeing >= 2, "finalized without a quorum of agreeing feeds");
+            require(diff * 10_000 <= median * 100, "finalized at a price off the feeds' median");
         }
     }
 
@@ -248,23 +303,26 @@ contract RegistryInvariantTest {
     /// The handler is not vacuous: a fixed pseudo-random sequence of its actions reaches every
     /// kind of outcome the invariants are about.
     function test_HandlerReachesEveryOutcome() public {
-        for (uint256 i = 0; i < 600; ++i) {
+        for (uint256 i = 0; i < 1200; ++i) {
             uint256 r = uint256(keccak256(abi.encode("coverage", i)));
             uint256 a = uint256(keccak256(abi.encode(r, 1)));
             uint256 b = uint256(keccak256(abi.encode(r, 2)));
             uint256 c = uint256(keccak256(abi.encode(r, 3)));
             uint256 d = uint256(keccak256(abi.encode(r, 4)));
-            uint256 which = r % 12;
+            uint256 which = r % 15;
             if (which == 0) handler.openEpoch(a, b, c, d, bytes32(r));
             else if (which == 1) handler.submitBatch(a, b, c, d, r >> 8);
             else if (which == 2) handler.finalize(a, b, c, d);
             else if (which == 3) handler.abandonEpoch(a, b);
-            else if (which == 4) handler.attest(a, b, c, d, r >> 8, r % 5 == 0);
+            else if (which == 4) handler.attest(a, b, c, d, r >> 8, (r >> 4) % 3 == 0);
             else if (which == 5) handler.submitBatchStarved(a, b);
             else if (which == 6) handler.finalizeStarved(a, b);
-            else if (which == 7) handler.attestStarved(a, b, c, r % 3 == 0);
+            else if (which == 7) handler.attestStarved(a, b, c, (r >> 4) % 3 == 0);
             else if (which == 8) handler.rawCall(a, b, abi.encode(c, d));
-            else if (which == 9) handler.warp(a);
+            else if (which == 9) handler.warp(a % 2 hours);
+            else if (which == 10) handler.addCustody(a, b, c, d);
+            else if (which == 11) handler.moveFunds(a);
+            else if (which == 12) handler.setFeed(a);
             else handler.advance(a);
             if (i % 50 == 49) {
                 invariant_OnlyPublisherChangesState();
@@ -272,9 +330,11 @@ contract RegistryInvariantTest {
                 invariant_EventsMatchStorage();
                 invariant_FinalizedUnderOwnEpochAndDomain();
                 invariant_AttestationsOnlyRiseAndOnlyOnFinalizedEpochs();
+                invariant_CustodyIsIncreasingAndOwned();
+                invariant_FinalizedPricesBackedByTheFeeds();
             }
         }
-        string[19] memory outcomes = [
+        string[24] memory outcomes = [
             "open.ok",
             "open.replay-or-rollback",
             "batch.ok",
@@ -291,7 +351,14 @@ contract RegistryInvariantTest {
             "starved.guard",
             "starved.oog",
             "raw",
-            "", "", ""
+            "custody.ok",
+            "custody.bad-signature",
+            "custody.not-increasing",
+            "final.breaker",
+            "final.reserves-changed",
+            "funds",
+            "feed",
+            ""
         ];
         for (uint256 i = 0; i < outcomes.length; ++i) {
             if (bytes(outcomes[i]).length == 0) continue;

@@ -156,7 +156,7 @@ contract ReplayRollbackTest is BookRegistryTest {
         ctx1 = ctx1 % P;
         ctx2 = sameCtx ? ctx1 : ctx2 % P;
         _publish(1, ctx1, 2, seed, 7);
-        Proof memory s1 = solvencyBook.issue(_solvencySignals(1, 7, _reserves()));
+        Proof memory s1 = solvencyBook.issue(_solvencySignals(1, _claim(1, 7)));
         _open(2, ctx2, 2);
         Batch memory b0 = batches[1][0];
         vm.prank(PUBLISHER);

@@ -95,23 +95,24 @@ contract BookBatchVerifier is BookVerifierBase {
     }
 }
 
-/// @dev Solvency circuit with N = 2 assets: K = 9 + 2, [finalState, ctxHash, root, totalsCommit,
-///      batchCount, shortfall, insuranceFund, epoch, domain, reserve0, reserve1].
+/// @dev Solvency circuit with N = 2 assets: K = 10 + 3 * 2, [finalState, ctxHash, root,
+///      totalsCommit, batchCount, shortfall, insuranceFund, epoch, domain, weight0, weight1,
+///      verified0, verified1, declared0, declared1, verifiedOnly].
 contract BookSolvencyVerifier is BookVerifierBase {
     constructor(uint256 cost_) BookVerifierBase(cost_) {}
 
     function _k() internal pure override returns (uint256) {
-        return 11;
+        return 16;
     }
 
     function verifyProof(
         uint256[2] calldata a,
         uint256[2][2] calldata b,
         uint256[2] calldata c,
-        uint256[11] calldata input
+        uint256[16] calldata input
     ) external view returns (bool) {
-        uint256[] memory x = new uint256[](11);
-        for (uint256 i = 0; i < 11; ++i) x[i] = input[i];
+        uint256[] memory x = new uint256[](16);
+        for (uint256 i = 0; i < 16; ++i) x[i] = input[i];
         return _accepts(a, b, c, x);
     }
 }

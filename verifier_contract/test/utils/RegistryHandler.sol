@@ -3,20 +3,31 @@ pragma solidity ^0.8.20;
 
 import {SolvencyRegistry} from "../../src/SolvencyRegistry.sol";
 import {AccountMarginVerifier} from "../../src/AccountMarginVerifier.sol";
+import {PriceCheck} from "../../src/PriceCheck.sol";
+import {ReserveBalances} from "../../src/ReserveBalances.sol";
+import {MockERC20} from "../../src/demo/MockERC20.sol";
+import {MockAggregator} from "../../src/demo/MockAggregator.sol";
 import {Vm} from "./Vm.sol";
+import {Fixtures} from "./Fixtures.sol";
 import {BookBatchVerifier, BookMarginVerifier, BookSolvencyVerifier, Proof} from "./BookVerifier.sol";
 
 /// @dev Invariant-test handler: drives a SolvencyRegistry (N = 2 assets) and its
-///      AccountMarginVerifier through random sequences of openEpoch / submitBatch / finalize /
-///      abandonEpoch / attest / verifyMargin, as the publisher and as strangers, with honest
-///      proofs, replayed and re-randomised ones, proofs of wrong statements, values >= p,
-///      starved gas limits and raw calls with random calldata.
+///      AccountMarginVerifier through random sequences of openEpoch / addCustody / submitBatch /
+///      finalize / abandonEpoch / attest / verifyMargin, as the publisher and as strangers, with
+///      honest proofs, replayed and re-randomised ones, proofs of wrong statements, values >= p,
+///      custody signatures by the wrong key or for another epoch, reserves that move and price
+///      feeds that go stale or disagree, starved gas limits and raw calls with random calldata.
+///      Asset 0 is a 6-decimal token counted with 8 decimals and priced by three feeds; asset 1
+///      is ether, unpriced on-chain. Custody addresses come from a pool of six keys.
 ///
 ///      Each call is first decided by a model of the specification (`_m*`): the handler
-///      requires the contract to do exactly that, success or the exact custom error. Successful
-///      calls' events are replayed into a second, event-sourced mirror (`_ev*`) that checks the
-///      state chain from the logs alone. The invariant functions then compare model, mirror and
-///      storage. A failed `require` here is an invariant failure (fail_on_revert = true).
+///      requires the contract to do exactly that, success (or the price breaker's refusal, with
+///      its events) or the exact custom error. The model reads balances and feed answers from
+///      the mock token and feeds themselves, and decides the breaker with its own median.
+///      Successful calls' events are replayed into a second, event-sourced mirror (`_ev*`) that
+///      checks the state chain and the custody lists from the logs alone. The invariant
+///      functions then compare model, mirror and storage. A failed `require` here is an
+///      invariant failure (fail_on_revert = true).
 contract RegistryHandler {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
@@ -27,23 +38,37 @@ contract RegistryHandler {
 
     /// @dev Gas the stand-in verifiers need on entry: what real snarkjs verifiers need plus ~2k,
     ///      so the starved-call actions check the contracts' gas guards against reality.
-    ///      test_verifier_gas_fits_the_guards (tests/contracts/test_gas_griefing.py) measures
+    ///      test_verifier_gas_fits_the_guards (tests/contracts/test_gas_griefing.py) measured
     ///      205,048 for K = 3, 211,779 for K = 4 and 258,232 for K = 11 on anvil, ~6,650 per
-    ///      input; K = 11 is this solvency circuit's (9 + 2 assets).
+    ///      input; this solvency circuit's K = 16 (10 + 3 * 2 assets) comes to ~291,500.
     uint256 public constant BATCH_VERIFY_COST = 207_000;
-    uint256 public constant SOLVENCY_VERIFY_COST = 260_000;
+    uint256 public constant SOLVENCY_VERIFY_COST = 294_000;
     uint256 public constant MARGIN_VERIFY_COST = 214_000;
+
+    /// @dev Asset 0's price ($1) and its weight for 8 asset decimals.
+    uint256 public constant GOOD_PRICE = 1e8;
+    uint256 public constant GOOD_WEIGHT = 1e18;
+    uint256 internal constant POOL = 6;
+    uint256 internal constant STRANGER_KEY = 0x5757;
 
     SolvencyRegistry public immutable registry;
     AccountMarginVerifier public immutable margin;
     BookBatchVerifier public immutable batchBook;
     BookSolvencyVerifier public immutable solvencyBook;
     BookMarginVerifier public immutable marginBook;
+    MockERC20 public immutable token;
+    MockAggregator[3] internal _feeds;
+    /// @dev Custody addresses the handler holds the keys of, increasing, and their keys.
+    address[POOL] public pool;
+    uint256[POOL] internal _poolKeys;
 
     // ------------------------------------------------------------------ model of the spec
 
     mapping(uint64 => SolvencyRegistry.Epoch) internal _m;
     mapping(uint64 => uint256[]) internal _mReserves;
+    mapping(uint64 => uint256[]) internal _mDeclared;
+    mapping(uint64 => uint256[]) internal _mPrices;
+    mapping(uint64 => address[]) internal _mCustody;
     uint64 public mLatest;
     uint64 public mLatestFinal;
     uint64 public mOpen;
@@ -66,6 +91,14 @@ contract RegistryHandler {
 
     mapping(uint64 => SolvencyRegistry.Epoch) internal _ev;
     mapping(uint64 => bytes32) internal _evReserves;
+    mapping(uint64 => bytes32) internal _evDeclared;
+    mapping(uint64 => address[]) internal _evCustody;
+    /// @dev Registry events the call being run must emit (1 unless the caller says otherwise),
+    ///      and the price-check failure a refused finalize must report.
+    uint256 internal _expectEvents = 1;
+    Breaker internal _expectBreaker;
+    /// @dev The model's reading of asset 0's feeds when each epoch was finalized.
+    mapping(uint64 => Breaker) internal _feedsAtFinalize;
     uint64 public evLatest;
     uint64 public evLatestFinal;
     uint64 public evOpen;
@@ -81,7 +114,18 @@ contract RegistryHandler {
 
     struct SolvencyProof {
         Proof pr;
-        uint256[] signals; // [final, ctx, root, totals, count, shortfall, fund, epoch, domain, r0, r1]
+        uint256[] signals; // [final, ctx, root, totals, count, shortfall, fund, epoch, domain, w0, w1,
+        //  v0, v1, d0, d1, verifiedOnly]
+    }
+
+    /// @dev The price check of asset 0, as the model computes it.
+    struct Breaker {
+        bool trips;
+        PriceCheck.Verdict verdict;
+        uint256 claimedE8;
+        uint256 median;
+        uint256 fresh;
+        uint256 agreeing;
     }
 
     BatchProof[] internal _acceptedBatches;
@@ -97,8 +141,37 @@ contract RegistryHandler {
         batchBook = new BookBatchVerifier(BATCH_VERIFY_COST);
         solvencyBook = new BookSolvencyVerifier(SOLVENCY_VERIFY_COST);
         marginBook = new BookMarginVerifier(MARGIN_VERIFY_COST);
-        registry = new SolvencyRegistry(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS);
+        token = new MockERC20("USD Coin", "USDC", 6);
+        address[] memory feeds = Fixtures.feeds(3, GOOD_PRICE);
+        for (uint256 i = 0; i < 3; ++i) {
+            _feeds[i] = MockAggregator(feeds[i]);
+        }
+        registry = new SolvencyRegistry(PUBLISHER, address(batchBook), address(solvencyBook), N_ASSETS, assets());
         margin = new AccountMarginVerifier(address(registry), address(marginBook));
+        // The pool, sorted by address (insertion sort of six).
+        for (uint256 i = 0; i < POOL; ++i) {
+            uint256 key = 0x1001 + i;
+            address a = vm.addr(key);
+            uint256 j = i;
+            while (j > 0 && pool[j - 1] > a) {
+                (pool[j], _poolKeys[j]) = (pool[j - 1], _poolKeys[j - 1]);
+                --j;
+            }
+            (pool[j], _poolKeys[j]) = (a, key);
+            token.mint(a, 1_000_000 * (i + 1));
+            vm.deal(a, 1 ether * (i + 1));
+        }
+    }
+
+    /// @notice The registry's asset configuration as deployed.
+    function assets() public view returns (SolvencyRegistry.AssetConfig[] memory a) {
+        a = new SolvencyRegistry.AssetConfig[](N_ASSETS);
+        address[] memory feeds = new address[](3);
+        for (uint256 i = 0; i < 3; ++i) {
+            feeds[i] = address(_feeds[i]);
+        }
+        a[0] = Fixtures.asset(address(token), 6, 8, feeds);
+        a[1] = Fixtures.asset(ReserveBalances.NATIVE, 18, 18, new address[](0));
     }
 
     /// @dev The registry's domain as the specification defines it, for the chain id in force
@@ -118,28 +191,92 @@ contract RegistryHandler {
         _open(_actor(actorSeed), _epochToOpen(epochSeed), ctx, uint64(nSeed % 5), bundle);
     }
 
-    /// @dev The publisher's next honest step: open the next epoch, submit its next batch, or
-    ///      finalize it. Keeps the runs going deep enough to finalize epochs between the
-    ///      adversarial calls.
+    /// @dev The publisher's next honest step: open the next epoch, add its custody, submit its
+    ///      next batch, or finalize it (the feeds mostly answering the price, as keepers keep
+    ///      them). Keeps the runs going deep enough to finalize epochs between the adversarial
+    ///      calls.
     function advance(uint256 seed) external {
         if (mOpen == 0) {
             uint64 epoch = mLatest >= type(uint64).max - 2 ? type(uint64).max : mLatest + 1 + uint64(seed % 2);
             _open(PUBLISHER, epoch, (seed >> 8) % P, uint64(1 + seed % 3), keccak256(abi.encode(seed)));
+        } else if (_mCustody[mOpen].length == 0 && seed % 4 != 0) {
+            _addCustody(PUBLISHER, mOpen, seed >> 8, 0);
         } else if (_m[mOpen].batchesSubmitted < _m[mOpen].nBatches) {
             _submitBatch(PUBLISHER, mOpen, 1, (seed / 10) * 10 + 3, 0, 0);
         } else {
-            Values memory v = _values(seed);
+            if (seed % 8 != 0) {
+                for (uint256 i = 0; i < 3; ++i) {
+                    _feeds[i].set(int256(GOOD_PRICE), block.timestamp);
+                }
+            }
+            Values memory v = _values(seed, mOpen);
             v.root %= P;
             v.totals %= P;
             v.shortfall %= P;
             v.fund %= P;
-            uint256[] memory reserves = new uint256[](N_ASSETS);
-            for (uint256 i = 0; i < N_ASSETS && i < v.reserves.length; ++i) {
-                reserves[i] = v.reserves[i] % P;
+            v.weights = _reduced(v.weights);
+            v.weights[0] = GOOD_WEIGHT;
+            v.verified = _onchain(mOpen);
+            v.declared = _reduced(v.declared);
+            if (seed % 8 == 1 && _mCustody[mOpen].length > 0) {
+                // Reserves leave custody between proving and finalize.
+                address holder = _mCustody[mOpen][0];
+                uint256 amount = (token.balanceOf(holder) + 1) / 2;
+                vm.prank(holder);
+                token.transfer(address(0xF00D), amount);
             }
-            v.reserves = reserves;
             _finalizeWith(PUBLISHER, mOpen, v, 0, 0);
         }
+    }
+
+    /// @dev `a` cut or padded to N_ASSETS entries, each reduced mod p.
+    function _reduced(uint256[] memory a) internal pure returns (uint256[] memory b) {
+        b = new uint256[](N_ASSETS);
+        for (uint256 i = 0; i < N_ASSETS && i < a.length; ++i) {
+            b[i] = a[i] % P;
+        }
+    }
+
+    /// @dev Custody for `epoch`: some pool addresses (picked by bits of `pickSeed`), signed by
+    ///      their keys, or (by `kindSeed`) one signed by another key or for another epoch, an
+    ///      unsorted list, or one signature too many.
+    function addCustody(uint256 actorSeed, uint256 epochSeed, uint256 pickSeed, uint256 kindSeed) external {
+        _addCustody(_actor(actorSeed), _epochToUse(epochSeed), pickSeed, kindSeed);
+    }
+
+    /// @dev Moves reserves: tokens or ether into or out of a pool address, or to an outsider.
+    function moveFunds(uint256 seed) external {
+        address holder = pool[seed % POOL];
+        uint256 r = (seed >> 8) % 4;
+        uint256 amount = (seed >> 16) % 1e12;
+        if (r == 0) {
+            token.mint(holder, amount);
+        } else if (r == 1) {
+            vm.deal(holder, amount * 1e6);
+        } else if (r == 2) {
+            amount %= token.balanceOf(holder) + 1;
+            vm.prank(holder);
+            token.transfer(address(0xF00D), amount);
+        } else {
+            token.mint(address(0xF00D), amount);
+        }
+        count["funds"]++;
+        calls++;
+    }
+
+    /// @dev Sets one feed: the price, near it, far off either way, or stale.
+    function setFeed(uint256 seed) external {
+        MockAggregator feed = _feeds[seed % 3];
+        uint256 r = (seed >> 8) % 6;
+        uint256 stale = block.timestamp > Fixtures.MAX_AGE + 1 ? block.timestamp - Fixtures.MAX_AGE - 1 : 0;
+        if (r == 0) feed.set(int256(GOOD_PRICE), block.timestamp);
+        else if (r == 1) feed.set(int256(GOOD_PRICE + (seed >> 16) % (GOOD_PRICE / 100)), block.timestamp);
+        else if (r == 2) feed.set(int256(GOOD_PRICE * 2), block.timestamp);
+        else if (r == 3) feed.set(int256(GOOD_PRICE / 2), block.timestamp);
+        else if (r == 4) feed.set(int256(GOOD_PRICE), stale);
+        else feed.set(int256(GOOD_PRICE), block.timestamp - (seed >> 16) % block.timestamp); // fresh or not
+        count["feed"]++;
+        calls++;
     }
 
     function submitBatch(uint256 actorSeed, uint256 epochSeed, uint256 indexSeed, uint256 nextSeed, uint256 proofSeed)
@@ -203,9 +340,16 @@ contract RegistryHandler {
     /// @dev Random calldata to the registry under one of its own selectors (or none): as a
     ///      stranger it must not write storage; as the publisher only view functions are used.
     function rawCall(uint256 actorSeed, uint256 selectorSeed, bytes calldata data) external {
-        bytes4[15] memory views = [
+        bytes4[22] memory views = [
             SolvencyRegistry.getEpoch.selector,
             SolvencyRegistry.getReserves.selector,
+            SolvencyRegistry.getDeclaredReserves.selector,
+            SolvencyRegistry.getPrices.selector,
+            SolvencyRegistry.getCustody.selector,
+            SolvencyRegistry.assetConfig.selector,
+            SolvencyRegistry.onchainReserves.selector,
+            SolvencyRegistry.checkPrices.selector,
+            registry.MAX_ASSET_DECIMALS.selector,
             SolvencyRegistry.isFinalizedRoot.selector,
             registry.latestEpoch.selector,
             registry.latestFinalizedEpoch.selector,
@@ -220,11 +364,12 @@ contract RegistryHandler {
             registry.SNARK_SCALAR_FIELD.selector,
             bytes4(uint32(selectorSeed >> 32))
         ];
-        bytes4[4] memory writers = [
+        bytes4[5] memory writers = [
             SolvencyRegistry.openEpoch.selector,
             SolvencyRegistry.submitBatch.selector,
             SolvencyRegistry.finalize.selector,
-            SolvencyRegistry.abandonEpoch.selector
+            SolvencyRegistry.abandonEpoch.selector,
+            SolvencyRegistry.addCustody.selector
         ];
         address actor = actorSeed % 2 == 0 ? PUBLISHER : _stranger(actorSeed);
         bytes4 sel;
@@ -285,6 +430,78 @@ contract RegistryHandler {
         m.nBatches = n;
         m.openedAt = uint48(block.timestamp);
         m.status = SolvencyRegistry.Status.Open;
+    }
+
+    function _addCustody(address actor, uint64 epoch, uint256 pickSeed, uint256 kindSeed) internal {
+        (address[] memory holders, uint256[] memory keys) = _pick(pickSeed);
+        uint256 kind = kindSeed % 10;
+        if (kind == 7 && holders.length > 1) {
+            (holders[0], holders[1]) = (holders[1], holders[0]);
+            (keys[0], keys[1]) = (keys[1], keys[0]);
+        }
+        bytes[] memory sigs = new bytes[](holders.length + (kind == 8 ? 1 : 0));
+        uint256 badAt = kind == 5 || kind == 6 ? (kindSeed >> 8) % holders.length : type(uint256).max;
+        for (uint256 i = 0; i < sigs.length; ++i) {
+            address holder = i < holders.length ? holders[i] : pool[0];
+            uint256 key = i < holders.length ? keys[i] : _poolKeys[0];
+            uint64 signedEpoch = epoch;
+            if (i == badAt && kind == 5) key = STRANGER_KEY; // an address the exchange does not control
+            if (i == badAt && kind == 6) signedEpoch = epoch ^ 1; // another epoch's signature
+            sigs[i] = Fixtures.custodySignature(key, address(registry), signedEpoch, holder);
+        }
+
+        bytes memory err = _custodyError(actor, epoch, holders, sigs.length, badAt);
+        _expectEvents = holders.length;
+        bool ok = _run(
+            address(registry), actor, abi.encodeCall(SolvencyRegistry.addCustody, (epoch, holders, sigs)), err, 0
+        );
+        if (!ok) {
+            if (bytes4(err) == SolvencyRegistry.BadCustodySignature.selector) count["custody.bad-signature"]++;
+            if (bytes4(err) == SolvencyRegistry.CustodyNotIncreasing.selector) count["custody.not-increasing"]++;
+            return;
+        }
+        count["custody.ok"]++;
+        for (uint256 i = 0; i < holders.length; ++i) {
+            _mCustody[epoch].push(holders[i]);
+        }
+    }
+
+    function _custodyError(address actor, uint64 epoch, address[] memory holders, uint256 nSigs, uint256 badAt)
+        internal
+        view
+        returns (bytes memory)
+    {
+        if (actor != PUBLISHER) return abi.encodeWithSelector(SolvencyRegistry.NotPublisher.selector, actor);
+        if (epoch == 0 || epoch != mOpen) return abi.encodeWithSelector(SolvencyRegistry.NotOpen.selector, epoch);
+        if (nSigs != holders.length) {
+            return abi.encodeWithSelector(SolvencyRegistry.WrongSignatureCount.selector, holders.length, nSigs);
+        }
+        address[] storage added = _mCustody[epoch];
+        address last = added.length == 0 ? address(0) : added[added.length - 1];
+        for (uint256 i = 0; i < holders.length; ++i) {
+            if (holders[i] <= last) return abi.encodeWithSelector(SolvencyRegistry.CustodyNotIncreasing.selector, i);
+            if (i == badAt) return abi.encodeWithSelector(SolvencyRegistry.BadCustodySignature.selector, holders[i]);
+            last = holders[i];
+        }
+        return "";
+    }
+
+    /// @dev Pool addresses whose bit is set in `seed` (one at least), increasing, and their keys.
+    function _pick(uint256 seed) internal view returns (address[] memory holders, uint256[] memory keys) {
+        uint256 bits = seed % (1 << POOL);
+        if (bits == 0) bits = 1 << ((seed >> 8) % POOL);
+        uint256 n;
+        for (uint256 i = 0; i < POOL; ++i) {
+            if (bits & (1 << i) != 0) ++n;
+        }
+        holders = new address[](n);
+        keys = new uint256[](n);
+        n = 0;
+        for (uint256 i = 0; i < POOL; ++i) {
+            if (bits & (1 << i) == 0) continue;
+            (holders[n], keys[n]) = (pool[i], _poolKeys[i]);
+            ++n;
+        }
     }
 
     function _submitBatch(
@@ -352,19 +569,22 @@ contract RegistryHandler {
         m.batchesSubmitted += 1;
     }
 
-    /// @dev finalize's caller-supplied values.
+    /// @dev finalize's caller-supplied values (its Claim).
     struct Values {
         uint256 root;
         uint256 totals;
         uint256 shortfall;
         uint256 fund;
-        uint256[] reserves;
+        uint256[] weights;
+        uint256[] verified;
+        uint256[] declared;
+        bool verifiedOnly;
     }
 
     function _finalize(address actor, uint64 epoch, uint256 valuesSeed, uint256 proofSeed, uint256 gasLimit)
         internal
     {
-        _finalizeWith(actor, epoch, _values(valuesSeed), proofSeed, gasLimit);
+        _finalizeWith(actor, epoch, _values(valuesSeed, epoch), proofSeed, gasLimit);
     }
 
     function _finalizeWith(address actor, uint64 epoch, Values memory v, uint256 proofSeed, uint256 gasLimit)
@@ -372,11 +592,28 @@ contract RegistryHandler {
     {
         (Proof memory pr, uint256[] memory signals) = _solvencyProof(epoch, v, proofSeed);
         bytes memory err = _finalizeError(actor, epoch, v, pr);
-        bytes memory data = abi.encodeCall(
-            SolvencyRegistry.finalize, (epoch, pr.a, pr.b, pr.c, v.root, v.totals, v.shortfall, v.fund, v.reserves)
-        );
-        if (!_run(address(registry), actor, data, err, gasLimit)) return;
+        // Decided by the model's own price check, once the call gets that far.
+        Breaker memory b = _breaker(v.weights);
+        bool refused = err.length == 0 && b.trips;
+        if (err.length == 0 && !b.trips) err = _lateFinalizeError(epoch, v, pr);
+        if (refused) {
+            _expectBreaker = b;
+            _expectEvents = 2; // PriceCheckFailed (asset 0), AttestationRefused
+        }
+        bytes memory data = abi.encodeCall(SolvencyRegistry.finalize, (epoch, _p(pr), _claimOf(v)));
+        bool ok = _run(address(registry), actor, data, err, gasLimit);
+        delete _expectBreaker;
+        if (!ok) {
+            if (bytes4(err) == SolvencyRegistry.ReservesChanged.selector) count["final.reserves-changed"]++;
+            return;
+        }
+        require(abi.decode(_lastReturn, (bool)) == !refused, "finalize returned");
+        if (refused) {
+            count["final.breaker"]++;
+            return;
+        }
         count["final.ok"]++;
+        _feedsAtFinalize[epoch] = b;
         _acceptedSolvency.push(SolvencyProof(pr, signals));
         _finalSignals[epoch] = signals;
         finalChainId[epoch] = block.chainid;
@@ -387,21 +624,66 @@ contract RegistryHandler {
         m.insuranceFund = v.fund;
         m.finalizedAt = uint48(block.timestamp);
         m.status = SolvencyRegistry.Status.Finalized;
-        _mReserves[epoch] = v.reserves;
+        m.verifiedOnly = v.verifiedOnly;
+        _mReserves[epoch] = v.verified;
+        _mDeclared[epoch] = v.declared;
+        _mPrices[epoch] = _two(v.weights[0] / 1e10, v.weights[1]); // 8 and 18 asset decimals
         mOpen = 0;
         mLatestFinal = epoch;
         frozen[epoch] = recordHash(epoch);
     }
 
-    function _values(uint256 seed) internal pure returns (Values memory v) {
+    function _p(Proof memory pr) internal pure returns (SolvencyRegistry.Proof memory) {
+        return SolvencyRegistry.Proof(pr.a, pr.b, pr.c);
+    }
+
+    function _claimOf(Values memory v) internal pure returns (SolvencyRegistry.Claim memory) {
+        return SolvencyRegistry.Claim(
+            v.root, v.totals, v.shortfall, v.fund, v.weights, v.verified, v.declared, v.verifiedOnly
+        );
+    }
+
+    /// @dev Random values for `epoch`: mostly asset 0 at its price and the reserves its custody
+    ///      holds, sometimes off the price, reserves that are not held, values >= p or arrays of
+    ///      the wrong length.
+    function _values(uint256 seed, uint64 epoch) internal view returns (Values memory v) {
         v.root = _fieldish(seed);
         v.totals = _fieldish(uint256(keccak256(abi.encode(seed, 1))));
         v.shortfall = _small(uint256(keccak256(abi.encode(seed, 2))));
         v.fund = _small(uint256(keccak256(abi.encode(seed, 3))));
-        uint256 nRes = seed % 13 == 0 ? (seed >> 8) % 4 : N_ASSETS;
-        v.reserves = new uint256[](nRes);
-        for (uint256 i = 0; i < nRes; ++i) {
-            v.reserves[i] = _small(uint256(keccak256(abi.encode(seed, 4 + i))));
+        uint256 h = uint256(keccak256(abi.encode(seed, 4)));
+        v.weights = new uint256[](N_ASSETS);
+        uint256 r = h % 8;
+        if (r == 0) v.weights[0] = P + (h >> 8) % 1000;
+        else if (r == 1) v.weights[0] = GOOD_WEIGHT * 2; // far off the feeds
+        else if (r == 2) v.weights[0] = GOOD_WEIGHT + (h >> 8) % (GOOD_WEIGHT / 50); // within 2 %
+        else v.weights[0] = GOOD_WEIGHT;
+        v.weights[1] = _small(h >> 16);
+        v.verified = _onchain(epoch);
+        if ((h >> 32) % 5 == 0) v.verified[(h >> 40) % N_ASSETS] += 1 + (h >> 48) % 3; // not held
+        if ((h >> 32) % 23 == 1) v.verified[0] = P + (h >> 48) % 1000;
+        v.declared = new uint256[](N_ASSETS);
+        for (uint256 i = 0; i < N_ASSETS; ++i) {
+            v.declared[i] = _small(uint256(keccak256(abi.encode(seed, 5 + i))));
+        }
+        v.verifiedOnly = (h >> 64) % 2 == 0;
+        if (seed % 13 == 0) {
+            uint256[] memory wrong = new uint256[]((seed >> 8) % 4);
+            uint256 which = (seed >> 16) % 3;
+            if (which == 0) v.weights = wrong;
+            else if (which == 1) v.verified = wrong;
+            else v.declared = wrong;
+        }
+    }
+
+    /// @dev What the custody of `epoch` holds now, computed from the mock token and balances:
+    ///      the token's 6 decimals scaled to the asset's 8, and wei.
+    function _onchain(uint64 epoch) internal view returns (uint256[] memory held) {
+        held = new uint256[](N_ASSETS);
+        address[] storage c = _mCustody[epoch];
+        for (uint256 i = 0; i < c.length; ++i) {
+            held[0] += token.balanceOf(c[i]) * 100;
+            held[1] += c[i].balance;
         }
     }
 
@@ -420,8 +702,10 @@ contract RegistryHandler {
             pr = old.pr;
             signals = old.signals;
             (v.root, v.totals, v.shortfall, v.fund) = (signals[2], signals[3], signals[5], signals[6]);
-            v.reserves = new uint256[](N_ASSETS);
-            (v.reserves[0], v.reserves[1]) = (signals[9], signals[10]);
+            v.weights = _two(signals[9], signals[10]);
+            v.verified = _two(signals[11], signals[12]);
+            v.declared = _two(signals[13], signals[14]);
+            v.verifiedOnly = signals[15] == 1;
             count["final.replay"]++;
             return (pr, signals);
         }
@@ -448,7 +732,8 @@ contract RegistryHandler {
         pr = _issue(solvencyBook, signals);
     }
 
-    function _finalizeError(address actor, uint64 epoch, Values memory v, Proof memory pr)
+    /// @dev The error of finalize's step 1 (before the prices), or none.
+    function _finalizeError(address actor, uint64 epoch, Values memory v, Proof memory)
         internal
         view
         returns (bytes memory)
@@ -459,17 +744,83 @@ contract RegistryHandler {
         if (m.batchesSubmitted != m.nBatches) {
             return abi.encodeWithSelector(SolvencyRegistry.BatchesMissing.selector, m.batchesSubmitted, m.nBatches);
         }
-        if (v.reserves.length != N_ASSETS) {
-            return abi.encodeWithSelector(SolvencyRegistry.WrongReserveCount.selector, N_ASSETS, v.reserves.length);
+        if (v.weights.length != N_ASSETS) {
+            return abi.encodeWithSelector(SolvencyRegistry.WrongWeightCount.selector, N_ASSETS, v.weights.length);
         }
-        uint256[6] memory checked = [v.root, v.totals, v.shortfall, v.fund, v.reserves[0], v.reserves[1]];
+        if (v.verified.length != N_ASSETS) {
+            return abi.encodeWithSelector(SolvencyRegistry.WrongReserveCount.selector, N_ASSETS, v.verified.length);
+        }
+        if (v.declared.length != N_ASSETS) {
+            return abi.encodeWithSelector(SolvencyRegistry.WrongReserveCount.selector, N_ASSETS, v.declared.length);
+        }
+        uint256[10] memory checked = [
+            v.root,
+            v.totals,
+            v.shortfall,
+            v.fund,
+            v.weights[0],
+            v.verified[0],
+            v.declared[0],
+            v.weights[1],
+            v.verified[1],
+            v.declared[1]
+        ];
         for (uint256 i = 0; i < checked.length; ++i) {
             if (checked[i] >= P) return abi.encodeWithSelector(SolvencyRegistry.FieldOverflow.selector, checked[i]);
+        }
+        return "";
+    }
+
+    /// @dev The error of finalize's steps 3 and 4 (after the prices passed), or none.
+    function _lateFinalizeError(uint64 epoch, Values memory v, Proof memory pr) internal view returns (bytes memory) {
+        SolvencyRegistry.Epoch storage m = _m[epoch];
+        uint256[] memory held = _onchain(epoch);
+        for (uint256 i = 0; i < N_ASSETS; ++i) {
+            if (v.verified[i] != held[i]) {
+                return abi.encodeWithSelector(SolvencyRegistry.ReservesChanged.selector, i, v.verified[i], held[i]);
+            }
         }
         if (!_proves(pr, _signalsOf(m.state, m.ctxHash, m.nBatches, epoch, modelDomain(), v))) {
             return abi.encodeWithSelector(SolvencyRegistry.InvalidProof.selector, uint8(1));
         }
         return "";
+    }
+
+    /// @dev The specification's price check of asset 0 (asset 1 has no feeds): the claim is
+    ///      weights[0] / 10^10 (8 asset decimals); fresh answers are those updated at most
+    ///      MAX_AGE ago; the median is the middle one (or the floor of the two middle ones'
+    ///      mean); a quorum of 2 fresh answers within 1 % of it must agree, and the claim too.
+    function _breaker(uint256[] memory weights) internal view returns (Breaker memory b) {
+        if (weights.length != N_ASSETS) return b;
+        b.claimedE8 = weights[0] / 1e10;
+        uint256[3] memory answers;
+        for (uint256 i = 0; i < 3; ++i) {
+            uint256 at = _feeds[i].updatedAt();
+            if (at == 0 || at > block.timestamp || block.timestamp - at > Fixtures.MAX_AGE) continue;
+            uint256 a = uint256(_feeds[i].answer());
+            uint256 j = b.fresh++;
+            while (j > 0 && answers[j - 1] > a) {
+                answers[j] = answers[j - 1];
+                --j;
+            }
+            answers[j] = a;
+        }
+        if (b.fresh > 0) {
+            b.median = b.fresh % 2 == 1 ? answers[b.fresh / 2] : (answers[b.fresh / 2 - 1] + answers[b.fresh / 2]) / 2;
+        }
+        for (uint256 i = 0; i < b.fresh; ++i) {
+            if (_near(answers[i], b.median)) ++b.agreeing;
+        }
+        if (b.fresh < 2) b.verdict = PriceCheck.Verdict.TooFewFresh;
+        else if (b.agreeing < 2) b.verdict = PriceCheck.Verdict.Diverged;
+        else if (!_near(b.claimedE8, b.median)) b.verdict = PriceCheck.Verdict.OffMedian;
+        b.trips = b.verdict != PriceCheck.Verdict.Ok;
+    }
+
+    /// @dev Within Fixtures.TOLERANCE_BPS (1 %) of `m`.
+    function _near(uint256 a, uint256 m) internal pure returns (bool) {
+        uint256 diff = a > m ? a - m : m - a;
+        return diff * 10_000 <= m * Fixtures.TOLERANCE_BPS;
     }
 
     function _attest(
@@ -550,6 +901,14 @@ contract RegistryHandler {
     ///      storage writes are checked and, on success, replayed into the mirror.
     function _run(address target, address actor, bytes memory data, bytes memory err, uint256 gasLimit)
         internal
+        returns (bool ok)
+    {
+        ok = _runOnce(target, actor, data, err, gasLimit);
+        _expectEvents = 1;
+    }
+
+    function _runOnce(address target, address actor, bytes memory data, bytes memory err, uint256 gasLimit)
+        internal
         returns (bool)
     {
         calls++;
@@ -572,15 +931,11 @@ contract RegistryHandler {
         }
         if (target == address(margin)) require(regWrites.length == 0, "margin wrote the registry");
 
-        if (gasLimit != 0 && !ok && (ret.length == 0 || err.length == 0)) {
-            // Starved: a bare out-of-gas revert, or else a valid call must be refused with
-            // InsufficientGas (never InvalidProof).
-            bytes4 sel = bytes4(ret);
-            require(
-                ret.length == 0 || sel == SolvencyRegistry.InsufficientGas.selector
-                    || sel == AccountMarginVerifier.InsufficientGas.selector,
-                string.concat("starved call reverted with ", _hex(ret))
-            );
+        if (gasLimit != 0 && !ok && (ret.length == 0 || err.length == 0 || (_isGuard(ret) && _isLate(err)))) {
+            // Starved: a bare out-of-gas revert, or else a call that gets past finalize's cheap
+            // checks must be refused by a gas guard (never InvalidProof, never a feed or a token
+            // read counted as failed).
+            require(ret.length == 0 || _isGuard(ret), string.concat("starved call reverted with ", _hex(ret)));
             count[ret.length == 0 ? bytes32("starved.oog") : bytes32("starved.guard")]++;
             return false;
         }
@@ -598,6 +953,22 @@ contract RegistryHandler {
             _checkMarginLog(logs, data, actor);
         }
         return true;
+    }
+
+    /// @dev A gas guard's error: the verifiers' budget, a feed's, a token's.
+    function _isGuard(bytes memory ret) internal pure returns (bool) {
+        bytes4 sel = bytes4(ret);
+        return ret.length >= 4
+            && (
+                sel == SolvencyRegistry.InsufficientGas.selector || sel == AccountMarginVerifier.InsufficientGas.selector
+                    || sel == PriceCheck.FeedGas.selector || sel == ReserveBalances.TokenGas.selector
+            );
+    }
+
+    /// @dev An error finalize finds only after reading feeds and tokens (behind their guards).
+    function _isLate(bytes memory err) internal pure returns (bool) {
+        bytes4 sel = bytes4(err);
+        return sel == SolvencyRegistry.ReservesChanged.selector || sel == SolvencyRegistry.InvalidProof.selector;
     }
 
     error ProbeOutcome(bool ok, bytes ret);
@@ -622,10 +993,7 @@ contract RegistryHandler {
             }
             (bool ok, bytes memory ret) = abi.decode(inner, (bool, bytes));
             if (ok) return true;
-            bytes4 sel = bytes4(ret);
-            if (sel == SolvencyRegistry.InsufficientGas.selector || sel == AccountMarginVerifier.InsufficientGas.selector) {
-                return false;
-            }
+            if (_isGuard(ret)) return false;
             return ret.length != 0 || gasLimit >= 60_000; // out of gas before the guard, or after it
         }
     }
@@ -643,8 +1011,10 @@ contract RegistryHandler {
         return hi;
     }
 
-    /// @dev Replays the registry's events into the mirror; the state chain is checked from the
-    ///      logs alone. Each successful write emits exactly one event.
+    /// @dev Replays the registry's events into the mirror; the state chain and the custody lists
+    ///      are checked from the logs alone. Each successful write emits exactly the events the
+    ///      model expects (`_expectEvents`: one for most writes, one per custody address, two for
+    ///      a refused finalize, whose failure must be the model's).
     function _mirror(Vm.Log[] memory logs) internal {
         uint256 n;
         for (uint256 i = 0; i < logs.length; ++i) {
@@ -670,6 +1040,12 @@ contract RegistryHandler {
                 require(prev == e.state, "events: batch does not continue the chain");
                 e.state = next;
                 e.batchesSubmitted = index + 1;
+            } else if (topic == SolvencyRegistry.CustodyAdded.selector) {
+                address holder = abi.decode(log.data, (address));
+                address[] storage c = _evCustody[epoch];
+                require(epoch == evOpen, "events: custody for a closed epoch");
+                require(c.length == 0 || holder > c[c.length - 1], "events: custody not increasing");
+                c.push(holder);
             } else if (topic == SolvencyRegistry.EpochFinalized.selector) {
                 _mirrorFinalized(epoch, log.data);
             } else if (topic == SolvencyRegistry.EpochAbandoned.selector) {
@@ -677,19 +1053,33 @@ contract RegistryHandler {
                 require(epoch == evOpen && submitted == e.batchesSubmitted, "events: abandon");
                 e.status = SolvencyRegistry.Status.Abandoned;
                 evOpen = 0;
+            } else if (topic == SolvencyRegistry.PriceCheckFailed.selector) {
+                require(epoch == evOpen && _expectBreaker.trips, "events: unexpected price check failure");
+                Breaker memory b = _expectBreaker;
+                require(
+                    keccak256(log.data)
+                        == keccak256(abi.encode(0, b.verdict, b.claimedE8, b.median, b.fresh, b.agreeing)),
+                    "events: the price check failed otherwise than the model's"
+                );
+                require(i + 1 < logs.length, "events: no AttestationRefused");
+            } else if (topic == SolvencyRegistry.AttestationRefused.selector) {
+                require(epoch == evOpen && _expectBreaker.trips, "events: unexpected refusal");
+                require(n == 2, "events: refusal without its reasons");
             } else {
                 revert("events: unknown registry event");
             }
         }
-        require(n == 1, "a registry write must emit exactly one event");
+        require(n == _expectEvents, "a registry write emitted other events than expected");
     }
 
     function _mirrorFinalized(uint64 epoch, bytes memory data) internal {
         SolvencyRegistry.Epoch storage e = _ev[epoch];
-        (uint256 root, uint256 finalState, uint256 totals, uint256 shortfall, uint256 fund,,) =
-            abi.decode(data, (uint256, uint256, uint256, uint256, uint256, uint64, uint256[]));
-        (,,,,, uint64 nBatches, uint256[] memory reserves) =
-            abi.decode(data, (uint256, uint256, uint256, uint256, uint256, uint64, uint256[]));
+        (uint256 root, uint256 finalState, uint256 totals, uint256 shortfall, uint256 fund,,,,) = abi.decode(
+            data, (uint256, uint256, uint256, uint256, uint256, uint64, uint256[], uint256[], bool)
+        );
+        (,,,,, uint64 nBatches, uint256[] memory verified, uint256[] memory declared, bool verifiedOnly) = abi.decode(
+            data, (uint256, uint256, uint256, uint256, uint256, uint64, uint256[], uint256[], bool)
+        );
         require(epoch == evOpen, "events: finalized a closed epoch");
         require(finalState == e.state, "events: final state is not the last nextState");
         require(nBatches == e.nBatches && e.batchesSubmitted == nBatches, "events: batches missing");
@@ -699,7 +1089,9 @@ contract RegistryHandler {
         e.insuranceFund = fund;
         e.finalizedAt = uint48(block.timestamp);
         e.status = SolvencyRegistry.Status.Finalized;
-        _evReserves[epoch] = keccak256(abi.encode(reserves));
+        e.verifiedOnly = verifiedOnly;
+        _evReserves[epoch] = keccak256(abi.encode(verified));
+        _evDeclared[epoch] = keccak256(abi.encode(declared));
         evOpen = 0;
         evLatestFinal = epoch;
     }
@@ -736,11 +1128,39 @@ contract RegistryHandler {
     }
 
     function recordHash(uint64 epoch) public view returns (bytes32) {
-        return keccak256(abi.encode(registry.getEpoch(epoch), registry.getReserves(epoch)));
+        return keccak256(
+            abi.encode(
+                registry.getEpoch(epoch),
+                registry.getReserves(epoch),
+                registry.getDeclaredReserves(epoch),
+                registry.getPrices(epoch),
+                registry.getCustody(epoch)
+            )
+        );
     }
 
     function modelHash(uint64 epoch) external view returns (bytes32) {
-        return keccak256(abi.encode(_m[epoch], _mReserves[epoch]));
+        return keccak256(abi.encode(_m[epoch], _mReserves[epoch], _mDeclared[epoch], _mPrices[epoch], _mCustody[epoch]));
+    }
+
+    function feedsAtFinalize(uint64 epoch) external view returns (uint256 median, uint256 fresh, uint256 agreeing) {
+        Breaker storage b = _feedsAtFinalize[epoch];
+        return (b.median, b.fresh, b.agreeing);
+    }
+
+    function mirrorDeclared(uint64 epoch) external view returns (bytes32) {
+        return _evDeclared[epoch];
+    }
+
+    function mirrorCustody(uint64 epoch) external view returns (address[] memory) {
+        return _evCustody[epoch];
+    }
+
+    function inPool(address a) external view returns (bool) {
+        for (uint256 i = 0; i < POOL; ++i) {
+            if (pool[i] == a) return true;
+        }
+        return false;
     }
 
     function mirrorEpoch(uint64 epoch) external view returns (SolvencyRegistry.Epoch memory) {
@@ -805,10 +1225,13 @@ contract RegistryHandler {
         return opened[(seed >> 3) % opened.length];
     }
 
+    /// @dev Mostly an opened epoch, often the latest finalized one (as users attest against it),
+    ///      sometimes 0 or one never opened.
     function _epochForMargin(uint256 seed) internal view returns (uint64) {
         if (opened.length == 0 || seed % 6 == 0) {
             return seed % 4 == 0 || mLatest == type(uint64).max ? 0 : mLatest + 1;
         }
+        if (seed % 6 <= 2 && mLatestFinal != 0) return mLatestFinal;
         return opened[(seed >> 3) % opened.length];
     }
 
@@ -897,7 +1320,8 @@ contract RegistryHandler {
     }
 
     /// @dev [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, epoch,
-    ///      domain, reserve0, reserve1] (missing reserves as 0).
+    ///      domain, weight0, weight1, verified0, verified1, declared0, declared1, verifiedOnly]
+    ///      (missing entries as 0).
     function _signalsOf(
         uint256 finalState,
         uint256 ctx,
@@ -906,11 +1330,20 @@ contract RegistryHandler {
         uint256 domain,
         Values memory v
     ) internal pure returns (uint256[] memory s) {
-        s = new uint256[](11);
+        s = new uint256[](16);
         (s[0], s[1], s[2], s[3], s[4], s[5], s[6]) = (finalState, ctx, v.root, v.totals, nBatches, v.shortfall, v.fund);
         (s[7], s[8]) = (epoch, domain);
-        if (v.reserves.length > 0) s[9] = v.reserves[0];
-        if (v.reserves.length > 1) s[10] = v.reserves[1];
+        for (uint256 i = 0; i < N_ASSETS; ++i) {
+            if (i < v.weights.length) s[9 + i] = v.weights[i];
+            if (i < v.verified.length) s[11 + i] = v.verified[i];
+            if (i < v.declared.length) s[13 + i] = v.declared[i];
+        }
+        s[15] = v.verifiedOnly ? 1 : 0;
+    }
+
+    function _two(uint256 x, uint256 y) internal pure returns (uint256[] memory v) {
+        v = new uint256[](2);
+        (v[0], v[1]) = (x, y);
     }
 
     function _hex(bytes memory b) internal pure returns (string memory) {
