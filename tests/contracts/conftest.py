@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from web3 import Web3
 from web3.types import RPCEndpoint
 from zksolvency.prover import chain
 from zksolvency.prover.atomic import sha256_file
-from zksolvency.prover.commitments import registry_domain
+from zksolvency.prover.commitments import registry_domain, solvency_public_count
 from zksolvency.prover.deployment import build_contracts
 from zksolvency.prover.keys import CircuitBuild, Keys, KeySet, r1cs_header, setup_keys
 from zksolvency.prover.params import CircuitSpec
@@ -55,7 +55,8 @@ class ToySetup:
 class ToyEpoch:
     """A provable epoch: batch proofs chained from ctx, plus solvency proofs whose signals are
     [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund, epoch,
-    domain, reserves], one per epoch number in TOY_EPOCHS, all for the session's registry."""
+    domain, weights[N], verified[N], declared[N], verifiedOnly], one per epoch number in
+    TOY_EPOCHS, all for the session's registry."""
 
     ctx: int
     bundle_hash: bytes
@@ -92,8 +93,24 @@ class ToyEpoch:
         return int(self.solvency[1][6])
 
     @property
-    def reserves(self) -> list[int]:
-        return [int(x) for x in self.solvency[1][chain.SOLVENCY_FIXED_INPUTS :]]
+    def weights(self) -> list[int]:
+        return list(solvency_claim(self.solvency[1])[4])
+
+    @property
+    def verified(self) -> list[int]:
+        return list(solvency_claim(self.solvency[1])[5])
+
+    @property
+    def declared(self) -> list[int]:
+        return list(solvency_claim(self.solvency[1])[6])
+
+    @property
+    def verified_only(self) -> bool:
+        return bool(solvency_claim(self.solvency[1])[7])
+
+    def claim(self, epoch: int = 1) -> tuple[Any, ...]:
+        """finalize's Claim tuple from the solvency proof made for `epoch`."""
+        return solvency_claim(self.solvency_at(epoch)[1])
 
     def batch_args(self, i: int, epoch: int, index: int | None = None) -> tuple[Any, ...]:
         proof, pub = self.batches[i]
@@ -123,19 +140,9 @@ class ToyEpoch:
         )
 
     def finalize_args(self, epoch: int) -> tuple[Any, ...]:
-        """finalize's arguments with the solvency proof made for `epoch`."""
-        a, b, c = calldata(self.solvency_at(epoch)[0])
-        return (
-            epoch,
-            a,
-            b,
-            c,
-            self.root,
-            self.totals_commit,
-            self.shortfall,
-            self.insurance_fund,
-            self.reserves,
-        )
+        """finalize's arguments (epoch, (a, b, c), claim) with the solvency proof made for
+        `epoch`."""
+        return finalize_call(epoch, *self.solvency_at(epoch))
 
 
 #: Epoch numbers the toy solvency proofs are made for.
@@ -155,6 +162,10 @@ class ToyProofs:
     #: main's ctx and root (same idCommit), "other_root" for other_root's root, "other_ctx"
     #: for another context with main's root.
     margin: dict[str, tuple[Proof, list[str]]]
+    #: A solvency proof closing main as epoch 1 that claims `verified_claim_reserves` as
+    #: verified reserves (the session registry reads 0 for every asset: it has no token).
+    verified_claim: tuple[Proof, list[str]]
+    verified_claim_reserves: list[int]
 
     def other_root_at(self, epoch: int) -> tuple[Proof, list[str]]:
         return self.other_roots[epoch]
@@ -182,6 +193,66 @@ def calldata(proof: Proof) -> tuple[list[int], list[list[int]], list[int]]:
     b = [[int(proof["pi_b"][i][1]), int(proof["pi_b"][i][0])] for i in range(2)]
     c = [int(x) for x in proof["pi_c"][:2]]
     return a, b, c
+
+
+#: finalize's Claim fields, in the struct's order.
+CLAIM_FIELDS = (
+    "root",
+    "totalsCommit",
+    "shortfall",
+    "insuranceFund",
+    "weights",
+    "verified",
+    "declared",
+    "verifiedOnly",
+)
+
+
+def solvency_claim(public: Sequence[int | str], n_assets: int = N_ASSETS) -> tuple[Any, ...]:
+    """finalize's Claim (root, totalsCommit, shortfall, insuranceFund, weights, verified,
+    declared, verifiedOnly) from a solvency proof's public signals; the registry supplies the
+    rest (finalState, ctxHash, batchCount, epoch, domain) itself."""
+    values = [int(x) for x in public]
+    assert len(values) == solvency_public_count(n_assets), len(values)
+    f, n = chain.SOLVENCY_FIXED_INPUTS, n_assets
+    return (
+        values[2],
+        values[3],
+        values[5],
+        values[6],
+        values[f : f + n],
+        values[f + n : f + 2 * n],
+        values[f + 2 * n : f + 3 * n],
+        bool(values[f + 3 * n]),
+    )
+
+
+def finalize_call(
+    epoch: int, proof: Proof, public: Sequence[int | str], n_assets: int = N_ASSETS
+) -> tuple[Any, ...]:
+    """finalize's arguments (epoch, (a, b, c), claim) for a solvency proof."""
+    return (epoch, calldata(proof), solvency_claim(public, n_assets))
+
+
+def with_claim(args: tuple[Any, ...], **changes: Any) -> tuple[Any, ...]:
+    """finalize's arguments with some Claim fields (named as in CLAIM_FIELDS) replaced."""
+    epoch, proof, claim = args
+    unknown = set(changes) - set(CLAIM_FIELDS)
+    assert not unknown, unknown
+    new = tuple(changes.get(name, value) for name, value in zip(CLAIM_FIELDS, claim, strict=True))
+    return (epoch, proof, new)
+
+
+def with_proof(
+    args: tuple[Any, ...], a: Any = None, b: Any = None, c: Any = None
+) -> tuple[Any, ...]:
+    """finalize's arguments with parts of the proof replaced."""
+    epoch, (a0, b0, c0), claim = args
+    return (
+        epoch,
+        (a0 if a is None else a, b0 if b is None else b, c0 if c is None else c),
+        claim,
+    )
 
 
 def _run(cmd: list[str], cwd: Path, stdin: str | None = None) -> str:
@@ -251,11 +322,43 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> ToySetup:
     )
 
 
+#: The toy liabilities per asset, which the reserves must cover.
+TOY_TOTALS = tuple(1_000 * (i + 1) for i in range(N_ASSETS))
+#: Default USD prices (8 decimals) of the toy assets; the session registry's slots have 0
+#: asset decimals, so their weights are price * 10^18.
+TOY_PRICES_E8 = (2_000 * 10**8, 10**8, 30_000 * 10**8, 5 * 10**7)
+
+
 def _solvency_input(
-    final: int, ctx: int, root: int, count: int, epoch: int, domain: int
+    final: int,
+    ctx: int,
+    root: int,
+    count: int,
+    epoch: int,
+    domain: int,
+    *,
+    weights: Sequence[int] | None = None,
+    verified: Sequence[int] | None = None,
+    declared: Sequence[int] | None = None,
+    verified_only: bool | int | None = None,
 ) -> dict[str, Any]:
-    totals = [1_000 * (i + 1) for i in range(N_ASSETS)]
-    reserves = [t + 17 * i for i, t in enumerate(totals)]  # reserves >= totals
+    """Toy solvency inputs. By default the reserves are all declared (the session registry
+    checks nothing on-chain, so the verified ones must be 0) and exceed the totals by 17 * i;
+    `declared` defaults to what `verified` leaves uncovered of that, and `verified_only` to
+    whether `verified` alone covers the totals. Overrides must still cover the totals."""
+    totals = list(TOY_TOTALS)
+    if weights is None:
+        weights = [p * 10**18 for p in TOY_PRICES_E8]
+    if verified is None:
+        verified = [0] * N_ASSETS
+    if declared is None:
+        declared = [
+            max(t + 17 * i - v, 0) for i, (t, v) in enumerate(zip(totals, verified, strict=True))
+        ]
+    if verified_only is None:
+        verified_only = all(v >= t for v, t in zip(verified, totals, strict=True))
+    assert len(weights) == len(verified) == len(declared) == N_ASSETS
+    assert all(0 <= v + d - t < 2**64 for v, d, t in zip(verified, declared, totals, strict=True))
     commit = (final + ctx * root + count + sum(totals)) % P
     return {
         "finalState": str(final),
@@ -267,20 +370,43 @@ def _solvency_input(
         "insuranceFund": "100",  # covers the shortfall
         "epoch": str(epoch),
         "domain": str(domain),
-        "reserves": [str(r) for r in reserves],
+        "weights": [str(w) for w in weights],
+        "verified": [str(v) for v in verified],
+        "declared": [str(d) for d in declared],
+        "verifiedOnly": str(int(verified_only)),
         "totals": [str(t) for t in totals],
     }
 
 
 def toy_solvency_for(
-    toy: ToySetup, e: ToyEpoch, epoch: int, domain: int
+    toy: ToySetup,
+    e: ToyEpoch,
+    epoch: int,
+    domain: int,
+    *,
+    weights: Sequence[int] | None = None,
+    verified: Sequence[int] | None = None,
+    declared: Sequence[int] | None = None,
+    verified_only: bool | int | None = None,
 ) -> tuple[Proof, list[str]]:
     """A toy solvency proof closing `e` as `epoch` of the registry with `domain` (another
-    registry than the session's needs its own)."""
+    registry than the session's needs its own), with the default reserves and weights of
+    _solvency_input unless given (e.g. the verified reserves a registry reads on-chain)."""
     job = {
         "wasm": str(toy.wasm["toy_solvency"]),
         "zkey": str(toy.zkey["toy_solvency"]),
-        "input": _solvency_input(e.states[-1], e.ctx, e.root, len(e.batches), epoch, domain),
+        "input": _solvency_input(
+            e.states[-1],
+            e.ctx,
+            e.root,
+            len(e.batches),
+            epoch,
+            domain,
+            weights=weights,
+            verified=verified,
+            declared=declared,
+            verified_only=verified_only,
+        ),
     }
     out = _run(["node", str(HERE / "prove_many.mjs")], cwd=toy.build, stdin=json.dumps([job]))
     (r,) = json.loads(out)
@@ -338,8 +464,19 @@ def proofs(toy: ToySetup, deployment: chain.Deployment) -> ToyProofs:
                 },
             }
         )
+    verified_claim = [7, 0, 0, 2]
+    jobs.append(
+        {
+            "wasm": str(toy.wasm["toy_solvency"]),
+            "zkey": str(toy.zkey["toy_solvency"]),
+            "input": _solvency_input(
+                state, ctx, 0xABCDEF, len(steps), 1, domain, verified=verified_claim
+            ),
+        }
+    )
     out = _run(["node", str(HERE / "prove_many.mjs")], cwd=toy.build, stdin=json.dumps(jobs))
     results = [(r["proof"], r["publicSignals"]) for r in json.loads(out)]
+    *results, verified_result = results
     n, k = len(steps), len(solvency_keys)
     solvencies = dict(zip(solvency_keys, results[n : n + k], strict=True))
     main = ToyEpoch(
@@ -353,6 +490,8 @@ def proofs(toy: ToySetup, deployment: chain.Deployment) -> ToyProofs:
         other_roots={e: solvencies[0xFEDCBA, e] for e in TOY_EPOCHS},
         domain=domain,
         margin=dict(zip(margins, results[n + k :], strict=True)),
+        verified_claim=verified_result,
+        verified_claim_reserves=verified_claim,
     )
 
 

@@ -18,6 +18,7 @@ from zksolvency.prover.deployment import account_margin_abi, registry_abi
 
 from .conftest import (
     N_ASSETS,
+    TOY_PRICES_E8,
     ToyEpoch,
     ToyProofs,
     ToySetup,
@@ -55,9 +56,13 @@ def test_publish_epoch_end_to_end(w3: Web3, registry: Any, proofs: ToyProofs) ->
 
     rec = chain.read_epoch(w3, registry, 3)
     assert rec.status is chain.EpochStatus.FINALIZED
-    assert (rec.root, rec.state, list(rec.reserves)) == (e.root, e.states[-1], e.reserves)
+    assert (rec.root, rec.state, rec.bundle_hash) == (e.root, e.states[-1], e.bundle_hash)
     assert (rec.shortfall, rec.insurance_fund) == (e.shortfall, e.insurance_fund)
-    assert rec.bundle_hash == e.bundle_hash
+    assert (list(rec.reserves), list(rec.declared)) == (e.verified, e.declared)
+    assert rec.verified_only is e.verified_only is False
+    assert rec.prices_e8 == TOY_PRICES_E8
+    assert not report.custody_txs and not report.custody_gas
+    assert registry.functions.getCustody(3).call() == []
 
     # Publishing the same epoch again sends nothing.
     block = w3.eth.block_number
@@ -136,7 +141,8 @@ def test_publish_checks_inputs_before_sending(w3: Web3, registry: Any, proofs: T
     _no_tx(w3, run(batches=[b0, b1]), "solvency proof ends at state")
     _no_tx(w3, run(ctx_hash=e.ctx + 1), "proved for ctxHash")
     _no_tx(w3, run(batches=[]), "at least one batch")
-    _no_tx(w3, run(solvency=(e.solvency[0], e.solvency[1][:-1])), "expected 13")
+    n_signals = 10 + 3 * N_ASSETS
+    _no_tx(w3, run(solvency=(e.solvency[0], e.solvency[1][:-1])), f"expected {n_signals}")
     _no_tx(w3, run(bundle_hash=b"\x01" * 31), "32 bytes")
     bad_proof = {**e.batches[0][0], "pi_a": e.batches[0][0]["pi_a"][:2]}
     _no_tx(w3, run(batches=[(bad_proof, b0[1]), b1, b2]), "not a snarkjs Groth16 proof")
@@ -144,6 +150,11 @@ def test_publish_checks_inputs_before_sending(w3: Web3, registry: Any, proofs: T
     counted = list(e.solvency[1])
     counted[4] = "2"
     _no_tx(w3, run(solvency=(e.solvency[0], counted)), "counts 2 batches")
+    not_a_bit = [*e.solvency[1][:-1], "2"]
+    _no_tx(w3, run(solvency=(e.solvency[0], not_a_bit)), "verifiedOnly is 2, not a bit")
+    holder = account(w3, 4)
+    twice = [(holder, b"\x00" * 65), (holder, b"\x00" * 65)]
+    _no_tx(w3, run(custody=twice), "distinct and in increasing order")
 
 
 def test_publish_refuses_to_contradict_the_registry(
@@ -192,6 +203,25 @@ def test_publish_the_other_root_after_a_different_epoch(
     assert registry.functions.isFinalizedRoot(1, e.root).call()
 
 
+def test_publish_refuses_verified_reserves_the_registry_does_not_see(
+    w3: Web3, registry: Any, proofs: ToyProofs
+) -> None:
+    """A proof claiming verified reserves that the registry's custody addresses do not hold:
+    finalize's preflight names ReservesChanged and nothing is finalized; the epoch stays open
+    and a proof of what the chain holds closes it (only the solvency proof is redone)."""
+    e = proofs.main
+    with pytest.raises(chain.RegistryRevert) as info:
+        publish(w3, registry, e, 1, solvency=proofs.verified_claim)
+    err = info.value
+    assert (err.function, err.error, err.tx_hash) == ("finalize", "ReservesChanged", None)
+    assert err.error_args == (0, proofs.verified_claim_reserves[0], 0)
+    rec = chain.read_epoch(w3, registry, 1)
+    assert (rec.status, rec.batches_submitted) == (chain.EpochStatus.OPEN, 3)
+    report = publish(w3, registry, e, 1)
+    assert report.batches_skipped == 3 and report.finalize_tx
+    assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.FINALIZED
+
+
 def test_mined_revert_is_decoded(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
     e = proofs.main
     me = w3.eth.accounts[0]
@@ -229,7 +259,8 @@ def test_local_signer_deploys_and_publishes(w3: Web3, toy: ToySetup, proofs: Toy
     )
     assert report.finalize_tx is not None
     tx = w3.eth.get_transaction(report.finalize_tx)
-    assert tx["from"] == acct.address and tx["gas"] == chain.FINALIZE_GAS
+    assert tx["from"] == acct.address and tx["gas"] == chain.finalize_gas_for(registry, 0)
+    assert tx["gas"] > chain.FINALIZE_GAS
     assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.FINALIZED
 
 

@@ -32,6 +32,7 @@ from py_ecc.optimized_bn128.optimized_curve import add, curve_order, multiply, n
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 from zksolvency.prover import chain, groth16
+from zksolvency.prover.commitments import solvency_public_count
 from zksolvency.prover.deployment import account_margin_abi, registry_abi
 
 from .conftest import (
@@ -45,6 +46,8 @@ from .conftest import (
     account,
     calldata,
     rpc,
+    with_claim,
+    with_proof,
 )
 
 OK, GUARD, OOG, INTRINSIC = "ok", "InsufficientGas", "OutOfGas", "IntrinsicGas"
@@ -115,6 +118,9 @@ def registry_state(registry: Any, epoch: int) -> tuple[Any, ...]:
         f.openEpochId().call(),
         tuple(f.getEpoch(epoch).call()),
         tuple(f.getReserves(epoch).call()),
+        tuple(f.getDeclaredReserves(epoch).call()),
+        tuple(f.getPrices(epoch).call()),
+        tuple(f.getCustody(epoch).call()),
     )
 
 
@@ -224,16 +230,25 @@ def test_no_gas_limit_turns_a_valid_proof_into_a_verdict(
         return seen[gas]
 
     ok_gas = lowest(lambda g: at(g) == OK, 60_000, 3_000_000)
-    guard_gas = lowest(lambda g: at(g) != GUARD, 60_000, ok_gas)
-    # Every limit next to the two thresholds, ~120 across the band between them (where the
-    # verifier runs and what follows may run out of gas), and a coarse sweep of the rest.
+    # Below the guard, a call runs out of gas in the work before it (finalize's claim and
+    # price checks take more than the others'): find the guard by a coarse sweep first. From
+    # low to high limits: intrinsic-gas errors, out of gas before the guard, InsufficientGas,
+    # maybe out of gas after the verifier (its storage writes), success.
+    for gas in range(25_000, ok_gas + 100_000, COARSE_STEP):
+        at(gas)
+    guarded = sorted(g for g, o in seen.items() if o == GUARD)
+    assert guarded, f"{fn}: no gas limit reached the guard: {sorted(seen.items())}"
+    reach_gas = lowest(lambda g: at(g) not in (OOG, INTRINSIC), 21_000, guarded[0])
+    guard_gas = lowest(lambda g: at(g) != GUARD, guarded[0], ok_gas)
+    # Every limit next to the three thresholds, and ~120 across the band between the guard and
+    # success (where the verifier runs and what follows may run out of gas).
     lo, hi = min(guard_gas, ok_gas), max(guard_gas, ok_gas)
     band_step = max(1, (hi - lo) // 120)
     for gas in [
+        *range(reach_gas - WINDOW, reach_gas + WINDOW + 1),
         *range(lo - WINDOW, lo + WINDOW + 1),
         *range(hi - WINDOW, hi + WINDOW + 1),
         *range(lo, hi, band_step),
-        *range(25_000, ok_gas + 100_000, COARSE_STEP),
     ]:
         at(gas)
     verdicts = {g: o for g, o in seen.items() if o not in (OK, GUARD, OOG, INTRINSIC)}
@@ -242,9 +257,11 @@ def test_no_gas_limit_turns_a_valid_proof_into_a_verdict(
     assert all(o != OK for g, o in seen.items() if g < ok_gas)
     below = {o for g, o in seen.items() if g < guard_gas}
     assert below <= {GUARD, OOG, INTRINSIC} and GUARD in below
+    assert {o for g, o in seen.items() if g < reach_gas} <= {OOG, INTRINSIC}
+    assert {o for g, o in seen.items() if reach_gas <= g < guard_gas} == {GUARD}
     oog_band = sorted(g for g, o in seen.items() if o == OOG and g >= guard_gas)
     print(
-        f"\n{fn}: guard passes from {guard_gas}, success from {ok_gas} "
+        f"\n{fn}: guard reached from {reach_gas}, passes from {guard_gas}, success from {ok_gas} "
         f"({len(seen)} limits tried; out of gas after the guard at {len(oog_band)} of them"
         + (f", {oog_band[0]}..{oog_band[-1]})" if oog_band else ")")
     )
@@ -284,19 +301,26 @@ def test_estimate_gas_of_an_invalid_proof_finds_no_limit(
     """A tampered proof fails at every limit eth_estimateGas tries, so it yields no estimate, and
     mined at the valid proof's limit it reverts with InvalidProof."""
     call = _ready(fn, w3, registry, margin, proofs)
-    args = list(call.args)
-    # Where the proof's A point sits: submitBatch (epoch, index, a, ...), finalize (epoch, a,
-    # ...), verifyMargin / attest (epoch, idCommit, headroom, a, ...).
-    a_pos = {"submitBatch": 2, "finalize": 1}.get(fn, 3)
-    a = args[a_pos]
-    args[a_pos] = [a[0], (a[1] + 1) % P]
-    bad = Call(call.contract, fn, tuple(args), call.sender, call.state)
+    if fn == "finalize":  # (epoch, (a, b, c), claim)
+        a = call.args[1][0]
+        bad_args = with_proof(call.args, a=[a[0], (a[1] + 1) % P])
+    else:
+        # Where the proof's A point sits: submitBatch (epoch, index, a, ...), verifyMargin /
+        # attest (epoch, idCommit, headroom, a, ...).
+        args = list(call.args)
+        a_pos = 2 if fn == "submitBatch" else 3
+        a = args[a_pos]
+        args[a_pos] = [a[0], (a[1] + 1) % P]
+        bad_args = tuple(args)
+    bad = Call(call.contract, fn, bad_args, call.sender, call.state)
     before = call.state()
     with pytest.raises(ContractLogicError) as info:
         getattr(bad.contract.functions, fn)(*bad.args).estimate_gas({"from": bad.sender})
     name, _ = chain.decode_revert(bad.contract.abi, chain._revert_data(info.value))
     assert name == "InvalidProof"
-    gas = {"submitBatch": chain.BATCH_GAS, "finalize": chain.FINALIZE_GAS}.get(fn, chain.ATTEST_GAS)
+    gas = {"submitBatch": chain.BATCH_GAS, "finalize": chain.finalize_gas_for(registry, 0)}.get(
+        fn, chain.ATTEST_GAS
+    )
     assert _send(w3, bad, gas)[0] == "InvalidProof"
     assert call.state() == before
 
@@ -462,17 +486,18 @@ def test_malleated_proofs_verify_but_cannot_replay(
     # The rest of the epoch, then a malleated solvency proof: the epoch is closed.
     for i in range(1, len(e.batches)):
         _submit(w3, registry, e.batch_args(i, 1))
+    finalize_gas = chain.finalize_gas_for(registry, 0)
     chain.transact(
-        w3, w3.eth.accounts[0], registry, "finalize", e.finalize_args(1), gas=chain.FINALIZE_GAS
+        w3, w3.eth.accounts[0], registry, "finalize", e.finalize_args(1), gas=finalize_gas
     )
     final = registry_state(registry, 1)
     s_proof, s_public = e.solvency
     s_vkey = toy.keys.solvency.vkey
-    s_verifier = _verifier(w3, deployment.solvency_verifier, chain.SOLVENCY_FIXED_INPUTS + N_ASSETS)
+    s_verifier = _verifier(w3, deployment.solvency_verifier, solvency_public_count(N_ASSETS))
     for p in (negated(s_proof), rerandomised(s_proof, s_vkey)):
         assert _on_chain(s_verifier, p, s_public)
         a, b, c = calldata(p)
-        args = (1, a, b, c, *e.finalize_args(1)[4:])
+        args = with_proof(e.finalize_args(1), a=a, b=b, c=c)
         with pytest.raises(chain.RegistryRevert) as info:
             chain.transact(
                 w3,
@@ -480,7 +505,7 @@ def test_malleated_proofs_verify_but_cannot_replay(
                 registry,
                 "finalize",
                 args,
-                gas=chain.FINALIZE_GAS,
+                gas=finalize_gas,
                 preflight=False,
             )
         assert info.value.error == "NotOpen"
@@ -562,16 +587,20 @@ def test_contracts_refuse_each_public_value_at_or_above_p(
     refused(registry, "submitBatch", (epoch, index, a, b, c, nxt + P))
     for i in range(len(e.batches)):
         _submit(w3, registry, e.batch_args(i, 1))
-    args = list(e.finalize_args(1))
-    for pos in range(4, 8):  # root, totalsCommit, shortfall, insuranceFund
-        bad = list(args)
-        bad[pos] += P
-        refused(registry, "finalize", tuple(bad))
-    for j in range(N_ASSETS):
-        reserves = list(args[8])
-        reserves[j] += P
-        refused(registry, "finalize", (*args[:8], reserves))
-    chain.transact(w3, me, registry, "finalize", tuple(args), gas=chain.FINALIZE_GAS)
+    args = e.finalize_args(1)
+    root, totals, short, fund, *per_asset, _ = args[2]
+    for name, value in (
+        ("root", root),
+        ("totalsCommit", totals),
+        ("shortfall", short),
+        ("insuranceFund", fund),
+    ):
+        refused(registry, "finalize", with_claim(args, **{name: value + P}))
+    for name, values in zip(("weights", "verified", "declared"), per_asset, strict=True):
+        for j in range(N_ASSETS):
+            bumped = [v + P if i == j else v for i, v in enumerate(values)]
+            refused(registry, "finalize", with_claim(args, **{name: bumped}))
+    chain.transact(w3, me, registry, "finalize", args, gas=chain.finalize_gas_for(registry, 0))
     m_epoch, id_commit, headroom, a, b, c = proofs.margin_args("low", 1)
     for fn in ("verifyMargin", "attest"):
         refused(margin, fn, (m_epoch, id_commit + P, headroom, a, b, c), account(w3, 1))
@@ -581,9 +610,12 @@ def test_contracts_refuse_each_public_value_at_or_above_p(
 # ---------------------------------------------------------------------------------- immutability
 
 _NO_SETTERS = {
-    "SolvencyRegistry": {"openEpoch", "submitBatch", "finalize", "abandonEpoch"},
+    "SolvencyRegistry": {"openEpoch", "submitBatch", "addCustody", "finalize", "abandonEpoch"},
     "AccountMarginVerifier": {"attest"},
 }
+#: Writers that take addresses, and which: addCustody's custody addresses are data of the open
+#: epoch (each signs for it), not contracts the registry will ever run or delegate to.
+_ADDRESS_INPUTS = {"addCustody": {"holders"}}
 #: Opcodes that could change code or move control to other code: SELFDESTRUCT, DELEGATECALL,
 #: CALLCODE, CALL, CREATE, CREATE2. The contracts only ever STATICCALL.
 _FORBIDDEN_OPS = {0xFF: "SELFDESTRUCT", 0xF4: "DELEGATECALL", 0xF2: "CALLCODE", 0xF1: "CALL"}
@@ -607,9 +639,10 @@ def opcodes(code: bytes) -> list[int]:
 def test_no_function_can_change_the_verifiers(
     w3: Web3, toy: ToySetup, deployment: chain.Deployment, name: str
 ) -> None:
-    """The only state-changing functions are the intended writers (none takes an address), no
-    function is payable, there is no fallback, and the runtime code can neither self-destruct
-    nor run other code in its own context; the verifier addresses are immutables in the code."""
+    """The only state-changing functions are the intended writers (none takes an address but
+    addCustody, whose custody addresses are only ever read), no function is payable, there is
+    no fallback, and the runtime code can neither self-destruct nor run other code in its own
+    context; the verifier addresses are immutables in the code."""
     compiled = toy.artifacts[name].abi
     shipped = registry_abi() if name == "SolvencyRegistry" else account_margin_abi()
     for abi in (compiled, shipped):
@@ -620,7 +653,9 @@ def test_no_function_can_change_the_verifiers(
         assert not [x for x in functions if x["stateMutability"] == "payable"]
         for fn in functions:
             if fn["name"] in writers:
-                assert "address" not in {i["type"] for i in fn["inputs"]}, fn["name"]
+                takes = {i["name"] for i in fn["inputs"] if i["type"].startswith("address")}
+                takes |= {i["name"] for i in fn["inputs"] if "address" in str(i.get("components"))}
+                assert takes == _ADDRESS_INPUTS.get(fn["name"], set()), fn["name"]
 
     address = (
         deployment.registry if name == "SolvencyRegistry" else deployment.account_margin_verifier

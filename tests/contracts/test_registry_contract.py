@@ -12,12 +12,36 @@ import pytest
 from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ContractLogicError
+from web3.logs import DISCARD
 from zksolvency.prover import chain
-from zksolvency.prover.commitments import registry_domain
+from zksolvency.prover.commitments import registry_domain, solvency_public_count
 
-from .conftest import N_ASSETS, P, ToyEpoch, ToyProofs, ToySetup, account
+from .conftest import (
+    N_ASSETS,
+    TOY_PRICES_E8,
+    P,
+    ToyEpoch,
+    ToyProofs,
+    ToySetup,
+    account,
+    finalize_call,
+    with_claim,
+    with_proof,
+)
 
 KIND_BATCH, KIND_SOLVENCY = 0, 1
+ZERO = "0x" + "00" * 20
+
+
+def finalize_gas(registry: Any) -> int:
+    """finalize's gas limit as publish_epoch computes it (no custody addresses)."""
+    return chain.finalize_gas_for(registry, 0)
+
+
+def slot(token: str = ZERO, token_decimals: int = 0, asset_decimals: int = 0) -> tuple[Any, ...]:
+    """An AssetConfig (token, tokenDecimals, assetDecimals, feeds, maxAge, toleranceBps,
+    quorum) without feeds."""
+    return (token, token_decimals, asset_decimals, [], 0, 0, 0)
 
 
 def send(
@@ -67,8 +91,9 @@ def test_valid_epoch_end_to_end(w3: Web3, registry: Any, proofs: ToyProofs) -> N
         }
         assert chain.read_epoch(w3, registry, 1).state == e.states[i + 1]
 
-    receipt = send(w3, registry, "finalize", *e.finalize_args(1), gas=1_000_000)
+    receipt = send(w3, registry, "finalize", *e.finalize_args(1), gas=finalize_gas(registry))
     (fin,) = registry.events.EpochFinalized().process_receipt(receipt)
+    assert not registry.events.AttestationRefused().process_receipt(receipt, errors=DISCARD)
     print(f"\nbatch submit gas: {batch_gas}; finalize gas (N={N_ASSETS}): {receipt['gasUsed']}")
 
     rec = chain.read_epoch(w3, registry, 1)
@@ -81,14 +106,20 @@ def test_valid_epoch_end_to_end(w3: Web3, registry: Any, proofs: ToyProofs) -> N
         "shortfall": rec.shortfall,
         "insuranceFund": rec.insurance_fund,
         "nBatches": rec.n_batches,
-        "reserves": list(rec.reserves),
+        "verified": list(rec.reserves),
+        "declared": list(rec.declared),
+        "verifiedOnly": rec.verified_only,
     }
     assert (rec.ctx_hash, rec.bundle_hash, rec.state) == (e.ctx, e.bundle_hash, e.states[-1])
-    assert (rec.root, rec.totals_commit, list(rec.reserves)) == (
-        e.root,
-        e.totals_commit,
-        e.reserves,
-    )
+    assert (rec.root, rec.totals_commit) == (e.root, e.totals_commit)
+    # Nothing is held on this chain: verified reserves are 0 and all of them are declared.
+    assert list(rec.reserves) == e.verified == [0] * N_ASSETS
+    assert list(rec.declared) == e.declared and all(d > 0 for d in e.declared)
+    assert rec.verified_only is e.verified_only is False
+    # The weights' USD prices (assetDecimals 0: weight / 10^18), as the proof claimed them.
+    assert rec.prices_e8 == TOY_PRICES_E8
+    assert [w // 10**18 for w in e.weights] == list(TOY_PRICES_E8)
+    assert registry.functions.getCustody(1).call() == []
     assert (rec.shortfall, rec.insurance_fund) == (e.shortfall, e.insurance_fund) == (40, 100)
     assert (rec.n_batches, rec.batches_submitted) == (3, 3)
     assert 0 < rec.opened_at <= rec.finalized_at
@@ -107,8 +138,19 @@ def test_views_and_selectors(registry: Any, deployment: chain.Deployment, node: 
     assert f.solvencyVerifier().call() == deployment.solvency_verifier
     assert f.nAssets().call() == N_ASSETS
     assert f.batchSelector().call() == chain.verify_selector(3)
-    assert f.solvencySelector().call() == chain.verify_selector(9 + N_ASSETS)
+    assert solvency_public_count(N_ASSETS) == 10 + 3 * N_ASSETS
+    assert f.solvencySelector().call() == chain.verify_selector(10 + 3 * N_ASSETS)
     assert f.SOLVENCY_FIXED_INPUTS().call() == chain.SOLVENCY_FIXED_INPUTS == 9
+    # The default deployment checks nothing on-chain: no token, no feeds in any slot.
+    for i in range(N_ASSETS):
+        assert tuple(f.assetConfig(i).call()) == slot()
+    assert f.onchainReserves([]).call() == [0] * N_ASSETS
+    assert f.onchainReserves([account(registry.w3, 1)]).call() == [0] * N_ASSETS
+    weights = [p * 10**18 for p in TOY_PRICES_E8]
+    assert [tuple(r) for r in f.checkPrices(weights).call()] == [(0, 0, 0, 0)] * N_ASSETS
+    with pytest.raises(ContractLogicError):
+        f.checkPrices(weights[:-1]).call()
+    assert f.getCustody(1).call() == f.getDeclaredReserves(1).call() == f.getPrices(1).call() == []
     chain_id = registry.w3.eth.chain_id
     assert f.domain().call() == registry_domain(chain_id, deployment.registry)
     assert f.domain().call() == chain_id << 160 | int(deployment.registry, 16)
@@ -118,13 +160,16 @@ def test_views_and_selectors(registry: Any, deployment: chain.Deployment, node: 
     assert chain.read_epoch(registry.w3, registry, 1).status is chain.EpochStatus.NONE
 
 
-@pytest.mark.parametrize("fn", ["openEpoch", "submitBatch", "finalize", "abandonEpoch"])
+@pytest.mark.parametrize(
+    "fn", ["openEpoch", "submitBatch", "addCustody", "finalize", "abandonEpoch"]
+)
 def test_only_publisher_writes(w3: Web3, registry: Any, proofs: ToyProofs, fn: str) -> None:
     e = proofs.main
     open_main(w3, registry, e)
     args = {
         "openEpoch": (2, e.ctx, 3, e.bundle_hash),
         "submitBatch": e.batch_args(0, 1),
+        "addCustody": (1, [], []),
         "finalize": e.finalize_args(1),
         "abandonEpoch": (1,),
     }[fn]
@@ -190,22 +235,77 @@ def test_tampered_batch_proof_is_invalid(
     assert chain.read_epoch(w3, registry, 1).batches_submitted == 0
 
 
+def _close_batches(w3: Web3, registry: Any, e: ToyEpoch, epoch: int = 1) -> None:
+    open_main(w3, registry, e, epoch)
+    for i in range(len(e.batches)):
+        send(w3, registry, "submitBatch", *e.batch_args(i, epoch))
+
+
+def _bump(values: list[int], j: int, by: int = 1) -> list[int]:
+    return [v + by if i == j else v for i, v in enumerate(values)]
+
+
 def test_tampered_solvency_proof_is_invalid(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    """Every Claim value is a public signal of the proof: changing any one of them, with the
+    proof untouched, is an invalid proof."""
     e = proofs.main
-    open_main(w3, registry, e)
-    for i in range(3):
-        send(w3, registry, "submitBatch", *e.batch_args(i, 1))
-    epoch, a, b, c, root, totals, short, fund, reserves = e.finalize_args(1)
-    cases = [
-        (epoch, [a[0], a[1] + 1], b, c, root, totals, short, fund, reserves),
-        (epoch, a, b, c, root + 1, totals, short, fund, reserves),
-        (epoch, a, b, c, root, totals, short + 1, fund, reserves),
-        (epoch, a, b, c, root, totals, short, fund + 1, reserves),
-        (epoch, a, b, c, root, totals, fund, short, reserves),  # the two swapped
-        (epoch, a, b, c, root, totals, short, fund, [*reserves[:-1], reserves[-1] + 1]),
+    _close_batches(w3, registry, e)
+    args = e.finalize_args(1)
+    _, (a, b, _), claim = args
+    root, totals, short, fund, weights, verified, declared, verified_only = claim
+    cases: list[tuple[str, tuple[Any, ...]]] = [
+        ("a", with_proof(args, a=[a[0], (a[1] + 1) % P])),
+        ("b", with_proof(args, b=[b[1], b[0]])),
+        ("c", with_proof(args, c=e.finalize_args(2)[1][2])),  # another valid proof's C
+        ("root", with_claim(args, root=root + 1)),
+        ("totalsCommit", with_claim(args, totalsCommit=totals + 1)),
+        ("shortfall", with_claim(args, shortfall=short + 1)),
+        ("insuranceFund", with_claim(args, insuranceFund=fund + 1)),
+        ("swapped", with_claim(args, shortfall=fund, insuranceFund=short)),
+        ("verifiedOnly", with_claim(args, verifiedOnly=not verified_only)),
     ]
-    for args in cases:
-        err = reverts(w3, registry, "InvalidProof", "finalize", *args, gas=1_000_000)
+    for j in range(N_ASSETS):
+        cases.append((f"weights[{j}]", with_claim(args, weights=_bump(weights, j))))
+        cases.append((f"declared[{j}]", with_claim(args, declared=_bump(declared, j))))
+        cases.append((f"declared[{j}] - 1", with_claim(args, declared=_bump(declared, j, -1))))
+    cases.append(("weights reordered", with_claim(args, weights=weights[::-1])))
+    for what, bad in cases:
+        err = reverts(w3, registry, "InvalidProof", "finalize", *bad, gas=finalize_gas(registry))
+        assert err.error_args == (KIND_SOLVENCY,), what
+    # A verified reserve the registry cannot read back is refused before the proof is checked.
+    for j in range(N_ASSETS):
+        bad = with_claim(args, verified=_bump(verified, j))
+        err = reverts(w3, registry, "ReservesChanged", "finalize", *bad, gas=finalize_gas(registry))
+        assert err.error_args == (j, verified[j] + 1, 0)
+    # So are declared reserves passed off as verified.
+    bad = with_claim(args, verified=declared, declared=verified)
+    err = reverts(w3, registry, "ReservesChanged", "finalize", *bad, gas=finalize_gas(registry))
+    assert err.error_args == (0, declared[0], 0)
+    assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.OPEN
+    send(w3, registry, "finalize", *args, gas=finalize_gas(registry))
+
+
+def test_verified_reserves_are_read_back(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    """A proof claiming verified reserves this registry does not see (it holds no custody and
+    checks no token) is refused as ReservesChanged, and the on-chain zeros in its place do not
+    match the proof: tampering the verified reserves is an invalid proof too."""
+    e = proofs.main
+    proof, public = proofs.verified_claim
+    _close_batches(w3, registry, e)
+    args = finalize_call(1, proof, public)
+    _, _, (*_, verified, declared, verified_only) = args
+    assert verified == proofs.verified_claim_reserves and verified_only is False
+    err = reverts(w3, registry, "ReservesChanged", "finalize", *args, gas=finalize_gas(registry))
+    assert err.error_args == (0, verified[0], 0)
+    zeros = [0] * N_ASSETS
+    for bad in (
+        with_claim(args, verified=zeros),
+        # the verified amounts moved to declared: still not the proven split
+        with_claim(
+            args, verified=zeros, declared=[v + d for v, d in zip(verified, declared, strict=True)]
+        ),
+    ):
+        err = reverts(w3, registry, "InvalidProof", "finalize", *bad, gas=finalize_gas(registry))
         assert err.error_args == (KIND_SOLVENCY,)
     assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.OPEN
 
@@ -236,16 +336,23 @@ def test_public_values_outside_the_field(w3: Web3, registry: Any, proofs: ToyPro
     assert err.error_args == (nxt + P,)
     for i in range(3):
         send(w3, registry, "submitBatch", *e.batch_args(i, 1))
-    epoch, a, b, c, root, totals, short, fund, reserves = e.finalize_args(1)
-    for args in [
-        (epoch, a, b, c, root + P, totals, short, fund, reserves),
-        (epoch, a, b, c, root, totals + P, short, fund, reserves),
-        (epoch, a, b, c, root, totals, short + P, fund, reserves),
-        (epoch, a, b, c, root, totals, short, fund + P, reserves),
-        (epoch, a, b, c, root, totals, short, fund, [reserves[0] + P, *reserves[1:]]),
-    ]:
-        err = reverts(w3, registry, "FieldOverflow", "finalize", *args, gas=1_000_000)
+    args = e.finalize_args(1)
+    root, totals, short, fund, weights, verified, declared, _ = args[2]
+    cases = [
+        with_claim(args, root=root + P),
+        with_claim(args, totalsCommit=totals + P),
+        with_claim(args, shortfall=short + P),
+        with_claim(args, insuranceFund=fund + P),
+        with_claim(args, root=2**256 - 1),
+    ]
+    for j in range(N_ASSETS):
+        cases.append(with_claim(args, weights=_bump(weights, j, P)))
+        cases.append(with_claim(args, verified=_bump(verified, j, P)))
+        cases.append(with_claim(args, declared=_bump(declared, j, P)))
+    for bad in cases:
+        err = reverts(w3, registry, "FieldOverflow", "finalize", *bad, gas=finalize_gas(registry))
         assert err.error_args[0] >= P
+    send(w3, registry, "finalize", *args, gas=finalize_gas(registry))
 
 
 def test_finalize_needs_every_batch(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
@@ -258,17 +365,37 @@ def test_finalize_needs_every_batch(w3: Web3, registry: Any, proofs: ToyProofs) 
     assert err.error_args == (2, 3)
 
 
-def test_wrong_reserve_count(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+def test_wrong_counts(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
     e = proofs.main
+    _close_batches(w3, registry, e)
+    args = e.finalize_args(1)
+    _, _, _, _, weights, verified, declared, _ = args[2]
+    for field, values, error in (
+        ("weights", weights, "WrongWeightCount"),
+        ("verified", verified, "WrongReserveCount"),
+        ("declared", declared, "WrongReserveCount"),
+    ):
+        for wrong in (values[:-1], [*values, 0], []):
+            bad = with_claim(args, **{field: wrong})
+            err = reverts(w3, registry, error, "finalize", *bad)
+            assert err.error_args == (N_ASSETS, len(wrong)), field
+    send(w3, registry, "finalize", *args, gas=finalize_gas(registry))
+
+
+def test_custody_is_signed_and_increasing(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
+    """addCustody on the session registry: only for the open epoch, one signature per address,
+    and each must be the address's own."""
+    e = proofs.main
+    holder = account(w3, 5)
+    reverts(w3, registry, "NotOpen", "addCustody", 1, [holder], [b"\x00" * 65])
     open_main(w3, registry, e)
-    for i in range(3):
-        send(w3, registry, "submitBatch", *e.batch_args(i, 1))
-    epoch, a, b, c, root, totals, short, fund, reserves = e.finalize_args(1)
-    for wrong in (reserves[:-1], [*reserves, 0], []):
-        args = (epoch, a, b, c, root, totals, short, fund, wrong)
-        err = reverts(w3, registry, "WrongReserveCount", "finalize", *args)
-        assert err.error_args == (N_ASSETS, len(wrong))
-    send(w3, registry, "finalize", *e.finalize_args(1), gas=1_000_000)
+    err = reverts(w3, registry, "WrongSignatureCount", "addCustody", 1, [holder], [])
+    assert err.error_args == (1, 0)
+    forged = b"\x11" * 64 + b"\x1b"
+    err = reverts(w3, registry, "BadCustodySignature", "addCustody", 1, [holder], [forged])
+    assert err.error_args == (holder,)
+    assert registry.functions.getCustody(1).call() == []
+    send(w3, registry, "addCustody", 1, [], [])  # nothing to add is not an error
 
 
 def test_epochs_strictly_increase(w3: Web3, registry: Any, proofs: ToyProofs) -> None:
@@ -278,7 +405,7 @@ def test_epochs_strictly_increase(w3: Web3, registry: Any, proofs: ToyProofs) ->
     open_main(w3, registry, e, 5)
     for i in range(3):
         send(w3, registry, "submitBatch", *e.batch_args(i, 5))
-    send(w3, registry, "finalize", *e.finalize_args(5), gas=1_000_000)
+    send(w3, registry, "finalize", *e.finalize_args(5), gas=finalize_gas(registry))
     for again in (5, 4, 1):  # a replayed epoch and older ones
         err = reverts(
             w3, registry, "EpochNotIncreasing", "openEpoch", again, e.ctx, 3, e.bundle_hash
@@ -315,6 +442,7 @@ def test_abandon_then_open_next(w3: Web3, registry: Any, proofs: ToyProofs) -> N
     # Abandoned is final.
     reverts(w3, registry, "NotOpen", "submitBatch", *e.batch_args(1, 1))
     reverts(w3, registry, "NotOpen", "finalize", *e.finalize_args(1))
+    reverts(w3, registry, "NotOpen", "addCustody", 1, [], [])
     reverts(w3, registry, "NotOpen", "abandonEpoch", 1)
     reverts(w3, registry, "EpochNotIncreasing", "openEpoch", 1, e.ctx, 3, e.bundle_hash)
 
@@ -322,7 +450,7 @@ def test_abandon_then_open_next(w3: Web3, registry: Any, proofs: ToyProofs) -> N
     open_main(w3, registry, e, 2)
     for i in range(3):
         send(w3, registry, "submitBatch", *e.batch_args(i, 2))
-    send(w3, registry, "finalize", *e.finalize_args(2), gas=1_000_000)
+    send(w3, registry, "finalize", *e.finalize_args(2), gas=finalize_gas(registry))
     assert registry.functions.latestFinalizedEpoch().call() == 2
     assert not registry.functions.isFinalizedRoot(1, e.root).call()
     assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.ABANDONED
@@ -333,21 +461,35 @@ def test_constructor_guards(w3: Web3, toy: ToySetup, deployment: chain.Deploymen
     factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
     me, eoa = w3.eth.accounts[0], account(w3, 2)
     bv, sv = deployment.batch_verifier, deployment.solvency_verifier
-    zero = "0x" + "00" * 20
+    four = [slot()] * 4
+    native = chain.NATIVE_TOKEN
+
+    def with_slot(i: int, s: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return [s if j == i else x for j, x in enumerate(four)]
+
     for args, error in [
-        ((zero, bv, sv, 4), "ZeroAddress"),
-        ((me, eoa, sv, 4), "NoCode"),
-        ((me, bv, eoa, 4), "NoCode"),
-        ((me, bv, sv, 0), "ZeroAssets"),
+        ((ZERO, bv, sv, 4, four), ("ZeroAddress", ())),
+        ((me, eoa, sv, 4, four), ("NoCode", (eoa,))),
+        ((me, bv, eoa, 4, four), ("NoCode", (eoa,))),
+        ((me, bv, sv, 0, []), ("ZeroAssets", ())),
+        ((me, bv, sv, 4, four[:3]), ("WrongAssetCount", (4, 3))),
+        ((me, bv, sv, 4, [*four, slot()]), ("WrongAssetCount", (4, 5))),
+        ((me, bv, sv, 4, with_slot(2, slot(asset_decimals=19))), ("BadAssetDecimals", (2, 19))),
+        ((me, bv, sv, 4, with_slot(1, slot(native, 37, 18))), ("BadTokenDecimals", (1, 37))),
+        ((me, bv, sv, 4, with_slot(3, slot(eoa, 6, 6))), ("NoCode", (eoa,))),
     ]:
         with pytest.raises(ContractLogicError) as info:
             factory.constructor(*args).estimate_gas({"from": me})
-        assert chain.decode_revert(art.abi, info.value.data)[0] == error
+        assert chain.decode_revert(art.abi, info.value.data) == error, args
+    # The limits themselves are accepted: 18 asset decimals, ether with 36 token decimals.
+    ok = with_slot(0, slot(native, 36, 18))
+    factory.constructor(me, bv, sv, 4, ok).estimate_gas({"from": me})
 
 
 def test_deploy_checks_verifier_arity(w3: Web3, toy: ToySetup) -> None:
     before = w3.eth.block_number
-    with pytest.raises(chain.ChainError, match=r"uint256\[12\]"):
+    # 3 assets need 10 + 3 * 3 public signals; the toy verifier takes 10 + 3 * 4.
+    with pytest.raises(chain.ChainError, match=r"uint256\[22\][^\n]*uint256\[19\]"):
         chain.deploy(w3, w3.eth.accounts[0], toy.artifacts, N_ASSETS - 1)
     assert w3.eth.block_number == before
 
@@ -375,4 +517,14 @@ def test_decode_revert_knows_every_error(toy: ToySetup) -> None:
         "FieldOverflow",
         "InsufficientGas",
         "ZeroBatches",
+        "WrongWeightCount",
+        "WrongAssetCount",
+        "BadAssetDecimals",
+        "BadTokenDecimals",
+        "WrongSignatureCount",
+        "CustodyNotIncreasing",
+        "BadCustodySignature",
+        "ReservesChanged",
     } <= errors
+    events = {item["name"] for item in abi if item["type"] == "event"}
+    assert {"EpochFinalized", "CustodyAdded", "PriceCheckFailed", "AttestationRefused"} <= events

@@ -23,7 +23,7 @@ from zksolvency.prover.inclusion import code_embeds_vkey
 from zksolvency.prover.keys import build_keys
 from zksolvency.prover.params import EpochParams
 
-from .conftest import calldata, rpc
+from .conftest import calldata, finalize_call, rpc, solvency_claim, with_claim
 
 PARAMS = EpochParams(1, 4, 2, 2, 8, 2)
 KIND_BATCH, KIND_SOLVENCY = 0, 1
@@ -49,30 +49,18 @@ class RealEpoch:
         a, b, c = calldata(proof)
         return (epoch, i if index is None else index, a, b, c, int(public[1]))
 
+    @property
+    def claim(self) -> tuple[Any, ...]:
+        """(root, totalsCommit, shortfall, insuranceFund, weights, verified, declared,
+        verifiedOnly) from the solvency signals [finalState, ctxHash, root, totalsCommit,
+        batchCount, shortfall, insuranceFund, epoch, domain, weights[N], verified[N],
+        declared[N], verifiedOnly]; the registry supplies the others itself."""
+        return solvency_claim(self.solvency[1], PARAMS.n_assets)
+
     def finalize_args(self, **override: Any) -> tuple[Any, ...]:
-        proof, public = self.solvency
-        a, b, c = calldata(proof)
-        # [finalState, ctxHash, root, totalsCommit, batchCount, shortfall, insuranceFund,
-        #  epoch, domain, reserves...]: the registry supplies epoch and domain itself
-        values = {
-            "root": int(public[2]),
-            "totals": int(public[3]),
-            "shortfall": int(public[5]),
-            "insurance_fund": int(public[6]),
-            "reserves": [int(r) for r in public[chain.SOLVENCY_FIXED_INPUTS :]],
-        }
-        values.update(override)
-        return (
-            self.epoch,
-            a,
-            b,
-            c,
-            values["root"],
-            values["totals"],
-            values["shortfall"],
-            values["insurance_fund"],
-            values["reserves"],
-        )
+        """finalize's (epoch, (a, b, c), claim), with Claim fields replaced by name."""
+        args = finalize_call(self.epoch, *self.solvency, PARAMS.n_assets)
+        return with_claim(args, **override)
 
 
 def real_epoch(tiny: Any) -> RealEpoch:
@@ -137,7 +125,8 @@ def registry(w3: Web3, real_deployment: chain.Deployment) -> Any:
 
 
 def send(w3: Web3, registry: Any, fn: str, args: tuple[Any, ...], sender: int = 0) -> Any:
-    return chain.transact(w3, list(w3.eth.accounts)[sender], registry, fn, args, gas=1_000_000)
+    gas = chain.finalize_gas_for(registry, 0) if fn == "finalize" else 1_000_000
+    return chain.transact(w3, list(w3.eth.accounts)[sender], registry, fn, args, gas=gas)
 
 
 def reverts(
@@ -170,12 +159,23 @@ def test_valid_epoch_publishes_and_finalizes(w3: Web3, registry: Any, real: Real
     assert len(report.batch_gas) == 3 and report.finalize_tx is not None
     assert max(report.batch_gas) < chain.BATCH_GAS
     assert report.finalize_gas is not None and report.finalize_gas < chain.FINALIZE_GAS
+    tx = w3.eth.get_transaction(report.finalize_tx)
+    assert tx["gas"] == chain.finalize_gas_for(registry, 0)
 
     rec = chain.read_epoch(w3, registry, 1)
     assert rec.status is chain.EpochStatus.FINALIZED
     assert (rec.root, rec.ctx_hash, rec.bundle_hash) == (real.root, real.ctx, real.bundle_hash)
     public = real.solvency[1]
+    assert len(public) == 10 + 3 * PARAMS.n_assets
     assert (rec.shortfall, rec.insurance_fund) == (int(public[5]), int(public[6]))
+    _, _, _, _, weights, verified, declared, verified_only = real.claim
+    # Proven without custody: nothing verified on-chain, every reserve declared.
+    assert list(rec.reserves) == verified == [0] * PARAMS.n_assets
+    assert list(rec.declared) == declared and any(declared)
+    assert rec.verified_only is verified_only is False
+    # The default deployment's slots have 0 asset decimals: price = weight / 10^18, floored.
+    assert rec.prices_e8 == tuple(w // 10**18 for w in weights)
+    assert all(w > 0 for w in weights)
     assert rec.state == int(real.batches[-1][1][1])
     f = registry.functions
     assert f.isFinalizedRoot(1, real.root).call()
@@ -247,16 +247,40 @@ def test_solvency_proof_with_changed_public_inputs_is_invalid(
     open_epoch(w3, registry, real)
     for i in range(3):
         send(w3, registry, "submitBatch", real.batch_args(i))
-    reserves = [int(r) for r in real.solvency[1][chain.SOLVENCY_FIXED_INPUTS :]]
-    for override in (
-        {"root": real.root + 1},
-        {"totals": int(real.solvency[1][3]) + 1},
-        {"shortfall": int(real.solvency[1][5]) + 1},
-        {"insurance_fund": int(real.solvency[1][6]) + 1},
-        {"reserves": [reserves[0] + 1, *reserves[1:]]},
-    ):
+    root, totals, shortfall, fund, weights, verified, declared, verified_only = real.claim
+
+    def bump(values: list[int], j: int) -> list[int]:
+        return [v + 1 if i == j else v for i, v in enumerate(values)]
+
+    overrides: list[dict[str, Any]] = [
+        {"root": root + 1},
+        {"totalsCommit": totals + 1},
+        {"shortfall": shortfall + 1},
+        {"insuranceFund": fund + 1},
+        {"verifiedOnly": not verified_only},
+    ]
+    for j in range(PARAMS.n_assets):
+        overrides += [{"weights": bump(weights, j)}, {"declared": bump(declared, j)}]
+    for override in overrides:
         err = reverts(w3, registry, "finalize", real.finalize_args(**override))
         assert (err.error, err.error_args) == ("InvalidProof", (KIND_SOLVENCY,)), override
+    # The verified reserves are read back first: more than the chain holds is refused as such.
+    for j in range(PARAMS.n_assets):
+        err = reverts(w3, registry, "finalize", real.finalize_args(verified=bump(verified, j)))
+        assert (err.error, err.error_args) == ("ReservesChanged", (j, verified[j] + 1, 0))
+    # Every claim value is checked to be a field element before anything else.
+    p = chain.SNARK_SCALAR_FIELD
+    for override in (
+        {"root": root + p},
+        {"totalsCommit": totals + p},
+        {"shortfall": shortfall + p},
+        {"insuranceFund": fund + p},
+        {"weights": [weights[0] + p, *weights[1:]]},
+        {"verified": [verified[0] + p, *verified[1:]]},
+        {"declared": [declared[0] + p, *declared[1:]]},
+    ):
+        err = reverts(w3, registry, "finalize", real.finalize_args(**override))
+        assert err.error == "FieldOverflow" and err.error_args[0] >= p, override
     send(w3, registry, "finalize", real.finalize_args())
     assert registry.functions.isFinalizedRoot(1, real.root).call()
 
@@ -346,7 +370,7 @@ def test_ctx_reopened_under_a_later_epoch_cannot_finalize(
             real.solvency,
         )  # fmt: skip
     _close_batches(w3, registry, real, epoch=2)
-    args = (2, *real.finalize_args()[1:])
+    args = (2, *real.finalize_args()[1:])  # the epoch number is finalize's first argument
     err = reverts(w3, registry, "finalize", args)
     assert (err.error, err.error_args) == ("InvalidProof", (KIND_SOLVENCY,))
 
