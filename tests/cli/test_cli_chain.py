@@ -115,7 +115,9 @@ def test_publish_finalizes_the_epoch(deployed: Deployed, tiny_epoch: Any) -> Non
     assert m["root"] == tiny_epoch.manifest["root"]
     assert m["proofs"]["batches"] == tiny_epoch.manifest["proofs"]["batches"]
     assert m["proofs"]["solvency"] != tiny_epoch.manifest["proofs"]["solvency"]
-    assert [str(r) for r in rec.reserves] == m["reserves_raw"]
+    assert [str(r) for r in rec.reserves] == m["reserves_raw"]["verified"]
+    assert [str(r) for r in rec.declared] == m["reserves_raw"]["declared"]
+    assert rec.verified_only is m["reserves"]["verified_only"] is False
 
 
 def test_verify_against_the_chain(

@@ -29,7 +29,12 @@ def test_prove_reports_the_epoch(tiny_epoch: Any) -> None:
         "n_scenarios": 8,
         "n_tiers": 2,
     }
-    assert m["reserves"] == {"BTC": "5", "USDT": "20000"}
+    assert m["reserves"] == {
+        "verified": {"BTC": "0", "USDT": "0"},  # no custody addresses: nothing read on-chain
+        "declared": {"BTC": "5", "USDT": "20000"},
+        "verified_only": False,
+    }
+    assert m["custody"] is None
     assert len(m["state_chain"]) == 4
     assert m["state_chain"][0] == m["context"]["ctx_hash"]
 
