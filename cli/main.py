@@ -931,10 +931,10 @@ def publish(bundle: Path, rpc: str, sender: str | None, registry: str) -> None:
                 "  " + r.describe(symbols[r.asset] if r.asset < len(symbols) else ""), err=True
             )
         sys.exit(EXIT_FAILED)
+    custody = f", {len(report.custody_txs)} custody transaction(s)" if report.custody_txs else ""
     click.echo(
         f"epoch published: {len(report.batch_gas)} batches sent "
-        f"({report.batches_skipped} already there), {len(report.custody_txs)} custody "
-        f"transaction(s), total gas {report.total_gas}"
+        f"({report.batches_skipped} already there){custody}, total gas {report.total_gas}"
     )
 
 

@@ -1042,6 +1042,8 @@ def publish_epoch(
             progress(event)
 
     record = read_epoch(w3, registry, epoch)
+    if record.status is not EpochStatus.FINALIZED:
+        _check_reserves_unchanged(registry, holders, verified, record.status)
     if record.status is EpochStatus.FINALIZED:
         stored = (
             record.ctx_hash,
@@ -1157,6 +1159,26 @@ def publish_epoch(
         raise AttestationRefused(epoch, readings, report.finalize_tx)
     emit(ProgressEvent("finalize", total, total, report.finalize_tx, report.finalize_gas))
     return report
+
+
+def _check_reserves_unchanged(
+    registry: Contract, holders: Sequence[str], verified: Sequence[int], status: EpochStatus
+) -> None:
+    """finalize would revert with ReservesChanged: say so before anything is sent. The bundle's
+    hash is recorded when the epoch is opened, so a bundle proven again afterwards cannot finish
+    that epoch; better to find out before opening it."""
+    now = [int(v) for v in registry.functions.onchainReserves(list(holders)).call()]
+    moved = [(i, v, n) for i, (v, n) in enumerate(zip(verified, now, strict=True)) if v != n]
+    if not moved:
+        return
+    what = "; ".join(f"asset {i}: proven {v}, held now {n}" for i, v, n in moved)
+    fix = (
+        "move the balances back to what the proof states (the epoch is open with this bundle), "
+        "or abandon the epoch"
+        if status is EpochStatus.OPEN
+        else "prove again with the same arguments (only the solvency proof is redone) and publish"
+    )
+    raise PublishError(f"custody balances changed since proving ({what}): {fix}")
 
 
 def _add_custody(

@@ -206,19 +206,19 @@ def test_publish_the_other_root_after_a_different_epoch(
 def test_publish_refuses_verified_reserves_the_registry_does_not_see(
     w3: Web3, registry: Any, proofs: ToyProofs
 ) -> None:
-    """A proof claiming verified reserves that the registry's custody addresses do not hold:
-    finalize's preflight names ReservesChanged and nothing is finalized; the epoch stays open
-    and a proof of what the chain holds closes it (only the solvency proof is redone)."""
+    """A proof claiming verified reserves that the registry's custody addresses do not hold is
+    refused before anything is sent (the bundle hash is recorded at open, so the epoch must not
+    be opened with a bundle that cannot finish it); a proof of what the chain holds publishes."""
     e = proofs.main
-    with pytest.raises(chain.RegistryRevert) as info:
+    block = w3.eth.block_number
+    with pytest.raises(chain.PublishError, match="custody balances changed since proving") as info:
         publish(w3, registry, e, 1, solvency=proofs.verified_claim)
-    err = info.value
-    assert (err.function, err.error, err.tx_hash) == ("finalize", "ReservesChanged", None)
-    assert err.error_args == (0, proofs.verified_claim_reserves[0], 0)
-    rec = chain.read_epoch(w3, registry, 1)
-    assert (rec.status, rec.batches_submitted) == (chain.EpochStatus.OPEN, 3)
+    assert f"asset 0: proven {proofs.verified_claim_reserves[0]}, held now 0" in str(info.value)
+    assert "prove again" in str(info.value)
+    assert w3.eth.block_number == block
+    assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.NONE
     report = publish(w3, registry, e, 1)
-    assert report.batches_skipped == 3 and report.finalize_tx
+    assert report.batches_skipped == 0 and report.finalize_tx
     assert chain.read_epoch(w3, registry, 1).status is chain.EpochStatus.FINALIZED
 
 

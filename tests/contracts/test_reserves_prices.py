@@ -24,7 +24,7 @@ from zksolvency.prover.mockchain import Listing, MockMarket
 from zksolvency.prover.onchain import check_prices, read_verified_reserves
 from zksolvency.prover.snapshot import Asset
 
-from .conftest import N_ASSETS, ToyProofs, ToySetup, account, rpc, toy_solvency_for
+from .conftest import N_ASSETS, ToyProofs, ToySetup, account, calldata, rpc, toy_solvency_for
 
 Proof = tuple[dict[str, Any], list[str]]
 
@@ -216,25 +216,50 @@ def test_address_the_exchange_does_not_control_refused(
 # --- reserves that move ----------------------------------------------------------------------
 
 
-def test_reserves_dropping_after_proving_refuse_finalize(
+def test_reserves_dropping_after_proving_are_refused(
     w3: Web3, checked: Checked, proofs: ToyProofs
 ) -> None:
-    """100 BTC units leave custody after the proof was made: finalize reverts naming the asset
-    and both amounts; proving the solvency again with what is left finalizes the same epoch."""
+    """100 BTC units leave custody after the proof was made. publish refuses before sending
+    anything, naming the asset and both amounts; finalize itself would revert with
+    ReservesChanged; proving the solvency again with what is left publishes."""
     mockchain.move(w3, checked.holders[0], checked.market, "BTC", 100, account(w3, 0))
-    with pytest.raises(chain.RegistryRevert) as info:
+    before = checked.verified[0]
+    with pytest.raises(chain.PublishError) as info:
         publish(w3, checked, proofs)
-    assert info.value.error == "ReservesChanged"
-    assert [int(x) for x in info.value.error_args] == [
-        0,
-        checked.verified[0],
-        checked.verified[0] - 100,
-    ]
-    assert chain.read_epoch(w3, checked.registry, 1).status is chain.EpochStatus.OPEN
-    publish(w3, checked, proofs, solvency=checked.dropped)  # resumes: batches and custody kept
+    assert f"asset 0: proven {before}, held now {before - 100}" in str(info.value)
+    assert chain.read_epoch(w3, checked.registry, 1).status is chain.EpochStatus.NONE
+    publish(w3, checked, proofs, solvency=checked.dropped)
     rec = chain.read_epoch(w3, checked.registry, 1)
     assert rec.status is chain.EpochStatus.FINALIZED
     assert list(rec.reserves) == checked.verified_dropped
+
+
+def test_funds_moving_after_the_epoch_opened(w3: Web3, checked: Checked, proofs: ToyProofs) -> None:
+    """The race the early check cannot close: funds move once the epoch is open (its bundle
+    hash recorded). finalize reverts with ReservesChanged, named with both amounts; publish
+    then says to restore the balances or abandon, and once they are back the same bundle
+    finalizes."""
+    e, reg, me = proofs.main, checked.registry, account(w3, 0)
+    with pytest.raises(chain.RegistryRevert):  # stop before finalize: too little gas for it
+        publish(w3, checked, proofs, finalize_gas=300_000)
+    rec = chain.read_epoch(w3, reg, 1)
+    assert (rec.status, rec.batches_submitted) == (chain.EpochStatus.OPEN, len(e.batches))
+    assert reg.functions.getCustody(1).call() == checked.holders
+    mockchain.move(w3, checked.holders[0], checked.market, "BTC", 100, me)
+    claim = (e.root, e.totals_commit, e.shortfall, e.insurance_fund)
+    pub = [int(x) for x in checked.good[1]]
+    n = N_ASSETS
+    claim += (pub[9 : 9 + n], pub[9 + n : 9 + 2 * n], pub[9 + 2 * n : 9 + 3 * n], pub[-1] == 1)
+    a, b, c = calldata(checked.good[0])
+    with pytest.raises(chain.RegistryRevert) as info:
+        chain.transact(w3, me, reg, "finalize", (1, (a, b, c), claim), gas=3_000_000)
+    assert info.value.error == "ReservesChanged"
+    assert info.value.error_args == (0, checked.verified[0], checked.verified[0] - 100)
+    with pytest.raises(chain.PublishError, match="move the balances back"):
+        publish(w3, checked, proofs)
+    mockchain.move(w3, me, checked.market, "BTC", 100, checked.holders[0])
+    publish(w3, checked, proofs)
+    assert chain.read_epoch(w3, reg, 1).status is chain.EpochStatus.FINALIZED
 
 
 def test_reserves_arriving_after_proving_also_refused(
@@ -242,9 +267,8 @@ def test_reserves_arriving_after_proving_also_refused(
 ) -> None:
     """The proof must state what the chain shows at finalize, not merely less."""
     mockchain.fund(w3, account(w3, 0), checked.market, checked.holders[1], {"BTC": 1})
-    with pytest.raises(chain.RegistryRevert) as info:
+    with pytest.raises(chain.PublishError, match="held now"):
         publish(w3, checked, proofs)
-    assert info.value.error == "ReservesChanged"
 
 
 # --- prices: the circuit breaker -------------------------------------------------------------
