@@ -264,7 +264,7 @@ def solvency_cost(shape: EpochParams) -> int:
         + 2 * n * RESERVE_BITS  # verified and declared reserves' range checks
         + n * (RESERVE_BITS + 2)  # coverage: equity <= verified + declared + debt
         + n * (RESERVE_BITS + 2)  # LessThan(129) per asset: its Num2Bits(130), for verifiedOnly
-        + n - 1  # the AND of those bits (the first product is by the constant 1)
+        + (n - 1)  # the AND of those bits (the first product is by the constant 1)
         + n * total_bits(depth)  # equity <= cap limit
         + 2 * fund  # the fund's range check and shortfall <= fund
         + 1  # (1 - mode) * shortfall === 0
