@@ -520,7 +520,8 @@ def test_splitting_across_accounts_stopped_by_cap(
         shortfall=0,
         insurance_fund=0,
         blind=bc.next_blind,
-        reserves=[2000, 0],
+        verified=[2000, 0],
+        declared=[0, 0],
     )
     assert sc.inputs()["finalState"] == bc.public()[1]  # the batch's state closes the chain
     cap_check = nested(
@@ -609,7 +610,8 @@ def test_shortfall_above_fund_rejected_at_solvency(
         shortfall=deficit,
         insurance_fund=deficit,
         blind=bc.next_blind,
-        reserves=[1207, 7],
+        verified=[1200, 0],
+        declared=[7, 7],
     )
     assert sc.inputs()["finalState"] == bc.public()[1]
     insured = nested(

@@ -18,7 +18,9 @@ from zksolvency.prover.paths import node_bin
 def test_prove_reports_the_epoch(tiny_epoch: Any) -> None:
     out = tiny_epoch.prove_result.stdout
     assert "epoch 1: 5 accounts in 3 batches" in out
-    assert "BTC                    4.65000001                        5" in out
+    # net liabilities, verified reserves (none read on-chain), declared reserves
+    assert f"{'BTC':8s} {'4.65000001':>24s} {'0':>24s} {'5':>24s}" in out
+    assert "solvent on verified reserves alone: no" in out
     m = tiny_epoch.manifest
     assert (m["epoch"], m["accounts"], m["batches"]) == (1, 5, 3)
     assert m["params"] == {
