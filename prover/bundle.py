@@ -202,6 +202,47 @@ def _check_readable(
     return verified, declared
 
 
+def _check_custody(m: dict[str, Any], domain: int, epoch: int) -> list[str]:
+    """The custody list the verified reserves were read from: signed for this epoch of the
+    registry the proof is bound to, each signature its address's. A signature that does not
+    recover may be a contract wallet's (ERC-1271), which only the chain can answer: a warning,
+    since the registry asks the wallet at publication. Returns the warnings."""
+    from .commitments import registry_of
+    from .custody import recover
+
+    custody = m.get("custody")
+    if custody is None:
+        if any(int(v) for v in m["reserves_raw"]["verified"]):
+            raise BundleError("verified reserves without the custody list they were read from")
+        return []
+    reg = registry_of(domain)
+    try:
+        chain_id, registry = int(custody["chain_id"]), str(custody["registry"])
+        entries = [(str(e["address"]), str(e["signature"])) for e in custody["custody"]]
+        same = reg is not None and (chain_id, registry.lower()) == (
+            int(reg["chain_id"]),
+            str(reg["address"]).lower(),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"the custody list is malformed ({exc})") from None
+    if not same or int(custody["epoch"]) != epoch:
+        raise BundleError("the custody list is signed for another registry, chain or epoch")
+    wallets = []
+    for address, sig in entries:
+        try:
+            raw = bytes.fromhex(sig.removeprefix("0x"))
+        except ValueError:
+            raise BundleError(f"custody signature of {address} is not hex") from None
+        if (recover(registry, chain_id, epoch, address, raw) or "").lower() != address.lower():
+            wallets.append(address)
+    if not wallets:
+        return []
+    return [
+        f"the custody signatures of {', '.join(wallets)} are not their keys': only a contract "
+        "wallet (ERC-1271) may sign so, which the registry checks when the epoch is published"
+    ]
+
+
 def _check_metadata(m: dict[str, Any]) -> None:
     """The descriptive fields must agree with each other: a bundle cannot describe its keys as
     a ceremony's, or its circuits as another shape's, while carrying something else."""
@@ -272,6 +313,7 @@ def verify_bundle(
             "the solvency proof is bound to no registry (proved before deployment): no "
             "registry will accept it as it stands"
         )
+    report.warnings.extend(_check_custody(m, domain, bundle.epoch))
     for kind, digest in (trusted.r1cs_sha256 if trusted is not None else {}).items():
         entry = m["circuits"].get(kind) or {}
         if entry.get("r1cs_sha256") != digest:

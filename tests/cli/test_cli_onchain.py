@@ -124,6 +124,26 @@ def test_a_fully_checked_epoch(
     assert list(rec.prices_e8) == [a.price_e8 for a in rig.assets]
     r = cli("verify-bundle", bundle)
     assert r.exit_code == 0, r.output
+    assert "custody signatures" not in r.output
+    # verify-bundle reads the custody list too: a signature that is not its address's can only
+    # be a contract wallet's (a warning: the registry asked it); another epoch's list is refused
+    manifest = bundle / "manifest.json"
+    original = manifest.read_text()
+    edited = json.loads(original)
+    sig = edited["custody"]["custody"][0]["signature"]
+    edited["custody"]["custody"][0]["signature"] = (
+        sig[:10] + ("0" if sig[10] != "0" else "1") + sig[11:]
+    )
+    manifest.write_text(json.dumps(edited))
+    r = cli("verify-bundle", bundle)
+    assert r.exit_code == 0, r.output
+    assert f"the custody signatures of {rig.holders[0]} are not their keys'" in r.output
+    edited["custody"]["epoch"] = 2
+    manifest.write_text(json.dumps(edited))
+    r = cli("verify-bundle", bundle)
+    assert r.exit_code == 1
+    assert "the custody list is signed for another registry, chain or epoch" in r.output
+    manifest.write_text(original)
 
 
 def test_moved_funds_and_the_circuit_breaker(

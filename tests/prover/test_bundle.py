@@ -70,7 +70,8 @@ def _raise_reserve_consistently(m: dict[str, Any]) -> None:
 
 def _move_reserve_to_verified(m: dict[str, Any]) -> None:
     # declared BTC relabelled as verified, readable and raw agreeing: the total is unchanged,
-    # but the solvency proof says which reserves the registry read
+    # but verified reserves need the custody list they were read from (and the solvency proof
+    # says which reserves the registry read)
     from zksolvency.prover.snapshot import format_amount
 
     dec = int(m["context"]["assets"][0]["decimals"])
@@ -84,6 +85,15 @@ def _move_reserve_to_verified(m: dict[str, Any]) -> None:
 
 def _flip_verified_only(m: dict[str, Any]) -> None:
     m["reserves"]["verified_only"] = not m["reserves"]["verified_only"]
+
+
+def _verified_without_custody(m: dict[str, Any]) -> None:
+    m["reserves_raw"]["verified"][0] = "1"
+
+
+def _custody_for_another_registry(m: dict[str, Any]) -> None:
+    # the tiny bundle is bound to no registry, so no custody list can be for it
+    m["custody"] = {"chain_id": 1, "registry": "0x" + "11" * 20, "epoch": 1, "custody": []}
 
 
 def _unsplit_reserves(m: dict[str, Any]) -> None:
@@ -150,9 +160,11 @@ def _public(m: dict[str, Any]) -> None:
         (_set_verified_reserve, "readable totals or reserves differ"),
         (_set_raw_reserve, "readable totals or reserves differ"),
         (_raise_reserve_consistently, "solvency proof: public signals differ"),
-        (_move_reserve_to_verified, "solvency proof: public signals differ"),
+        (_move_reserve_to_verified, "verified reserves without the custody list"),
         (_flip_verified_only, "verified_only disagrees"),
         (_unsplit_reserves, "not split into verified and declared"),
+        (_verified_without_custody, "verified reserves without the custody list"),
+        (_custody_for_another_registry, "signed for another registry, chain or epoch"),
         (_set_raw_total, "do not match the totals commitment"),
         (_swap_states, "do not continue the state chain"),
         (_drop_batch, "do not continue the state chain"),
