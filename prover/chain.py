@@ -1167,7 +1167,9 @@ def _check_reserves_unchanged(
     """finalize would revert with ReservesChanged: say so before anything is sent. The bundle's
     hash is recorded when the epoch is opened, so a bundle proven again afterwards cannot finish
     that epoch; better to find out before opening it."""
-    now = [int(v) for v in registry.functions.onchainReserves(list(holders)).call()]
+    from .onchain import read_verified_reserves  # not at the top: onchain imports this module
+
+    now = read_verified_reserves(registry, holders)
     moved = [(i, v, n) for i, (v, n) in enumerate(zip(verified, now, strict=True)) if v != n]
     if not moved:
         return

@@ -381,10 +381,8 @@ def claimed_e8(weight: int, decimals: int) -> int:
 def read_verified_reserves(
     registry: Any, holders: Sequence[str], block: int | str = "latest"
 ) -> tuple[int, ...]:
-    """What `holders` hold per asset slot, in asset units, as the registry counts it."""
-    if not holders:
-        n = int(registry.functions.nAssets().call())
-        return (0,) * n
+    """What `holders` hold per asset slot, in asset units, as the registry counts it (zeros
+    for no holders, as finalize computes for an epoch without custody)."""
     values = registry.functions.onchainReserves(list(holders)).call(block_identifier=block)
     return tuple(int(v) for v in values)
 
