@@ -40,7 +40,7 @@ from zksolvency.prover.epoch import BACKENDS, margin_summary, prove_epoch
 from zksolvency.prover.groth16 import Proof as G16Proof
 from zksolvency.prover.groth16 import VerificationKey, verify
 from zksolvency.prover.haircuts import sample_haircuts
-from zksolvency.prover.inclusion import export_package
+from zksolvency.prover.inclusion import export_package, resolve
 from zksolvency.prover.instruments import sample_derivatives
 from zksolvency.prover.keys import build_keys, compile_circuit
 from zksolvency.prover.params import EpochParams
@@ -230,7 +230,7 @@ def main() -> None:
             # One owner's single-account margin proof (keys built by prove_epoch above).
             positions = derivatives.positions if derivatives is not None else {}
             trader = next((a.id for a in snap.accounts if positions.get(a.id)), snap.accounts[0].id)
-            pkg = export_package(out, trader)
+            pkg = resolve(export_package(out, trader), load_bundle(out))
             mstats: dict[str, float] = {}
             t0 = time.monotonic()
             doc = prove_account_margin(pkg, 0, Path(tmp) / "margin.json", None, rep, stats=mstats)

@@ -961,7 +961,7 @@ def publish_bundle(w3: Any, sender: str | None, registry: str, bundle_dir: Path)
     contract = registry_at(w3, registry, registry_abi())
     rep = ClickReporter()
     with rep.task("publishing", len(batches) + 2 + bool(custody)) as advance:
-        return publish_epoch(
+        report = publish_epoch(
             w3,
             sender or w3.eth.accounts[0],
             contract,
@@ -973,10 +973,83 @@ def publish_bundle(w3: Any, sender: str | None, registry: str, bundle_dir: Path)
             progress=lambda ev: advance(1),
             custody=custody,
         )
+    record_publication(bundle_dir, b.epoch, int(w3.eth.chain_id), contract.address, report)
+    return report
+
+
+def record_publication(
+    bundle_dir: Path, epoch: int, chain_id: int, registry: str, report: Any
+) -> None:
+    """Keep the transactions and their gas in EPOCH_DIR/publication.json (for `report`),
+    merged with what earlier, interrupted runs sent."""
+    from zksolvency.prover.atomic import read_json, write_json
+
+    path = bundle_dir / "publication.json"
+    old: dict[str, Any] = read_json(path) if path.is_file() else {}
+    txs = {(t["kind"], t.get("index")): t for t in old.get("transactions", [])}
+    if old.get("registry", registry) != registry or int(old.get("chain_id", chain_id)) != chain_id:
+        txs = {}  # published to another registry: the old record is not this one's
+    sent = [("open", None, report.open_tx, report.open_gas)]
+    sent += [("batch", None, t, g) for t, g in zip(report.batch_txs, report.batch_gas, strict=True)]
+    sent += [
+        ("custody", i, t, g)
+        for i, (t, g) in enumerate(zip(report.custody_txs, report.custody_gas, strict=True))
+    ]
+    sent.append(("finalize", None, report.finalize_tx, report.finalize_gas))
+    first_batch = report.batches_skipped
+    for n, (kind, index, tx, gas) in enumerate(sent):
+        if tx is None or gas is None:
+            continue
+        if kind == "batch":
+            index = first_batch + n - 1
+        txs[(kind, index)] = {"kind": kind, "index": index, "tx": tx, "gas_used": int(gas)}
+    order = {"open": 0, "batch": 1, "custody": 2, "finalize": 3}
+    rows = sorted(txs.values(), key=lambda t: (order[t["kind"]], t.get("index") or 0))
+    write_json(
+        path,
+        {
+            "format": "zksolvency-publication/1",
+            "epoch": epoch,
+            "chain_id": chain_id,
+            "registry": registry,
+            "transactions": rows,
+            "total_gas": sum(t["gas_used"] for t in rows),
+        },
+    )
 
 
 @main.command()
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("epoch_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write one JSON file per account into this folder (named by the URL-quoted id).",
+)
+@handle_errors
+def packages(epoch_dir: Path, out_dir: Path | None) -> None:
+    """Build every account's inclusion package into the epoch's package store (exchange side).
+
+    The store is EPOCH_DIR/private/packages.sqlite, keyed by account id: it holds salts, so it
+    is as private as the snapshot. An interrupted build resumes where it stopped; `export`
+    then answers one account at once.
+    """
+    from zksolvency.prover.package_store import build_store, export_files
+
+    rep = ClickReporter()
+    st = build_store(epoch_dir, rep)
+    resumed = f" ({st.resumed} from an earlier run)" if st.resumed else ""
+    click.echo(
+        f"{st.path}: {st.packages} packages{resumed}, {st.bytes / 1e6:.1f} MB; tree rebuilt in "
+        f"{st.tree_seconds:.2f}s, packages written at {st.rate:,.0f}/s"
+    )
+    if out_dir is not None:
+        n = export_files(epoch_dir, out_dir, rep)
+        click.echo(f"{out_dir}: {n} package files")
+
+
+@main.command()
+@click.argument("epoch_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--account", "account_id", required=True, help="Account id as in the snapshot.")
 @click.option(
     "--out",
@@ -985,86 +1058,125 @@ def publish_bundle(w3: Any, sender: str | None, registry: str, bundle_dir: Path)
     help="Package file to write.",
 )
 @handle_errors
-def export(bundle: Path, account_id: str, out: Path) -> None:
-    """Export one user's inclusion package (exchange side: needs the epoch's private data)."""
+def export(epoch_dir: Path, account_id: str, out: Path) -> None:
+    """Export one user's inclusion package (exchange side: needs the epoch's private data).
+
+    Read from the package store when `packages` has built it, else made from the private rows
+    (which rebuilds the tree: slow for a big epoch).
+    """
     from zksolvency.prover.inclusion import export_package
 
-    pkg = export_package(bundle, account_id, out)
+    pkg = export_package(epoch_dir, account_id, out)
     click.echo(f"wrote {out}: account {account_id}, epoch {pkg['epoch']}, leaf {pkg['leaf_index']}")
 
 
-@main.command()
+@main.command("verify-inclusion")
 @click.argument("package", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--bundle",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Verify offline against this epoch bundle.",
+    help="The epoch bundle the package names: checks the proofs offline, in pure Python.",
 )
-@click.option("--rpc", default=None, help="Verify against the chain: JSON-RPC URL.")
-@click.option("--registry", default=None, help="Verify against the chain: registry address.")
+@click.option("--rpc", default=None, help="JSON-RPC URL: also check the registry's attestation.")
+@click.option(
+    "--registry",
+    default=None,
+    help="Registry address, with --rpc. Default: the registry the package names.",
+)
 @click.option(
     "--trusted-keys",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Offline: deployment or trust-anchor JSON pinning vkey hashes.",
+    help="Deployment record or trust-anchor JSON pinning the keys, chain and registry.",
+)
+@click.option(
+    "--all-batches",
+    is_flag=True,
+    help="Verify every batch proof of the epoch, not only the one holding your account.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the report as JSON to this file.",
 )
 @handle_errors
-def verify(
+def verify_inclusion_cmd(
     package: Path,
     bundle: Path | None,
     rpc: str | None,
     registry: str | None,
     trusted_keys: Path | None,
+    all_batches: bool,
+    json_out: Path | None,
 ) -> None:
-    """Check that your account is in a proven epoch with exactly your balances.
+    """Check that your account is in a proven epoch with exactly your balances, in one command.
 
-    Offline (--bundle DIR) every Groth16 proof is verified in pure Python; against the chain
-    (--rpc URL --registry ADDR) the registry's finalized root is used, whose proofs the
-    contract verified when they were published.
+    \b
+    In order: your leaf recomputes from your own data; its path climbs to the epoch root;
+    with --bundle, the bundle is the one the package names, the prices recompute, the batch
+    proof covering your leaf verifies, the state chain links every batch to the final state,
+    and the solvency proof verifies; with --rpc, the registry finalized this epoch with this
+    root and these prices. Prints what each check found, what it means, and what it does not
+    prove. Exit code 0 verified, 1 a check failed, 2 bad input.
     """
-    from zksolvency.prover.bundle import TrustAnchors
-    from zksolvency.prover.inclusion import (
-        load_package,
-        verify_against_bundle,
-        verify_against_chain,
-    )
+    from zksolvency.prover.atomic import write_json
+    from zksolvency.prover.bundle import TrustAnchors, load_bundle
+    from zksolvency.prover.inclusion import load_package, verify_inclusion
 
-    if (bundle is None) == (rpc is None):
-        raise click.UsageError("give either --bundle DIR, or --rpc URL with --registry ADDR")
-    if rpc is not None and registry is None:
-        raise click.UsageError("--rpc needs --registry")
+    if bundle is None and rpc is None:
+        raise click.UsageError("give --bundle DIR, or --rpc URL, or both")
+    if registry is not None and rpc is None:
+        raise click.UsageError("--registry needs --rpc")
     pkg = load_package(package)
-    anchors = TrustAnchors.load(trusted_keys) if trusted_keys else None
     if bundle is not None:
-        result = verify_against_bundle(pkg, bundle, anchors, ClickReporter())
-    else:
-        assert rpc is not None and registry is not None
-        result = verify_against_chain(pkg, rpc, registry, anchors)
-    for w in result.warnings:
-        click.secho(f"warning: {w}", fg="yellow", err=True)
-    click.secho(
-        f"OK: account {result.account_id} is included in epoch {result.epoch} "
-        f"(checked against the {result.checked_against})",
-        fg="green",
+        load_bundle(bundle)  # a folder that is no bundle is bad input, not a failed check
+    anchors = TrustAnchors.load(trusted_keys) if trusted_keys else None
+    report = verify_inclusion(
+        pkg,
+        bundle,
+        rpc=rpc,
+        registry=registry,
+        trusted=anchors,
+        all_batches=all_batches,
+        reporter=ClickReporter(),
     )
-    for sym, (eq, debt) in result.balances.items():
-        click.echo(f"  {sym:8s} equity {eq:>22s}   debt {debt:>22s}")
-    _echo_margin(result.margin)
+    if json_out is not None:
+        write_json(json_out, report.as_json())
+    echo_inclusion_report(report)
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
 
 
-def _echo_margin(margin: dict[str, Any]) -> None:
-    """The user's positions and their margin headroom under the epoch's published scenarios."""
+def echo_inclusion_report(report: Any) -> None:
+    """Balances, each check with its outcome, warnings, then the plain-language verdict."""
     from zksolvency.prover.witness import format_value
 
-    if not margin:
-        return
-    for inst, qty in margin["positions"].items():
-        click.echo(f"  {inst:24s} position {qty:>22s}")
-    click.echo(
-        f"  margin headroom {format_value(margin['headroom'])} USD in the worst scenario "
-        f"({margin['worst_label']})"
-    )
+    if report.account_id is not None:
+        click.echo(f"account {report.account_id}, epoch {report.epoch}")
+        for sym, (eq, debt) in report.balances.items():
+            click.echo(f"  {sym:8s} equity {eq:>22s}   debt {debt:>22s}")
+        for inst, qty in report.margin.get("positions", {}).items():
+            click.echo(f"  {inst:24s} position {qty:>22s}")
+        if "headroom" in report.margin:
+            click.echo(
+                f"  margin headroom {format_value(report.margin['headroom'])} USD in the worst "
+                f"scenario ({report.margin['worst_label']})"
+            )
+    colours = {"pass": "green", "fail": "red", "skip": "yellow"}
+    for c in report.checks:
+        click.echo(
+            click.style(f"  [{c.status.upper():4s}]", fg=colours[c.status]) + f" {c.title}: "
+            f"{c.detail}"
+        )
+    for w in report.warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    lines = report.summary()
+    click.secho(lines[0], fg="green" if report.ok else "red", bold=True)
+    for line in lines[1:]:
+        click.echo(line)
 
 
 @main.command()

@@ -52,7 +52,7 @@ def margin() -> None:
     rule with at least some headroom, revealing no balance or position.
 
     \b
-    Account owner:  margin prove PACKAGE --headroom USD --out PROOF
+    Account owner:  margin prove PACKAGE --bundle DIR --headroom USD --out PROOF
     Lender:         margin verify PROOF --bundle DIR --account ID --salt SALT
                     margin verify PROOF --rpc URL --verifier ADDR --account ID --salt SALT
 
@@ -73,6 +73,13 @@ def _headroom(text: str) -> int:
 
 @margin.command("prove")
 @click.argument("package", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="The epoch bundle the package names: its context (prices, risk arrays) and the margin "
+    "key it pins are read from there.",
+)
 @click.option(
     "--headroom",
     "headroom_usd",
@@ -105,7 +112,12 @@ def _headroom(text: str) -> int:
 )
 @_guarded
 def margin_prove(
-    package: Path, headroom_usd: str, out: Path, ptau: Path | None, zkey: Path | None
+    package: Path,
+    bundle: Path,
+    headroom_usd: str,
+    out: Path,
+    ptau: Path | None,
+    zkey: Path | None,
 ) -> None:
     """Prove your account keeps --headroom USD in every scenario.
 
@@ -114,12 +126,13 @@ def margin_prove(
     inconsistent) nothing is proven and the exit code is 2.
     """
     from zksolvency.prover.account_proof import prove_account_margin
-    from zksolvency.prover.inclusion import load_package
+    from zksolvency.prover.bundle import load_bundle
+    from zksolvency.prover.inclusion import load_package, resolve
 
     from .main import ClickReporter
 
     value = _headroom(headroom_usd)
-    pkg = load_package(package)
+    pkg = resolve(load_package(package), load_bundle(bundle))
     stats: dict[str, float] = {}
     start = time.monotonic()
     doc = prove_account_margin(pkg, value, out, ptau, ClickReporter(), stats=stats, zkey=zkey)

@@ -2,8 +2,9 @@
 published epoch with at least a given headroom, revealing neither its balances nor its positions.
 
 The account owner makes the proof from their own inclusion package (prover/inclusion.py), offline:
-the package holds the account, its Merkle path and the epoch's full context, which is exactly the
-private input of the AccountMarginProof circuit (docs/margin-design.md, "Single-account proof").
+the package, completed from its epoch bundle (`inclusion.resolve`), holds the account, its Merkle
+path and the epoch's full context, which is exactly the private input of the AccountMarginProof
+circuit (docs/margin-design.md, "Single-account proof").
 Its public signals are [ctxHash, root, idCommit, headroom]:
 
   ctxHash, root  name the epoch: a verifier accepts them only as those of a proven epoch, checked
@@ -102,8 +103,10 @@ def parse_usd(text: str, decimals: int = 8) -> int:
 
 
 def account_data(pkg: dict[str, Any]) -> AccountData:
-    """Check an inclusion package (its leaf climbs to its root, its context hashes to its
-    ctx_hash) and parse its account; MarginProofError if it is inconsistent."""
+    """Check a resolved inclusion package (its leaf climbs to its root, its context hashes to
+    its ctx_hash) and parse its account; MarginProofError if it is inconsistent."""
+    if "context" not in pkg:
+        raise MarginProofError("the inclusion package must be completed from its epoch bundle")
     try:
         checked = check_package(pkg)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -119,7 +122,8 @@ def account_data(pkg: dict[str, Any]) -> AccountData:
             sym, dec = a["symbol"], int(a["decimals"])
             equity[i] = parse_amount(acc["equity"].get(sym, "0"), dec)
             debt[i] = parse_amount(acc["debt"].get(sym, "0"), dec)
-        qty = account_quantities(acc.get("positions", {}), context, params.n_instruments)
+        ids = [i["id"] for i in context["risk"]["instruments"]]
+        qty = account_quantities(acc.get("positions", {}), ids, params.n_instruments)
         mctx = margin_context(context, pkg["params"])
         value, worst = margin_headroom(equity, debt, qty, mctx)
         epoch = int(pkg["epoch"])

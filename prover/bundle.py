@@ -292,28 +292,37 @@ def _check_domain(m: dict[str, Any], trusted: TrustAnchors | None) -> int:
     return domain
 
 
-def verify_bundle(
-    bundle: Bundle, trusted: TrustAnchors | None = None, reporter: Reporter | None = None
-) -> BundleReport:
-    """Check every proof and commitment of an epoch bundle; raise BundleError on any failure."""
-    rep = reporter or NullReporter()
+@dataclass
+class BundleKeys:
+    """What the bundle's header checks establish: the domain the solvency proof is bound to
+    and the verification keys the proofs are checked with (pinned when anchors were given)."""
+
+    domain: int
+    batch: VerificationKey
+    solvency: VerificationKey
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_header(bundle: Bundle, trusted: TrustAnchors | None = None) -> BundleKeys:
+    """The manifest's descriptive fields, the registry binding, the custody list and the keys:
+    everything a proof check relies on, before any proof is read."""
     m = bundle.manifest
-    report = BundleReport(bundle.epoch, int(m["batches"]), 0, bundle.root, trusted is not None)
+    warnings = []
     if trusted is None:
-        report.warnings.append(
+        warnings.append(
             "verification keys were taken from the bundle itself; pass trust anchors "
             "(or check against the registry) to pin them"
         )
     _check_metadata(m)
     domain = _check_domain(m, trusted)
     if m["development_setup"]:
-        report.warnings.append("the keys come from an INSECURE development setup")
+        warnings.append("the keys come from an INSECURE development setup")
     if domain == UNBOUND_DOMAIN:
-        report.warnings.append(
+        warnings.append(
             "the solvency proof is bound to no registry (proved before deployment): no "
             "registry will accept it as it stands"
         )
-    report.warnings.extend(_check_custody(m, domain, bundle.epoch))
+    warnings.extend(_check_custody(m, domain, bundle.epoch))
     for kind, digest in (trusted.r1cs_sha256 if trusted is not None else {}).items():
         entry = m["circuits"].get(kind) or {}
         if entry.get("r1cs_sha256") != digest:
@@ -326,7 +335,13 @@ def verify_bundle(
         raise BundleError("margin verification key does not match its recorded hash")
     batch_vk = _vkey(bundle, "batch", trusted.batch_vkey_sha256 if trusted else None)
     solv_vk = _vkey(bundle, "solvency", trusted.solvency_vkey_sha256 if trusted else None)
+    return BundleKeys(domain, batch_vk, solv_vk, warnings)
 
+
+def check_context(bundle: Bundle) -> int:
+    """The context hash recomputed from the published prices, haircuts and market data, with
+    the risk arrays repriced; it must be the manifest's, for the manifest's epoch."""
+    m = bundle.manifest
     ctx = recompute_context(m["context"], m["params"])
     risk = _context.risk_problems(m["context"])
     if risk:
@@ -336,50 +351,89 @@ def verify_bundle(
         )
     if ctx != bundle.ctx_hash or int(m["context"]["epoch"]) != bundle.epoch:
         raise BundleError("the context hash does not match the published prices and epoch")
+    return ctx
+
+
+def check_state_chain(bundle: Bundle, ctx: int) -> list[int]:
+    """The state chain S_0..S_n: it starts at the context, and batch k's recorded public
+    signals move it from S_k to S_k+1. Reads no proof file; returns the chain."""
+    m = bundle.manifest
+    batches = int(m["batches"])
     chain = [int(s) for s in m["state_chain"]]
     entries = m["proofs"]["batches"]
-    if len(entries) != report.batches or len(chain) != report.batches + 1 or chain[0] != ctx:
+    if len(entries) != batches or len(chain) != batches + 1 or chain[0] != ctx:
         raise BundleError("the state chain does not start at the context or has the wrong length")
     if any(not 0 <= s < P for s in chain):
         raise BundleError("a state in the chain is not a field element")
+    for k, entry in enumerate(entries):
+        if [int(x) for x in entry["public_signals"]] != [chain[k], chain[k + 1], ctx]:
+            raise BundleError(f"batch {k}: public signals do not continue the state chain")
+    return chain
 
+
+def verify_batch(bundle: Bundle, k: int, vk: VerificationKey, chain: list[int], ctx: int) -> None:
+    """Batch proof k: its files match the manifest, it continues the chain, and it verifies."""
+    proof, public = bundle.proof(bundle.manifest["proofs"]["batches"][k])
+    if public != [chain[k], chain[k + 1], ctx]:
+        raise BundleError(f"batch {k}: public signals do not continue the state chain")
+    if not verify(vk, Proof.from_snarkjs(proof), public):
+        raise BundleError(f"batch {k}: the Groth16 proof does not verify")
+
+
+def check_solvency(
+    bundle: Bundle, vk: VerificationKey, chain: list[int], ctx: int, domain: int
+) -> None:
+    """The solvency proof opens the last state: its public signals are the manifest's root,
+    totals commitment, shortfall, fund, weights and reserves, and it verifies."""
+    m = bundle.manifest
+    totals = [int(t) for t in m["totals_raw"]]
+    commit = totals_hash(totals, int(m["params"]["tree_depth"]))
+    if commit != int(m["totals_commit"]):
+        raise BundleError("the published totals do not match the totals commitment")
+    verified, declared = _check_readable(m, totals, len(m["context"]["weights"]))
+    shortfall, fund = int(m["shortfall"]), int(m["insurance_fund"])
+    if fund != int(m["context"]["insurance_fund"]):
+        raise BundleError("the insurance fund differs between the manifest and its context")
+    expected = [
+        chain[-1],
+        ctx,
+        bundle.root,
+        commit,
+        int(m["batches"]),
+        shortfall,
+        fund,
+        bundle.epoch,
+        domain,
+        *(int(w) for w in m["context"]["weights"]),
+        *verified,
+        *declared,
+        int(m["reserves"]["verified_only"]),
+    ]
+    proof, public = bundle.proof(m["proofs"]["solvency"])
+    if public != expected:
+        raise BundleError("solvency proof: public signals differ from the manifest")
+    if not verify(vk, Proof.from_snarkjs(proof), public):
+        raise BundleError("solvency proof: the Groth16 proof does not verify")
+
+
+def verify_bundle(
+    bundle: Bundle, trusted: TrustAnchors | None = None, reporter: Reporter | None = None
+) -> BundleReport:
+    """Check every proof and commitment of an epoch bundle; raise BundleError on any failure."""
+    rep = reporter or NullReporter()
+    keys = check_header(bundle, trusted)
+    report = BundleReport(
+        bundle.epoch, int(bundle.manifest["batches"]), 0, bundle.root, trusted is not None
+    )
+    report.warnings.extend(keys.warnings)
+    ctx = check_context(bundle)
+    chain = check_state_chain(bundle, ctx)
     with rep.task("verifying proofs", report.batches + 1) as advance:
-        for k, entry in enumerate(entries):
-            proof, public = bundle.proof(entry)
-            if public != [chain[k], chain[k + 1], ctx]:
-                raise BundleError(f"batch {k}: public signals do not continue the state chain")
-            if not verify(batch_vk, Proof.from_snarkjs(proof), public):
-                raise BundleError(f"batch {k}: the Groth16 proof does not verify")
+        for k in range(report.batches):
+            verify_batch(bundle, k, keys.batch, chain, ctx)
             report.proofs_verified += 1
             advance(1)
-        totals = [int(t) for t in m["totals_raw"]]
-        commit = totals_hash(totals, int(m["params"]["tree_depth"]))
-        if commit != int(m["totals_commit"]):
-            raise BundleError("the published totals do not match the totals commitment")
-        verified, declared = _check_readable(m, totals, len(m["context"]["weights"]))
-        shortfall, fund = int(m["shortfall"]), int(m["insurance_fund"])
-        if fund != int(m["context"]["insurance_fund"]):
-            raise BundleError("the insurance fund differs between the manifest and its context")
-        expected = [
-            chain[-1],
-            ctx,
-            bundle.root,
-            commit,
-            report.batches,
-            shortfall,
-            fund,
-            bundle.epoch,
-            domain,
-            *(int(w) for w in m["context"]["weights"]),
-            *verified,
-            *declared,
-            int(m["reserves"]["verified_only"]),
-        ]
-        proof, public = bundle.proof(m["proofs"]["solvency"])
-        if public != expected:
-            raise BundleError("solvency proof: public signals differ from the manifest")
-        if not verify(solv_vk, Proof.from_snarkjs(proof), public):
-            raise BundleError("solvency proof: the Groth16 proof does not verify")
+        check_solvency(bundle, keys.solvency, chain, ctx, keys.domain)
         report.proofs_verified += 1
         advance(1)
     return report

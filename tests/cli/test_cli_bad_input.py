@@ -110,15 +110,15 @@ def test_prove_refuses_impossible_circuit_params(
     assert not out.exists()
 
 
-def test_verify_needs_exactly_one_source(cli: Callable[..., Result], tmp_path: Path) -> None:
+def test_verify_inclusion_needs_a_source(cli: Callable[..., Result], tmp_path: Path) -> None:
     pkg = tmp_path / "pkg.json"
     pkg.write_text("{}")
     for extra, message in (
-        ([], "give either --bundle DIR, or --rpc URL with --registry ADDR"),
-        (["--bundle", tmp_path, "--rpc", "http://127.0.0.1:1"], "give either --bundle DIR"),
-        (["--rpc", "http://127.0.0.1:1"], "--rpc needs --registry"),
+        ([], "give --bundle DIR, or --rpc URL, or both"),
+        (["--registry", "0x" + "11" * 20], "give --bundle DIR, or --rpc URL, or both"),
+        (["--bundle", tmp_path, "--registry", "0x" + "11" * 20], "--registry needs --rpc"),
     ):
-        result = cli("verify", pkg, *extra)
+        result = cli("verify-inclusion", pkg, *extra)
         assert result.exit_code == 2, result.output
         assert message in result.stderr
 
@@ -129,10 +129,13 @@ def test_verify_refuses_files_that_are_not_packages(
     bad = tmp_path / "bad.json"
     for text, message in (
         ("not json at all\n", f"{bad}:1: invalid JSON"),
-        ('{"format": "something-else"}', f"{bad}: not a zksolvency-inclusion/2 package"),
+        (
+            '{"format": "zksolvency-inclusion/2"}',
+            f"{bad}: not a zksolvency-inclusion/3 package (format 'zksolvency-inclusion/2')",
+        ),
     ):
         bad.write_text(text)
-        result = cli("verify", bad, "--bundle", tmp_path)
+        result = cli("verify-inclusion", bad, "--bundle", tmp_path)
         assert result.exit_code == 2, result.output
         assert message in result.stderr
 

@@ -5,6 +5,7 @@ know, an epoch the registry never saw."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,28 @@ def deployed(
     assert published.exit_code == 0, published.output
     print(f"\n{published.stdout.strip()}")
     return Deployed(node, record_file, record, published, bound)
+
+
+@dataclass(frozen=True)
+class BoundPackages:
+    good: Path  # bob's package from the epoch published on the registry
+    tampered: Path  # the same with one balance edited
+
+
+@pytest.fixture(scope="module")
+def bound(
+    cli: Callable[..., Result], deployed: Deployed, tmp_path_factory: pytest.TempPathFactory
+) -> BoundPackages:
+    folder = tmp_path_factory.mktemp("bound-packages")
+    good = folder / "bob.json"
+    result = cli("export", deployed.epoch.dir, "--account", "bob", "--out", good)
+    assert result.exit_code == 0, result.output
+    pkg = json.loads(good.read_text())
+    assert pkg["registry"] == {"chain_id": 31337, "address": deployed.registry}
+    pkg["account"]["equity"]["BTC"] = "0.26"
+    tampered = folder / "tampered.json"
+    tampered.write_text(json.dumps(pkg))
+    return BoundPackages(good, tampered)
 
 
 def test_publish_of_an_unbound_epoch_is_refused(
@@ -121,43 +144,58 @@ def test_publish_finalizes_the_epoch(deployed: Deployed, tiny_epoch: Any) -> Non
 
 
 def test_verify_against_the_chain(
-    cli: Callable[..., Result], deployed: Deployed, packages: Any
+    cli: Callable[..., Result], deployed: Deployed, bound: BoundPackages
 ) -> None:
-    url, registry = deployed.node.url, deployed.registry
-    result = cli("verify", packages.good, "--rpc", url, "--registry", registry)
+    # The package names its registry: --rpc alone is enough.
+    result = cli("verify-inclusion", bound.good, "--rpc", deployed.node.url)
     assert result.exit_code == 0, result.output
-    assert "OK: account bob is included in epoch 1 (checked against the chain)" in result.stdout
+    assert "[PASS] The registry attests this epoch: registry " in result.stdout
+    assert "[SKIP] The batch holding your account is proven: not checked: no epoch bundle" in (
+        result.stdout
+    )
+    assert "VERIFIED: account bob is included in epoch 1" in result.stdout
     assert "equity                   0.25" in result.stdout
     assert "debt                   50.5" in result.stdout
     assert "no trust anchors given" in result.stderr
 
-    # Pinned by the deployment record: no warning about unpinned keys.
+    # Pinned by the deployment record, with the bundle too: every check passes, no warning.
     pinned = cli(
-        "verify", packages.good, "--rpc", url, "--registry", registry,
-        "--trusted-keys", deployed.record_file,
+        "verify-inclusion", bound.good, "--rpc", deployed.node.url, "--bundle",
+        deployed.epoch.dir, "--trusted-keys", deployed.record_file,
     )  # fmt: skip
     assert pinned.exit_code == 0, pinned.output
+    assert pinned.stdout.count("[PASS]") == 10, pinned.stdout
     assert "no trust anchors given" not in pinned.stderr
 
 
+def test_publish_records_the_gas(deployed: Deployed) -> None:
+    rec = json.loads((deployed.epoch.dir / "publication.json").read_text())
+    assert rec["format"] == "zksolvency-publication/1"
+    assert (rec["epoch"], rec["chain_id"], rec["registry"]) == (1, 31337, deployed.registry)
+    kinds = [(t["kind"], t["index"]) for t in rec["transactions"]]
+    assert kinds == [("open", None), ("batch", 0), ("batch", 1), ("batch", 2), ("finalize", None)]
+    receipts = [deployed.node.w3.eth.get_transaction_receipt(t["tx"]) for t in rec["transactions"]]
+    assert [r["gasUsed"] for r in receipts] == [t["gas_used"] for t in rec["transactions"]]
+    assert rec["total_gas"] == sum(t["gas_used"] for t in rec["transactions"])
+
+
 def test_verify_against_the_chain_refuses_an_edited_package(
-    cli: Callable[..., Result], deployed: Deployed, packages: Any
+    cli: Callable[..., Result], deployed: Deployed, bound: BoundPackages
 ) -> None:
-    result = cli(
-        "verify", packages.tampered, "--rpc", deployed.node.url, "--registry", deployed.registry
-    )
+    result = cli("verify-inclusion", bound.tampered, "--rpc", deployed.node.url)
     assert result.exit_code == 1, result.output
-    assert "verification FAILED: your balances and id do not hash to the epoch root" in (
-        result.stderr
+    assert "[FAIL] Your data makes your leaf: your id, salt, balances and positions" in (
+        result.stdout
     )
+    assert "[SKIP] The registry attests this epoch: not checked" in result.stdout
 
 
-def test_verify_against_an_unreachable_node(cli: Callable[..., Result], packages: Any) -> None:
-    result = cli(
-        "verify", packages.good, "--rpc", "http://127.0.0.1:9", "--registry", "0x" + "11" * 20
-    )
+def test_verify_against_an_unreachable_node(
+    cli: Callable[..., Result], bound: BoundPackages
+) -> None:
+    result = cli("verify-inclusion", bound.good, "--rpc", "http://127.0.0.1:9")
     assert result.exit_code == 1
-    assert "cannot reach an Ethereum node at http://127.0.0.1:9" in result.stderr
+    assert "cannot reach an Ethereum node at http://127.0.0.1:9" in result.stdout
 
 
 def test_publish_again_sends_nothing(
@@ -192,10 +230,12 @@ def test_publish_from_a_non_publisher_is_refused(
     assert f"error: {intruder} is not the registry's publisher {fresh.publisher}" in result.stderr
     assert w3.eth.block_number == block, "nothing may be sent"
 
-    # The user's check against that registry fails: it never finalized epoch 1.
-    result = cli("verify", packages.good, "--rpc", deployed.node.url, "--registry", fresh.registry)
+    # The user's check against that registry fails: it never finalized epoch 1. (The package
+    # of the epoch as first proven names no registry, so any may be asked.)
+    url = deployed.node.url
+    result = cli("verify-inclusion", packages.good, "--rpc", url, "--registry", fresh.registry)
     assert result.exit_code == 1, result.output
-    assert "epoch 1 is none on the registry, not finalized" in result.stderr
+    assert "epoch 1 is none on the registry, not finalized" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -211,7 +251,7 @@ def test_publish_from_a_non_publisher_is_refused(
 def test_verify_against_the_chain_refuses_other_anchors(
     cli: Callable[..., Result],
     deployed: Deployed,
-    packages: Any,
+    bound: BoundPackages,
     tmp_path: Path,
     field: str,
     value: Any,
@@ -222,21 +262,25 @@ def test_verify_against_the_chain_refuses_other_anchors(
     path = tmp_path / "anchors.json"
     path.write_text(json.dumps(anchors))
     result = cli(
-        "verify", packages.good, "--rpc", deployed.node.url, "--registry", deployed.registry,
-        "--trusted-keys", path,
+        "verify-inclusion", bound.good, "--rpc", deployed.node.url, "--bundle",
+        deployed.epoch.dir, "--trusted-keys", path,
     )  # fmt: skip
     assert result.exit_code == 1, result.output
-    assert message in result.stderr
+    onchain = next(ln for ln in result.stdout.splitlines() if "The registry attests" in ln)
+    assert "[FAIL]" in onchain and message in onchain
 
 
 def test_verify_refuses_a_registry_whose_verifier_has_another_key(
-    cli: Callable[..., Result], deployed: Deployed, packages: Any, tmp_path: Path
+    cli: Callable[..., Result], deployed: Deployed, bound: BoundPackages, tmp_path: Path
 ) -> None:
-    # A package whose batch key differs from the one the registry's verifier embeds.
-    pkg = json.loads(packages.good.read_text())
-    pkg["vkeys"]["batch"]["vk_delta_2"][0][0] = str(3**150)  # a word no verifier holds
-    path = tmp_path / "pkg.json"
-    path.write_text(json.dumps(pkg))
-    result = cli("verify", path, "--rpc", deployed.node.url, "--registry", deployed.registry)
+    # A bundle whose batch key differs from the one the registry's verifier embeds.
+    bundle = tmp_path / "bundle"
+    shutil.copytree(deployed.epoch.dir, bundle, ignore=shutil.ignore_patterns("private"))
+    m = json.loads((bundle / "manifest.json").read_text())
+    m["circuits"]["batch"]["vkey_json"]["vk_delta_2"][0][0] = str(
+        3**150
+    )  # a word no verifier holds
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    result = cli("verify-inclusion", bound.good, "--rpc", deployed.node.url, "--bundle", bundle)
     assert result.exit_code == 1, result.output
-    assert "batch verifier is not built from the package's verification key" in result.stderr
+    assert "batch verifier is not built from the bundle's verification key" in result.stdout

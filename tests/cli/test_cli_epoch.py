@@ -88,72 +88,72 @@ def test_every_proof_verifies_with_plain_snarkjs(tiny_epoch: Any, tmp_path: Path
 
 
 def test_export_and_verify_offline(
-    cli: Callable[..., Result], tiny_epoch: Any, packages: Any
+    cli: Callable[..., Result], tiny_epoch: Any, packages: Any, tmp_path: Path
 ) -> None:
     pkg = packages.load()
     assert pkg["account"]["id"] == "bob" and pkg["epoch"] == 1
     assert pkg["root"] == tiny_epoch.manifest["root"]
-    result = cli("verify", packages.good, "--bundle", tiny_epoch.dir)
+    assert pkg["bundle"]["manifest_sha256"] == tiny_epoch.sha256()
+    report = tmp_path / "report.json"
+    result = cli("verify-inclusion", packages.good, "--bundle", tiny_epoch.dir, "--json", report)
     assert result.exit_code == 0, result.output
-    assert "OK: account bob is included in epoch 1 (checked against the bundle)" in result.stdout
-    lines = [line.split() for line in result.stdout.splitlines()[1:]]
-    assert lines[:4] == [
+    out = result.stdout.splitlines()
+    assert out[0] == "account bob, epoch 1"
+    assert [line.split() for line in out[1:5]] == [
         ["BTC", "equity", "0.25", "debt", "0"],
         ["USDT", "equity", "0", "debt", "50.5"],
         ["BTC-PERP", "position", "-10"],
         ["BTC-C70K", "position", "5"],
     ]
     # bob's own margin, recomputed from his package: his worst scenario is a fall with vol down
-    assert result.stdout.splitlines()[5] == (
+    assert out[5] == (
         "  margin headroom 15,238.48 USD in the worst scenario (price -1×range, vol down)"
     )
+    statuses = {line.split("]")[1].split(":")[0].strip(): line.split("]")[0] for line in out[6:16]}
+    assert all("PASS" in v for k, v in statuses.items() if k != "The registry attests this epoch")
+    assert "SKIP" in statuses["The registry attests this epoch"]
+    assert "VERIFIED: account bob is included in epoch 1" in result.stdout
+    assert "It does not prove:" in result.stdout
+    doc = json.loads(report.read_text())
+    assert doc["ok"] is True and [c["status"] for c in doc["checks"]].count("pass") == 9
 
 
 def test_verify_refuses_an_edited_balance(
     cli: Callable[..., Result], tiny_epoch: Any, packages: Any
 ) -> None:
-    result = cli("verify", packages.tampered, "--bundle", tiny_epoch.dir)
+    result = cli("verify-inclusion", packages.tampered, "--bundle", tiny_epoch.dir)
     assert result.exit_code == 1, result.output
-    assert "verification FAILED: your balances and id do not hash to the epoch root" in (
-        result.stderr
+    assert "[FAIL] Your data makes your leaf: your id, salt, balances and positions do not" in (
+        result.stdout
     )
-    assert "OK" not in result.stdout
+    assert "NOT VERIFIED: your data makes your leaf failed" in result.stdout
+    assert "VERIFIED: account" not in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        ("price", "context is inconsistent"),  # the weight no longer follows from the price
-        ("epoch", "prices do not match its context hash"),  # consistent, but not what was hashed
-    ],
-)
-def test_verify_refuses_an_edited_context(
-    cli: Callable[..., Result],
-    tiny_epoch: Any,
-    packages: Any,
-    tmp_path: Path,
-    edit: str,
-    message: str,
+def test_verify_refuses_a_bundle_with_edited_prices(
+    cli: Callable[..., Result], tiny_epoch: Any, packages: Any, tmp_path: Path
 ) -> None:
-    """The context in a package is checked before anything is computed from it: an edited price
-    contradicts the numbers derived from it, and a self-consistent edit the context hash."""
-    pkg = packages.load()
-    if edit == "price":
-        asset = pkg["context"]["assets"][0]
-        asset["price_e8"] = str(int(asset["price_e8"]) * 2)
-    else:
-        pkg["context"]["epoch"] = 2
-    path = tmp_path / "pkg.json"
-    path.write_text(json.dumps(pkg))
-    result = cli("verify", path, "--bundle", tiny_epoch.dir)
+    """The prices come from the bundle, and an edited price contradicts its derived numbers; the
+    package's own checks still pass, and the report says which one failed."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_epoch.dir, bundle, ignore=shutil.ignore_patterns("private"))
+    m = json.loads((bundle / "manifest.json").read_text())
+    asset = m["context"]["assets"][0]
+    asset["price_e8"] = str(int(asset["price_e8"]) * 2)
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    result = cli("verify-inclusion", packages.good, "--bundle", bundle)
     assert result.exit_code == 1, result.output
-    assert message in result.stderr
+    assert "[PASS] Your leaf is in the epoch's tree" in result.stdout
+    # a re-written manifest is another bundle than the one the package names
+    assert "[FAIL] The package belongs to this epoch bundle: the package was exported from" in (
+        result.stdout
+    )
 
 
 def test_verify_refuses_a_non_json_package(
     cli: Callable[..., Result], tiny_epoch: Any, packages: Any
 ) -> None:
-    result = cli("verify", packages.not_json, "--bundle", tiny_epoch.dir)
+    result = cli("verify-inclusion", packages.not_json, "--bundle", tiny_epoch.dir)
     assert result.exit_code == 2, result.output
     assert f"{packages.not_json}:1: invalid JSON" in result.stderr
 

@@ -26,7 +26,17 @@ COMMANDS = dict(_commands(main))
 
 def test_every_command_is_covered() -> None:
     names = {" ".join(p) for p in COMMANDS}
-    expected = {"", "prove", "verify", "verify-bundle", "deploy", "publish", "export", "setup"}
+    expected = {
+        "",
+        "prove",
+        "verify-inclusion",
+        "verify-bundle",
+        "deploy",
+        "publish",
+        "export",
+        "setup",
+        "packages",
+    }
     assert expected <= names, sorted(names)
 
 

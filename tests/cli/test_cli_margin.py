@@ -15,6 +15,8 @@ import pytest
 from click.testing import Result
 from zksolvency.prover import chain
 from zksolvency.prover.account_proof import account_data, parse_usd, usd
+from zksolvency.prover.bundle import load_bundle
+from zksolvency.prover.inclusion import resolve
 from zksolvency.prover.params import EpochParams
 
 HEADROOM = "1000.25"  # well below alice's true headroom (about 90k USD)
@@ -49,14 +51,18 @@ def proven(
     assert exported.exit_code == 0, exported.output
     pkg = json.loads(package.read_text())
     assert pkg["account"]["positions"] == {"BTC-PERP": "250", "BTC-C70K": "-20"}
-    assert account_data(pkg).headroom > parse_usd(HEADROOM)
+    full = resolve(pkg, load_bundle(tiny_epoch.dir))
+    assert account_data(full).headroom > parse_usd(HEADROOM)
     zero, some = folder / "zero.proof.json", folder / "some.proof.json"
-    zero_result = cli("margin", "prove", package, "--out", zero)
+    zero_result = cli("margin", "prove", package, "--bundle", tiny_epoch.dir, "--out", zero)
     assert zero_result.exit_code == 0, zero_result.output
-    some_result = cli("margin", "prove", package, "--headroom", HEADROOM, "--out", some)
+    some_result = cli(
+        "margin", "prove", package, "--bundle", tiny_epoch.dir, "--headroom", HEADROOM,
+        "--out", some,
+    )  # fmt: skip
     assert some_result.exit_code == 0, some_result.output
     print(f"\n{zero_result.stdout.strip()}\n{some_result.stdout.strip()}")
-    return Proven(package, pkg, zero, some, zero_result, some_result, tiny_epoch.dir)
+    return Proven(package, full, zero, some, zero_result, some_result, tiny_epoch.dir)
 
 
 def test_prove_writes_proofs(proven: Proven) -> None:
@@ -179,7 +185,17 @@ def test_prove_refuses_more_headroom_than_the_account_has(
     true = account_data(proven.pkg).headroom
     above = usd(true // 10**18 * 10**18 + 10**18)  # the next 10^-8 USD above the true headroom
     out = tmp_path / "never.json"
-    result = cli("margin", "prove", proven.package, "--headroom", above, "--out", out)
+    result = cli(
+        "margin",
+        "prove",
+        proven.package,
+        "--bundle",
+        proven.bundle,
+        "--headroom",
+        above,
+        "--out",
+        out,
+    )
     assert result.exit_code == 2, result.output
     assert "error: the account keeps only" in result.stderr
     assert f"less than the {above} USD asked" in result.stderr
@@ -198,7 +214,16 @@ def test_prove_refuses_more_headroom_than_the_account_has(
 def test_prove_bad_headroom(
     cli: Callable[..., Result], proven: Proven, tmp_path: Path, args: tuple[str, ...], message: str
 ) -> None:
-    result = cli("margin", "prove", proven.package, *args, "--out", tmp_path / "x.json")
+    result = cli(
+        "margin",
+        "prove",
+        proven.package,
+        "--bundle",
+        proven.bundle,
+        *args,
+        "--out",
+        tmp_path / "x.json",
+    )
     assert result.exit_code == 2, result.output
     assert "Invalid value for --headroom" in result.stderr and message in result.stderr
 
@@ -209,16 +234,26 @@ def test_prove_refuses_a_tampered_or_unreadable_package(
     pkg = json.loads(proven.package.read_text())
     pkg["account"]["positions"]["BTC-PERP"] = "10"
     tampered = _write(tmp_path / "tampered.json", pkg)
-    result = cli("margin", "prove", tampered, "--out", tmp_path / "x.json")
+    result = cli(
+        "margin", "prove", tampered, "--bundle", proven.bundle, "--out", tmp_path / "x.json"
+    )
     assert result.exit_code == 2, result.output
     assert "error: the inclusion package is inconsistent" in result.stderr
-    assert "do not hash to the epoch root" in result.stderr
+    assert "does not climb to the epoch root" in result.stderr
 
     junk = tmp_path / "junk.json"
     junk.write_text("not json")
-    result = cli("margin", "prove", junk, "--out", tmp_path / "x.json")
+    result = cli("margin", "prove", junk, "--bundle", proven.bundle, "--out", tmp_path / "x.json")
     assert result.exit_code == 2 and "invalid JSON" in result.stderr
-    result = cli("margin", "prove", tmp_path / "missing.json", "--out", tmp_path / "x.json")
+    result = cli(
+        "margin",
+        "prove",
+        tmp_path / "missing.json",
+        "--bundle",
+        proven.bundle,
+        "--out",
+        tmp_path / "x.json",
+    )
     assert result.exit_code == 2 and "cannot read" in result.stderr
 
 
@@ -338,7 +373,9 @@ def test_owner_proves_with_the_published_proving_key(
     zkey = proven.bundle / "keys" / "margin.zkey"
     assert zkey.is_file()
     out = tmp_path / "owner.proof.json"
-    made = cli("margin", "prove", proven.package, "--zkey", zkey, "--out", out)
+    made = cli(
+        "margin", "prove", proven.package, "--bundle", proven.bundle, "--zkey", zkey, "--out", out
+    )
     assert made.exit_code == 0, made.output
     checked = cli("margin", "verify", out, "--bundle", proven.bundle)
     assert checked.exit_code == 0, checked.output
@@ -357,7 +394,9 @@ def test_a_proving_key_the_package_does_not_pin_is_refused(
     other.write_bytes((build.dir / "keys" / f"{build.spec.name}.zkey").read_bytes())
     assert other.read_bytes() != batch.read_bytes()
     out = tmp_path / "x.json"
-    result = cli("margin", "prove", proven.package, "--zkey", other, "--out", out)
+    result = cli(
+        "margin", "prove", proven.package, "--bundle", proven.bundle, "--zkey", other, "--out", out
+    )
     assert result.exit_code == 2, result.output
     assert "is not the epoch's margin key" in result.output
     assert not out.exists()

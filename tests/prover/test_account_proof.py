@@ -32,6 +32,7 @@ from zksolvency.prover.account_proof import (
     usd,
     verify_margin_proof,
 )
+from zksolvency.prover.bundle import load_bundle
 from zksolvency.prover.commitments import (
     STRICT,
     id_commitment,
@@ -43,7 +44,7 @@ from zksolvency.prover.commitments import (
 from zksolvency.prover.context import context_json
 from zksolvency.prover.field import P
 from zksolvency.prover.haircuts import load_haircuts, tier_split
-from zksolvency.prover.inclusion import export_package
+from zksolvency.prover.inclusion import export_package, resolve
 from zksolvency.prover.instruments import load_derivatives
 from zksolvency.prover.margin import MarginContext
 from zksolvency.prover.params import EpochParams
@@ -84,6 +85,20 @@ def epoch_dir(plan: EpochPlan, tmp_path_factory: pytest.TempPathFactory) -> Path
         "params": PARAMS.as_dict(),
         "context": context_json(plan),
         "root": str(plan.tree.root),
+        "accounts": len(plan.accounts),
+        "domain": "0",
+        # placeholders for what packages reference: these tests prove nothing
+        "state_chain": ["0"] * (plan.tree.n_batches + 1),
+        "proofs": {
+            "batches": [
+                {
+                    "proof": f"proofs/batch_{k:06d}.proof.json",
+                    "proof_sha256": "",
+                    "public_signals": [],
+                }
+                for k in range(plan.tree.n_batches)
+            ]
+        },
         "circuits": {
             "batch": {"vkey_json": {}},
             "solvency": {"vkey_json": {}},
@@ -112,7 +127,8 @@ def _index(plan: EpochPlan, account_id: str) -> int:
 
 
 def _package(epoch_dir: Path, account_id: str) -> dict[str, Any]:
-    return export_package(epoch_dir, account_id)
+    """The account's package, completed from its bundle as `margin prove --bundle` does."""
+    return resolve(export_package(epoch_dir, account_id), load_bundle(epoch_dir))
 
 
 def _signed(x: str) -> int:
@@ -308,7 +324,7 @@ def test_id_commit_opens_to_the_packages_id_and_salt(epoch_dir: Path) -> None:
 def real(tiny_epoch: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """alice's package from the session's tiny epoch, and a proof of 1000.25 USD of headroom."""
     out = tmp_path_factory.mktemp("margin_lib")
-    pkg = export_package(tiny_epoch.dir, "alice")
+    pkg = _package(tiny_epoch.dir, "alice")
     stats: dict[str, float] = {}
     doc = prove_account_margin(pkg, parse_usd("1000.25"), out / "proof.json", stats=stats)
     print(f"\nmargin proof timings: {stats}")

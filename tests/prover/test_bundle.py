@@ -171,7 +171,7 @@ def _public(m: dict[str, Any]) -> None:
         (_reprice, "published weight disagrees with its price"),
         (_root, "solvency proof: public signals differ"),
         (_vkey, "does not match its recorded hash"),
-        (_public, "disagrees with the manifest"),
+        (_public, "batch 0: public signals do not continue the state chain"),
         (_fewer_accounts, "cannot fill exactly 3 batches"),
         (_not_development, "development_setup flag disagrees"),
         (_other_shape, "solvency circuit is described with shape"),
