@@ -78,6 +78,8 @@ class PackageMaker:
     """Turns the epoch's private account rows into packages; holds the tree and shared parts."""
 
     def __init__(self, bundle: Bundle, tree: Any) -> None:
+        from eth_utils.address import to_checksum_address
+
         m = bundle.manifest
         self.manifest = m
         self.tree = tree
@@ -93,7 +95,9 @@ class PackageMaker:
                 "final_state": str(m["state_chain"][-1]),
             },
             "registry": (
-                {"chain_id": int(reg["chain_id"]), "address": str(reg["address"])} if reg else None
+                {"chain_id": int(reg["chain_id"]), "address": to_checksum_address(reg["address"])}
+                if reg
+                else None
             ),
         }
 
@@ -729,9 +733,12 @@ def _bundle_checks(
         entries = b.manifest["proofs"]["batches"]
         if int(ref["index"]) != k or k >= len(entries):
             raise InclusionError(f"leaf {a.leaf_index} lies in batch {k}, not {ref['index']}")
-        if ref["proof_sha256"] != entries[k]["proof_sha256"] or [
-            str(x) for x in ref["public_signals"]
-        ] != [str(x) for x in entries[k]["public_signals"]]:
+        if (
+            ref["proof"] != entries[k]["proof"]
+            or ref["proof_sha256"] != entries[k]["proof_sha256"]
+            or [str(x) for x in ref["public_signals"]]
+            != [str(x) for x in entries[k]["public_signals"]]
+        ):
             raise InclusionError(f"the package's batch {k} proof is not the bundle's")
         chain = [int(s) for s in b.manifest["state_chain"]]
         if len(chain) < k + 2:

@@ -1,0 +1,179 @@
+"""verify_inclusion on the tiny epoch: every check passes on an exported package, and an edit to
+any one field of the package is rejected by a named check, whose message says what was wrong."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from zksolvency.prover.inclusion import (
+    CHECKS,
+    FORMAT,
+    export_package,
+    parse_package,
+    verify_inclusion,
+)
+from zksolvency.prover.package_store import PackageStore, build_store, export_files
+
+
+@pytest.fixture(scope="module")
+def bob(tiny_epoch: Any) -> dict[str, Any]:
+    return export_package(tiny_epoch.dir, "bob")
+
+
+def test_an_exported_package_passes_every_offline_check(
+    tiny_epoch: Any, bob: dict[str, Any]
+) -> None:
+    t0 = time.perf_counter()
+    report = verify_inclusion(bob, tiny_epoch.dir)
+    elapsed = time.perf_counter() - t0
+    print(f"\nverify_inclusion offline: {elapsed:.2f} s")
+    assert [c.key for c in report.checks] == list(CHECKS)
+    assert {c.key: c.status for c in report.checks} == {
+        **{k: "pass" for k in CHECKS},
+        "onchain": "skip",
+    }
+    assert report.ok and report.summary()[0].startswith("VERIFIED: account bob")
+    assert report.balances == {"BTC": ("0.25", "0"), "USDT": ("0", "50.5")}
+    # The package is small and names nothing but bob's own data and shared references.
+    text = json.dumps(bob)
+    assert len(text) < 4000
+    assert set(bob) == {
+        "format", "epoch", "account", "layout", "leaf_index", "leaf", "siblings", "root",
+        "batch", "bundle", "registry",
+    }  # fmt: skip
+    for other in ("alice", "carol", "dave", "erin"):
+        assert other not in text
+
+
+def test_every_batch_can_be_verified(tiny_epoch: Any, bob: dict[str, Any]) -> None:
+    quick = verify_inclusion(bob, tiny_epoch.dir)
+    assert "not verified here" in next(c.detail for c in quick.checks if c.key == "state_chain")
+    full = verify_inclusion(bob, tiny_epoch.dir, all_batches=True)
+    assert full.ok and full.details["batches_verified_here"] == 3
+    assert "all 3 batch proofs verified" in next(
+        c.detail for c in full.checks if c.key == "state_chain"
+    )
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+
+    def edit(pkg: dict[str, Any]) -> None:
+        node = pkg
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value(node[keys[-1]]) if callable(value) else value
+
+    return edit
+
+
+def _bump(x: Any) -> str:
+    return str(int(x) + 1)
+
+
+#: (field edited, how, the check that must fail, words its message must hold)
+TAMPERS = [
+    ("format", _set("format", "zksolvency-inclusion/2"), "package", "not a"),
+    ("epoch", _set("epoch", 2), "bundle", "epoch or root"),
+    ("account.id", _set("account.id", "mallory"), "leaf", "do not hash to the leaf"),
+    ("account.salt", _set("account.salt", _bump), "leaf", "do not hash to the leaf"),
+    ("equity", _set("account.equity.BTC", "0.26"), "leaf", "do not hash to the leaf"),
+    ("debt", _set("account.debt.USDT", "50"), "leaf", "do not hash to the leaf"),
+    ("position", _set("account.positions.BTC-PERP", "-9"), "leaf", "do not hash to the leaf"),
+    ("new position", _set("account.positions.ETH-PERP", "1"), "package", "outside the epoch"),
+    ("new asset", _set("account.equity.DOGE", "1"), "package", "outside the epoch"),
+    ("layout.params", _set("layout.params.tree_depth", 5), "path", "depth"),
+    ("layout.decimals", _set("layout.assets.0.decimals", 7), "leaf", "do not hash to the leaf"),
+    ("layout.symbol", _set("layout.assets.0.symbol", "WBTC"), "package", "outside the epoch"),
+    ("layout.instruments", _set("layout.instruments", lambda v: v[::-1]), "leaf", "hash"),
+    ("leaf", _set("leaf", _bump), "leaf", "do not hash to the leaf"),
+    ("leaf_index", _set("leaf_index", lambda i: i ^ 1), "path", "does not climb"),
+    ("sibling", _set("siblings.1", _bump), "path", "does not climb"),
+    ("root", _set("root", _bump), "path", "does not climb"),
+    ("batch.index", _set("batch.index", lambda k: k ^ 1), "batch_proof", "lies in batch"),
+    ("batch.proof", _set("batch.proof", "proofs/x.json"), "batch_proof", "not the bundle's"),
+    ("batch.sha256", _set("batch.proof_sha256", "00" * 32), "batch_proof", "not the bundle's"),
+    ("batch.signals", _set("batch.public_signals.1", _bump), "batch_proof", "not the bundle's"),
+    ("bundle.sha256", _set("bundle.manifest_sha256", "ab" * 32), "bundle", "exported from"),
+    ("bundle.ctx", _set("bundle.ctx_hash", _bump), "bundle", "context hash"),
+    ("bundle.final", _set("bundle.final_state", _bump), "state_chain", "ends at another"),
+    (
+        "registry",
+        _set("registry", {"chain_id": 1, "address": "0x" + "11" * 20}),
+        "bundle",
+        "another registry",
+    ),
+]
+
+
+@pytest.mark.parametrize(("field", "edit", "check", "words"), TAMPERS, ids=[t[0] for t in TAMPERS])
+def test_an_edit_to_any_field_is_rejected_by_name(
+    tiny_epoch: Any,
+    bob: dict[str, Any],
+    field: str,
+    edit: Callable[[dict[str, Any]], None],
+    check: str,
+    words: str,
+) -> None:
+    bad = copy.deepcopy(bob)
+    edit(bad)
+    report = verify_inclusion(bad, tiny_epoch.dir)
+    assert not report.ok
+    failed = report.failed[0]
+    assert failed.key == check, [(c.key, c.status, c.detail) for c in report.checks]
+    assert words in failed.detail
+    assert report.summary()[0].startswith(f"NOT VERIFIED: {CHECKS[check][0].lower()} failed")
+
+
+def test_a_malformed_package_is_a_failed_package_check(tiny_epoch: Any) -> None:
+    report = verify_inclusion(b"{not json", tiny_epoch.dir)
+    assert report.failed[0].key == "package" and "invalid JSON" in report.failed[0].detail
+    assert all(c.status == "skip" for c in report.checks[1:] if c.key != "bundle")
+    with pytest.raises(ValueError, match=f"not a {FORMAT} package"):
+        parse_package(b"[1, 2]", "p.json")
+
+
+def test_without_bundle_or_chain_nothing_is_verified(bob: dict[str, Any]) -> None:
+    report = verify_inclusion(bob)
+    assert not report.ok and not report.failed
+    assert report.summary() == [
+        "NOT VERIFIED: give the epoch bundle (--bundle) or the chain (--rpc)."
+    ]
+
+
+def test_the_store_holds_every_account_and_resumes(tiny_epoch: Any, tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    epoch = tmp_path / "epoch"
+    shutil.copytree(tiny_epoch.dir, epoch)
+    (epoch / "private" / "packages.sqlite").unlink(missing_ok=True)
+    from_rows = export_package(epoch, "bob")  # no store yet: made from the private rows
+    # An interrupted build: a partial store with the first two packages.
+    stats = build_store(epoch, chunk=2)
+    assert stats.packages == 5 and stats.resumed == 0
+    partial = epoch / "private" / "packages.sqlite.partial"
+    shutil.copy(stats.path, partial)
+    db = sqlite3.connect(partial)
+    with db:
+        db.execute("DELETE FROM packages WHERE leaf_index >= 2")
+        db.execute("UPDATE meta SET value = '0' WHERE key = 'complete'")
+    db.close()
+    stats.path.unlink()
+    resumed = build_store(epoch, chunk=2)
+    assert (resumed.packages, resumed.resumed) == (5, 2)
+    assert not partial.exists()
+    with PackageStore.open(epoch) as store:
+        assert len(store) == 5
+        pkg = store.get("bob")
+    assert pkg == from_rows == export_package(epoch, "bob")
+    assert verify_inclusion(pkg, epoch).ok
+    files = tmp_path / "files"
+    assert export_files(epoch, files) == 5
+    assert json.loads((files / "bob.json").read_text()) == pkg
