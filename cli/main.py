@@ -54,6 +54,7 @@ def handle_errors(f: F) -> F:
     from zksolvency.prover.epoch import EpochDirError
     from zksolvency.prover.inclusion import ExportError, InclusionError, PackageFormatError
     from zksolvency.prover.keys import KeySetupError
+    from zksolvency.prover.package_store import StoreError
     from zksolvency.prover.paths import ToolchainMissing
     from zksolvency.prover.ptau import PtauError
     from zksolvency.prover.snapshot import SnapshotError
@@ -73,6 +74,7 @@ def handle_errors(f: F) -> F:
             EpochDirError,
             KeySetupError,
             ExportError,
+            StoreError,
         ) as exc:
             fail(str(exc), EXIT_USAGE)
         except (InclusionError, BundleError) as exc:
@@ -989,7 +991,9 @@ def record_publication(
     txs = {(t["kind"], t.get("index")): t for t in old.get("transactions", [])}
     if old.get("registry", registry) != registry or int(old.get("chain_id", chain_id)) != chain_id:
         txs = {}  # published to another registry: the old record is not this one's
-    sent = [("open", None, report.open_tx, report.open_gas)]
+    sent: list[tuple[str, int | None, str | None, int | None]] = [
+        ("open", None, report.open_tx, report.open_gas)
+    ]
     sent += [("batch", None, t, g) for t, g in zip(report.batch_txs, report.batch_gas, strict=True)]
     sent += [
         ("custody", i, t, g)
@@ -1226,6 +1230,18 @@ main.add_command(risk)
 from .margin import margin  # noqa: E402  (its commands import from this module lazily)
 
 main.add_command(margin)
+
+from .audit import audit  # noqa: E402  (its command imports from this module lazily)
+
+main.add_command(audit)
+
+from .report import report  # noqa: E402  (its command imports from this module lazily)
+
+main.add_command(report)
+
+from .serve import serve  # noqa: E402  (its command imports from this module lazily)
+
+main.add_command(serve)
 
 if __name__ == "__main__":
     main()

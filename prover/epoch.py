@@ -39,6 +39,7 @@ from . import native, witness_cpp
 from .atomic import atomic_path, read_json, sha256_file, sha256_json, write_bytes, write_json
 from .commitments import UNBOUND_DOMAIN, describe_domain, registry_of
 from .context import context_json
+from .field import FieldArray
 from .keys import Keys, KeySet, build_keys, build_margin_keys
 from .params import EpochParams
 from .paths import js_script, repo_root
@@ -596,7 +597,7 @@ def _prove_planned(
                     name, input_sha, pub = pending[i]
                     if stats is not None:
                         stats.append({"name": name, **{k: res[k] for k in res if k.endswith("_s")}})
-                    _finish(out, name, input_sha, pub)
+                    _finish(out, name, input_sha, pub, proof_seconds(res))
                     os.unlink(jobs[i]["input"])  # private balances: keep no more copies than needed
                     advance(1)
 
@@ -641,17 +642,32 @@ def _no_leftovers(out: Path) -> Iterator[None]:
         raise
 
 
-def _finish(out: Path, name: str, input_sha: str, expected: list[int]) -> None:
+def proof_seconds(res: dict[str, Any]) -> float | None:
+    """Wall seconds spent making one proof, from a backend's result line: the Node driver's
+    `seconds` for the whole job (witness, prove, verify), else (native backend) the sum of its
+    stage timings. Measured by the backend rather than here, because jobs overlap in a run."""
+    if "seconds" in res:
+        return round(float(res["seconds"]), 3)
+    stages = [float(v) for k, v in res.items() if k.endswith("_s")]
+    return round(sum(stages), 3) if stages else None
+
+
+def _finish(
+    out: Path, name: str, input_sha: str, expected: list[int], seconds: float | None
+) -> None:
     proof, public, meta = _proof_paths(out, name)
     got = [int(x) for x in read_json(public)]
     if got != expected:
         raise EpochDirError(f"{name}: public signals {got} differ from the mirror's {expected}")
+    # `seconds` is for reports only: resuming (_done) reads the hashes alone, and a proof that
+    # is skipped keeps its meta file, so it keeps the seconds of the run that made it.
     write_json(
         meta,
         {
             "input_sha256": input_sha,
             "proof_sha256": sha256_file(proof),
             "public_sha256": sha256_file(public),
+            "seconds": seconds,
         },
     )
 
@@ -680,6 +696,10 @@ def _write_private(out: Path, plan: EpochPlan) -> None:
                 "qty": [str(v) for v in plan.qty[i]],
             }
             fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+    # The leaves in tree order, 32 bytes each: building every user's package then needs only the
+    # tree's inner hashes, not the account hashes again (inclusion.rebuild_tree).
+    leaves = plan.leaves if isinstance(plan.leaves, FieldArray) else FieldArray.of(plan.leaves)
+    write_bytes(out / "private" / "leaves.bin", leaves.tobytes())
     # The headroom distribution is the exchange's own view: quantiles of a small epoch would
     # give single accounts away, so it stays private.
     write_json(out / "private" / "margin.json", margin_stats(plan))

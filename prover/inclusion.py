@@ -95,7 +95,10 @@ class PackageMaker:
                 "final_state": str(m["state_chain"][-1]),
             },
             "registry": (
-                {"chain_id": int(reg["chain_id"]), "address": to_checksum_address(reg["address"])}
+                {
+                    "chain_id": int(reg["chain_id"]),
+                    "address": to_checksum_address(str(reg["address"])),
+                }
                 if reg
                 else None
             ),
@@ -157,30 +160,67 @@ def private_rows(epoch_dir: Path) -> Iterator[dict[str, Any]]:
                     raise ExportError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
 
 
-def rebuild_tree(epoch_dir: Path, m: dict[str, Any], chunk: int = 65_536) -> Any:
-    """The epoch's tree from its private rows (leaves hashed a chunk at a time, natively when
-    the native Poseidon is built); it must give the published root."""
-    import numpy as np
+def rebuild_tree(epoch_dir: Path, m: dict[str, Any], spot_checks: int = 256) -> Any:
+    """The epoch's tree, which must give the published root.
 
-    from .commitments import id_commitments, leaf_hashes_of
+    From private/leaves.bin (the leaves `prove` hashed) when present: only the inner nodes are
+    hashed again, and a sample of rows is re-hashed against its leaf, so that rows and leaves
+    from different runs cannot pass. Otherwise every leaf is hashed from the private rows."""
+    import random
+
     from .field import FieldArray
     from .tree import BatchedTree
 
     params = EpochParams(**{k: int(v) for k, v in m["params"].items()})
+    saved = epoch_dir / "private" / "leaves.bin"
+    if saved.is_file():
+        leaves = FieldArray(saved.read_bytes())
+        n = len(leaves)
+        if n != int(m["accounts"]):
+            raise ExportError(f"{saved} holds {n} leaves for {m['accounts']} accounts")
+        picks = set(random.Random(n).sample(range(n), min(n, spot_checks)))
+        for i, row in enumerate(private_rows(epoch_dir)):
+            if i in picks and _row_leaf(row, params) != leaves[i]:
+                raise InclusionError(f"private row {i + 1} does not hash to its saved leaf")
+    else:
+        leaves = _hash_rows(epoch_dir, params)
+    tree = BatchedTree.build(params, leaves)
+    if tree.root != int(m["root"]):
+        raise InclusionError("the private account data does not rebuild the published root")
+    return tree
+
+
+def _row_leaf(row: dict[str, Any], params: EpochParams) -> int:
+    pad = [0] * (params.n_assets - len(row["equity"]))
+    return leaf_hash(
+        id_commitment(str(row["id"]), int(row["salt"])),
+        [*map(int, row["equity"]), *pad],
+        [*map(int, row["debt"]), *pad],
+        [qty_code(int(q)) for q in row["qty"]],
+    )
+
+
+def _hash_rows(epoch_dir: Path, params: EpochParams, chunk: int = 65_536) -> Any:
+    """Every leaf from the private rows, a chunk at a time through the batched hashes."""
+    import numpy as np
+
+    from .commitments import id_commitments, leaf_hashes_of
+    from .field import FieldArray
+
     n = params.n_assets
-    leaves = FieldArray.of([])
+    parts: list[bytes] = []
     ids: list[str] = []
     salts: list[int] = []
     amounts: list[list[int]] = []
     codes: list[list[int]] = []
 
     def flush() -> None:
-        nonlocal leaves
-        if not ids:
-            return
-        mat = np.array(amounts, dtype=np.uint64).reshape(len(ids), 2 * n)
-        leaves = leaves + FieldArray.of(leaf_hashes_of(id_commitments(ids, salts), mat, codes))
-        ids.clear(), salts.clear(), amounts.clear(), codes.clear()
+        if ids:
+            mat = np.array(amounts, dtype=np.uint64).reshape(len(ids), 2 * n)
+            hashed = leaf_hashes_of(id_commitments(ids, salts), mat, codes)
+            parts.append(FieldArray.of(hashed).tobytes())
+            for pending in (ids, salts, amounts, codes):
+                pending.clear()
 
     for i, r in enumerate(private_rows(epoch_dir)):
         if int(r["index"]) != i:
@@ -194,27 +234,26 @@ def rebuild_tree(epoch_dir: Path, m: dict[str, Any], chunk: int = 65_536) -> Any
         if len(ids) >= chunk:
             flush()
     flush()
-    tree = BatchedTree.build(params, leaves)
-    if tree.root != int(m["root"]):
-        raise InclusionError("the private account data does not rebuild the published root")
-    return tree
+    return FieldArray(b"".join(parts))
 
 
 def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) -> dict[str, Any]:
     """One account's package (exchange side): from the package store when it has been built
     for this bundle, else from the private rows (the tree is rebuilt: slow for a big epoch)."""
+    from .atomic import sha256_file
     from .package_store import PackageStore, StoreError
 
-    bundle = load_bundle(epoch_dir)
     pkg: dict[str, Any] | None = None
-    try:
-        store = PackageStore.open(epoch_dir, bundle.sha256)
-    except StoreError:
+    try:  # the manifest's hash names the bundle: no need to parse it when the store answers
+        store = PackageStore.open(epoch_dir, sha256_file(epoch_dir / "manifest.json"))
+    except (StoreError, OSError):
         store = None
+    bundle = load_bundle(epoch_dir) if store is None else None
     if store is not None:
         with store:
             pkg = store.get(account_id)
     else:
+        assert bundle is not None
         tree = rebuild_tree(epoch_dir, bundle.manifest)
         maker = PackageMaker(bundle, tree)
         for row in private_rows(epoch_dir):
@@ -222,7 +261,8 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
                 pkg = maker.package(row)
                 break
     if pkg is None:
-        raise ExportError(f"no account {account_id!r} in epoch {bundle.epoch}")
+        epoch = (bundle or load_bundle(epoch_dir)).epoch
+        raise ExportError(f"no account {account_id!r} in epoch {epoch}")
     if out is not None:
         write_json(out, pkg)
     return pkg
@@ -258,8 +298,38 @@ def load_package(path: Path) -> dict[str, Any]:
     return parse_package(data, str(path))
 
 
+MAX_NESTING = 32
+
+
+def _nesting(data: bytes | str) -> int:
+    """The deepest bracket nesting outside strings (any JSON a package can hold is shallow)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_package(data: bytes | str, name: str = "package") -> dict[str, Any]:
     """A package from its bytes; PackageFormatError names the file and line of a JSON error."""
+    if _nesting(data) > MAX_NESTING:
+        # json.loads recurses per level, and py_ecc lifts the recursion limit: a deep enough
+        # file would crash the interpreter instead of raising.
+        raise PackageFormatError(f"{name}: nested deeper than {MAX_NESTING} levels")
     try:
         pkg = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .atomic import write_text
 from .bundle import load_bundle
 from .progress import NullReporter, Reporter
 
@@ -189,16 +188,29 @@ def package_filename(account_id: str) -> str:
 
 
 def export_files(epoch_dir: Path, out_dir: Path, reporter: Reporter | None = None) -> int:
-    """One JSON file per account, from the store, each written atomically; returns the count."""
+    """One JSON file per account, from the store; returns the count.
+
+    The files go into a fresh folder beside `out_dir`, synced once and renamed into place at
+    the end: readers see no folder or the whole of it (an fsync per file would cost 5x)."""
+    import shutil
+
     rep = reporter or NullReporter()
     bundle = load_bundle(epoch_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise StoreError(f"{out_dir} exists and is not empty: give a new folder")
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
     n = 0
     with PackageStore.open(epoch_dir, bundle.sha256) as store:
         total = len(store)
-        out_dir.mkdir(parents=True, exist_ok=True)
         with rep.task("writing package files", total) as advance:
             for account_id, text in store.items():
-                write_text(out_dir / package_filename(account_id), text + "\n")
+                (partial / package_filename(account_id)).write_text(text + "\n", encoding="utf-8")
                 n += 1
                 advance(1)
+    os.sync()
+    if out_dir.exists():
+        out_dir.rmdir()
+    os.replace(partial, out_dir)
     return n

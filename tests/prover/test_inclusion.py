@@ -177,3 +177,10 @@ def test_the_store_holds_every_account_and_resumes(tiny_epoch: Any, tmp_path: Pa
     files = tmp_path / "files"
     assert export_files(epoch, files) == 5
     assert json.loads((files / "bob.json").read_text()) == pkg
+
+
+def test_a_deeply_nested_file_is_refused_before_parsing() -> None:
+    # json.loads would recurse 200,000 levels, past what the C stack holds.
+    with pytest.raises(ValueError, match="nested deeper than 32 levels"):
+        parse_package(b"[" * 200_000, "deep.json")
+    assert parse_package(json.dumps({"format": FORMAT, "s": "[[[[" * 20}))["s"].startswith("[[")
