@@ -21,6 +21,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
         verify_margin_proof,
     )
     from zksolvency.prover.atomic import write_json
+    from zksolvency.prover.audit import audit_epoch
     from zksolvency.prover.bundle import TrustAnchors, load_bundle
     from zksolvency.prover.chain import Anvil, AttestationRefused, registry_at
     from zksolvency.prover.commitments import VALUE_DECIMALS
@@ -37,6 +38,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     )
     from zksolvency.prover.package_store import build_store
     from zksolvency.prover.params import EpochParams
+    from zksolvency.prover.report import gather, render
     from zksolvency.prover.reserves import load_reserves
     from zksolvency.prover.witness import PlanError, format_value, plan_epoch
 
@@ -45,7 +47,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     t0 = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     params = EpochParams.default()
-    click.secho("1/8 sample snapshot, derivatives and haircuts", bold=True, err=True)
+    click.secho("1/9 sample snapshot, derivatives and haircuts", bold=True, err=True)
     snapshot_path = workdir / "snapshot.json"
     reserves_path = workdir / "reserves.json"
     sample = snap.sample_snapshot(n_accounts, seed=7)
@@ -75,12 +77,12 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
     except PlanError as exc:
         refusal = str(exc).splitlines()[-1].strip()
 
-    click.secho("2/8 circuits and keys", bold=True, err=True)
+    click.secho("2/9 circuits and keys", bold=True, err=True)
     keys = build_keys(params, ptau, rep)
     margin_keys = build_margin_keys(params, ptau, rep)
 
     click.secho(
-        "3/8 local chain: tokens, price feeds, custody funds, the registry", bold=True, err=True
+        "3/9 local chain: tokens, price feeds, custody funds, the registry", bold=True, err=True
     )
     for old in ("epoch-1", "epoch-2"):
         if (workdir / old / "private" / "run.json").exists():
@@ -142,7 +144,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
             return manifest, publish_bundle(w3, operator, deployment["registry"], out)
 
         click.secho(
-            "4/8 custody signatures, proving epoch 1, publishing it: the registry checks "
+            "4/9 custody signatures, proving epoch 1, publishing it: the registry checks "
             "reserves and prices",
             bold=True,
             err=True,
@@ -156,7 +158,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
         record_prices = registry.functions.getPrices(1).call()
 
         click.secho(
-            "5/8 every user's inclusion package; one user checks theirs", bold=True, err=True
+            "5/9 every user's inclusion package; one user checks theirs", bold=True, err=True
         )
         store = build_store(epoch_dir, rep)
         # A user with positions, so that the package shows their margin too.
@@ -170,7 +172,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
         check_s = time.monotonic() - t_check
         on_chain = verify_inclusion(pkg, epoch_dir, rpc=node.url, trusted=anchors)
 
-        click.secho("6/8 the user proves their margin to a lender", bold=True, err=True)
+        click.secho("6/9 the user proves their margin to a lender", bold=True, err=True)
         # Half the true headroom, rounded down to whole dollars: the lender learns only that.
         shown = max(0, offline.margin["headroom"] // 2 // 10**VALUE_DECIMALS)
         t_margin = time.monotonic()
@@ -183,7 +185,7 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
             doc, node.url, deployment["account_margin_verifier"]
         )
 
-        click.secho("7/8 an edited package is rejected", bold=True, err=True)
+        click.secho("7/9 an edited package is rejected", bold=True, err=True)
         forged = json.loads(json.dumps(pkg))
         sym = next(iter(forged["account"]["equity"]))
         forged["account"]["equity"][sym] = "1000000"
@@ -196,8 +198,12 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
             else "NOT rejected (bug!)"
         )
 
+        click.secho("8/9 an auditor audits epoch 1 against the chain", bold=True, err=True)
+        audit = audit_epoch(epoch_dir, anchors, rpc=node.url)
+        write_json(workdir / "audit-1.json", audit.to_json())
+
         click.secho(
-            "8/8 epoch 2: two ETH feeds go bad (one stale, one 15 % high); the circuit breaker "
+            "9/9 epoch 2: two ETH feeds go bad (one stale, one 15 % high); the circuit breaker "
             "refuses",
             bold=True,
             err=True,
@@ -217,6 +223,10 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
             breaker = [
                 f"epoch 2 REFUSED on-chain (event in {exc.tx_hash[:18]}...), epoch left open:"
             ] + ["  " + r.describe(symbols[r.asset]) for r in exc.readings]
+
+    click.secho("the public report of epoch 1", bold=True, err=True)
+    report_dir = workdir / "report"
+    rendered = render(gather([epoch_dir], rep), report_dir)
 
     total_s = time.monotonic() - t0
     b, sv = keys.batch.build, keys.solvency.build
@@ -297,9 +307,14 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
         f" ({lender_chain.checked_against})"
     )
     click.echo(f"  tampered package  {rejected}")
+    counts = audit.counts()
+    click.echo(
+        f"  audit             {'PASSED' if audit.ok else 'FAILED (bug!)'}: {counts['pass']} "
+        f"checks passed, {counts['fail']} failed, {counts['skip']} skipped (audit-1.json)"
+    )
     click.echo(
         f"  files             {workdir}/: snapshot.json, reserves.json (declared), "
-        f"deployment.json, custody-1.json, {pkg_path.name}, {proof_path.name}, margin/, "
+        f"deployment.json, custody-1.json, {pkg_path.name}, {proof_path.name}, margin/, report/, "
         "epoch-1/ (bundle; private/ stays with the exchange), epoch-2/ (refused)"
     )
     if keys.batch.development or keys.solvency.development:
@@ -312,6 +327,18 @@ def run_demo(workdir: Path, n_accounts: int, ptau: Path | None, rep: Reporter) -
             "contribution(s): see `zksolvency keys --help` before publishing for real"
         )
     click.echo(f"  total time        {total_s:.0f} s")
+    click.echo("")
+    click.secho("Next:", bold=True)
+    click.echo(f"  the report         file://{rendered.index.resolve()}")
+    click.echo(
+        f"  the verifier page  zksolvency serve --bundle {epoch_dir}   then open "
+        "http://127.0.0.1:8765/"
+    )
+    click.echo(
+        f"                     and drop {pkg_path} (it verifies) or {forged_path} (it fails, "
+        "and says why)"
+    )
+    click.echo(f"  the CLI check      zksolvency verify-inclusion {pkg_path} --bundle {epoch_dir}")
 
 
 def _listings() -> dict[str, Any]:

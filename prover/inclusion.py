@@ -600,7 +600,7 @@ class InclusionReport:
         if self.failed:
             first = self.failed[0]
             return [
-                f"NOT VERIFIED: {first.title.lower()} failed: {first.detail}",
+                f"NOT VERIFIED: the check '{first.title}' failed: {first.detail}",
                 "Do not rely on this epoch for your account; keep the package and contact the "
                 "exchange (or an auditor) with the message above.",
             ]

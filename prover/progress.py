@@ -46,11 +46,17 @@ class StderrReporter:
     def task(self, label: str, total: int) -> Iterator[Advance]:
         start = time.monotonic()
         done = 0
+        shown = -1.0  # when the last line was printed
 
         def advance(n: int) -> None:
-            nonlocal done
+            nonlocal done, shown
             done += n
-            elapsed = time.monotonic() - start
+            now = time.monotonic()
+            # A line a second at most (and the last one): a log, not a flood, on fast steps.
+            if now - shown < 1.0 and done < total:
+                return
+            shown = now
+            elapsed = now - start
             rate = done / elapsed if elapsed > 0 else 0.0
             eta = (total - done) / rate if rate > 0 else 0.0
             print(

@@ -126,7 +126,7 @@ def test_verify_refuses_an_edited_balance(
     assert "[FAIL] Your data makes your leaf: your id, salt, balances and positions do not" in (
         result.stdout
     )
-    assert "NOT VERIFIED: your data makes your leaf failed" in result.stdout
+    assert "NOT VERIFIED: the check 'Your data makes your leaf' failed" in result.stdout
     assert "VERIFIED: account" not in result.stdout
 
 

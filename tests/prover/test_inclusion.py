@@ -128,7 +128,7 @@ def test_an_edit_to_any_field_is_rejected_by_name(
     failed = report.failed[0]
     assert failed.key == check, [(c.key, c.status, c.detail) for c in report.checks]
     assert words in failed.detail
-    assert report.summary()[0].startswith(f"NOT VERIFIED: {CHECKS[check][0].lower()} failed")
+    assert report.summary()[0].startswith(f"NOT VERIFIED: the check '{CHECKS[check][0]}' failed")
 
 
 def test_a_malformed_package_is_a_failed_package_check(tiny_epoch: Any) -> None:

@@ -74,7 +74,9 @@ def test_tampered_balance_fails_the_leaf_check(
     leaf = check(report, "leaf")
     assert leaf["status"] == "fail"
     assert "do not hash to the leaf" in leaf["detail"]
-    assert report["summary"][0].startswith("NOT VERIFIED: your data makes your leaf failed")
+    assert report["summary"][0].startswith(
+        "NOT VERIFIED: the check 'Your data makes your leaf' failed"
+    )
     # What the package claims is shown, so that the user sees which numbers were refused.
     assert report["balances"]["BTC"]["equity"] == TAMPERED_BTC
     assert statuses(report)["path"] == "skip"
@@ -99,7 +101,9 @@ def test_malformed_file_fails_the_package_check(
     first = report["checks"][0]
     assert (first["key"], first["status"]) == ("package", "fail")
     assert expected in first["detail"]
-    assert report["summary"][0].startswith("NOT VERIFIED: the package is readable failed")
+    assert report["summary"][0].startswith(
+        "NOT VERIFIED: the check 'The package is readable' failed"
+    )
     assert report["account_id"] is None
     assert report["balances"] == {}
     assert all(c["status"] == "skip" for c in report["checks"][1:])
