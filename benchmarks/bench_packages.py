@@ -8,7 +8,7 @@ manifest are written as `prove` writes them, then timed separately
   tree    the tree rebuilt from the private rows (leaf hashing, native Poseidon when built)
   store   every package made and written into private/packages.sqlite, a chunk a transaction
   export  one package read back by account id (`zksolvency export`), averaged over 1,000
-  files   with --files, one JSON file per account, each written atomically (one fsync each)
+  files   with --files, one JSON file per account, into a folder synced once and renamed
 with packages per second and the process's peak RSS. The issue's target is 5,000 packages/s.
 """
 

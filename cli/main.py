@@ -995,8 +995,10 @@ def record_publication(
         ("open", None, report.open_tx, report.open_gas)
     ]
     sent += [("batch", None, t, g) for t, g in zip(report.batch_txs, report.batch_gas, strict=True)]
+    # custody addresses go in order too: a resumed run's continue after those recorded
+    first_custody = sum(1 for kind, _ in txs if kind == "custody")
     sent += [
-        ("custody", i, t, g)
+        ("custody", first_custody + i, t, g)
         for i, (t, g) in enumerate(zip(report.custody_txs, report.custody_gas, strict=True))
     ]
     sent.append(("finalize", None, report.finalize_tx, report.finalize_gas))

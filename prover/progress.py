@@ -46,16 +46,18 @@ class StderrReporter:
     def task(self, label: str, total: int) -> Iterator[Advance]:
         start = time.monotonic()
         done = 0
-        shown = -1.0  # when the last line was printed
+        shown, tenth = -1.0, -1  # when the last line was printed, and at which tenth
 
         def advance(n: int) -> None:
-            nonlocal done, shown
+            nonlocal done, shown, tenth
             done += n
             now = time.monotonic()
-            # A line a second at most (and the last one): a log, not a flood, on fast steps.
-            if now - shown < 1.0 and done < total:
+            # A line per tenth of the way or per second, whichever comes first, and the last:
+            # every step of a short task, but no flood from a fast long one.
+            at = done * 10 // max(total, 1)
+            if now - shown < 1.0 and at == tenth and done < total:
                 return
-            shown = now
+            shown, tenth = now, at
             elapsed = now - start
             rate = done / elapsed if elapsed > 0 else 0.0
             eta = (total - done) / rate if rate > 0 else 0.0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,16 +26,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .bundle import Bundle, TrustAnchors, load_bundle
-from .inclusion import verify_inclusion
+from .inclusion import MAX_NESTING, json_nesting, verify_inclusion
 from .witness import format_value
 
 log = logging.getLogger(__name__)
 
 #: The largest package accepted (a real one is a few kB: a path of at most 32 hashes).
 MAX_PACKAGE_BYTES = 1 << 20
-#: Deeper JSON is refused before parsing: py_ecc raises the recursion limit to 100000, so the
-#: C JSON decoder overflows the C stack (a segfault, not a RecursionError) on a deep enough file.
-MAX_NESTING = 64
 #: Host names the page is served under; anything else is a DNS-rebinding attempt.
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
@@ -52,22 +48,6 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def nesting(data: bytes) -> int:
-    """How deep arrays and objects nest in a JSON text; for invalid JSON an upper bound of how
-    deep the decoder would go before it stops at the first error."""
-    depth = deepest = 0
-    for b in _STRING.sub(b"", data).translate(None, _NOT_BRACKET):
-        if b in b"[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
 
 
 def _web_files() -> dict[str, bytes]:
@@ -213,7 +193,7 @@ class _Verifier:
     def check(self, data: bytes) -> tuple[int, dict[str, Any]]:
         """The report on a package, with the bundle it was checked against, or an error for a
         body that cannot be a package. Runs in a worker thread: it takes up to seconds of CPU."""
-        if nesting(data) > MAX_NESTING:
+        if json_nesting(data) > MAX_NESTING:
             return 400, {
                 "error": f"the package nests deeper than {MAX_NESTING} levels: not a package"
             }

@@ -36,6 +36,10 @@ def test_wheel_claims_only_the_zksolvency_namespace(tmp_path: Path) -> None:
         "zksolvency/prover/data/SolvencyRegistry.abi.json",
         "zksolvency/prover/data/AccountMarginVerifier.abi.json",
         "zksolvency/prover/js/groth16.mjs",
+        # the local web verifier (`zksolvency serve`) serves these from the installed package
+        "zksolvency/prover/web/index.html",
+        "zksolvency/prover/web/app.js",
+        "zksolvency/prover/web/style.css",
         "zksolvency/cli/main.py",
     ):
         assert needed in names, needed

@@ -87,6 +87,21 @@ def test_shortfall_mode_proves_and_publishes_the_shortfall(
     assert ok.exit_code == 0, ok.output
 
 
+def test_an_account_short_in_shortfall_mode_still_verifies(
+    cli: Callable[..., Result], shortfall_epoch: tuple[Path, Result], tmp_path: Path
+) -> None:
+    """dave falls short; the epoch counts his shortfall against the fund, and his own check
+    says so rather than failing."""
+    out = shortfall_epoch[0]
+    pkg = tmp_path / "dave.json"
+    assert cli("export", out, "--account", "dave", "--out", pkg).exit_code == 0
+    result = cli("verify-inclusion", pkg, "--bundle", out)
+    assert result.exit_code == 0, result.output
+    margin = next(line for line in result.stdout.splitlines() if "Your account's margin" in line)
+    assert "[PASS]" in margin and "short of its margin requirement" in margin
+    assert "counts that against its insurance fund" in margin
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("shortfall", "0"), ("insurance_fund", "1")],

@@ -54,7 +54,11 @@ def test_an_exported_package_passes_every_offline_check(
 def test_every_batch_can_be_verified(tiny_epoch: Any, bob: dict[str, Any]) -> None:
     quick = verify_inclusion(bob, tiny_epoch.dir)
     assert "not verified here" in next(c.detail for c in quick.checks if c.key == "state_chain")
+    assert "Of the 3 batch proofs, the one holding your account was verified here" in (
+        quick.summary()[1]
+    )
     full = verify_inclusion(bob, tiny_epoch.dir, all_batches=True)
+    assert full.summary()[1] == "This means:"
     assert full.ok and full.details["batches_verified_here"] == 3
     assert "all 3 batch proofs verified" in next(
         c.detail for c in full.checks if c.key == "state_chain"
@@ -184,3 +188,33 @@ def test_a_deeply_nested_file_is_refused_before_parsing() -> None:
     with pytest.raises(ValueError, match="nested deeper than 32 levels"):
         parse_package(b"[" * 200_000, "deep.json")
     assert parse_package(json.dumps({"format": FORMAT, "s": "[[[[" * 20}))["s"].startswith("[[")
+
+
+@pytest.mark.bench
+def test_bench_package_generation(tmp_path: Path) -> None:
+    """Packages per second into the store for 20,000 planned accounts (printed, not asserted:
+    benchmarks/bench_packages.py runs the sizes of the README's table)."""
+    import importlib.util
+
+    from zksolvency.prover.params import EpochParams
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_packages.py"
+    spec = importlib.util.spec_from_file_location("bench_packages", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    d = EpochParams.default()
+    bench.run(
+        20_000, EpochParams(3, 20, 4, d.n_instruments, d.n_scenarios, d.n_tiers), tmp_path, False
+    )
+
+
+@pytest.mark.bench
+def test_bench_verify_inclusion(tiny_epoch: Any, bob: dict[str, Any]) -> None:
+    """Wall time of the one-command check offline, five runs (printed, not asserted)."""
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        assert verify_inclusion(bob, tiny_epoch.dir).ok
+        times.append(time.perf_counter() - t0)
+    print(f"\nverify_inclusion offline: best {min(times):.3f} s, worst {max(times):.3f} s")

@@ -220,7 +220,7 @@ def test_deeply_nested_json_is_refused_before_parsing(client: TestClient) -> Non
     """py_ecc raises the recursion limit, so the JSON decoder would crash the server."""
     r = client.post("/api/verify", content=b"[" * 500_000, headers=JSON)
     assert r.status_code == 400
-    assert "nests deeper than 64 levels" in r.json()["error"]
+    assert "nests deeper than 32 levels" in r.json()["error"]
     # Brackets inside strings are text, not nesting.
     r = client.post("/api/verify", content=b'["' + b"[" * 1000 + b'"]', headers=JSON)
     assert r.status_code == 200
@@ -229,11 +229,11 @@ def test_deeply_nested_json_is_refused_before_parsing(client: TestClient) -> Non
 
 
 def test_nesting_measure() -> None:
-    from zksolvency.prover.webapp import nesting
+    from zksolvency.prover.inclusion import json_nesting
 
-    assert nesting(b'{"a": [1, {"b": []}], "c": {}}') == 4
-    assert nesting(b'{"a": "[[[[\\"[[[["}') == 1
-    assert nesting(b"") == 0
+    assert json_nesting(b'{"a": [1, {"b": []}], "c": {}}') == 4
+    assert json_nesting(b'{"a": "[[[[\\"[[[["}') == 1
+    assert json_nesting(b"") == 0
 
 
 def test_verify_needs_json_content_type(client: TestClient, web_packages: WebPackages) -> None:
