@@ -57,6 +57,7 @@ fuzz: install-dev
 
 bench: install
 	$(BIN)/python benchmarks/bench_epoch.py
+	$(BIN)/python benchmarks/bench_packages.py
 
 clean:
 	rm -rf build demo-out
