@@ -1,27 +1,28 @@
 """The auditor's check of one published epoch, as a list of named results.
 
-Offline: every proof and commitment of the bundle (`bundle.verify_bundle`), the context hash
-recomputed from the published prices and haircuts, and the risk arrays repriced from the
-published instruments, market data and grid. With a node: the registry's record of the epoch
-(status, root, context, totals commitment, bundle hash, batch count, final state), the states
-its BatchVerified events carry, the keys its verifiers embed, and the reserves, custody list and
+Offline: the steps of `bundle.verify_bundle`, each on its own line (the manifest, the keys,
+the state chain, every Groth16 proof, the totals and reserves), the context hash recomputed
+from the published prices and haircuts, and the risk arrays repriced from the published
+instruments, market data and grid. With a node: the registry's record of the epoch (status,
+root, context, totals commitment, bundle hash, batch count, final state), the states its
+BatchVerified events carry, the keys its verifiers embed, and the reserves, custody list and
 prices it stored at finalize.
 
-`verify_bundle` stops at its first failure. Its exception is assigned to the line it concerns
-(manifest, keys, state chain, proofs, totals); the lines it had already passed are reported as
-passed and the ones it never reached as skipped. The context, the risk arrays and each registry
-comparison run on their own, so one failure never hides another.
+Each line runs whenever what it needs is available, so one failure never hides another: every
+batch proof is verified even when another fails, the totals are checked without any proof,
+and the proofs are checked against the manifest's own state chain (if well-formed), ctxHash
+and domain when their checks failed; only a missing input skips a check, and the line says
+which.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from . import context as _context
 from .bundle import (
@@ -29,12 +30,19 @@ from .bundle import (
     BundleError,
     BundleFormatError,
     TrustAnchors,
+    check_context,
+    check_keys,
+    check_manifest,
+    check_state_chain,
+    check_totals,
     load_bundle,
     recompute_context,
-    verify_bundle,
+    state_chain_as_given,
+    verify_batch,
+    verify_solvency,
 )
 from .commitments import UNBOUND_DOMAIN, describe_domain
-from .progress import Advance, NullReporter, Reporter
+from .progress import NullReporter, Reporter
 from .snapshot import format_amount
 
 FORMAT = "zksolvency-audit/1"
@@ -71,36 +79,6 @@ CANNOT_SEE = (
 )
 BUNDLE_KEYS = ("manifest", "keys", "state_chain", "proofs", "totals")
 CHAIN_KEYS = ("registry", "epoch_record", "batch_events", "verifiers", "reserves", "prices")
-
-# verify_bundle checks the manifest's metadata, then the keys, then the context (risk arrays
-# included), then the state chain from the recorded public signals; only then does it open its
-# "verifying proofs" task, verify each batch proof, and finish with the totals and the solvency
-# proof. Before that task a failure's stage is read from its message: every earlier stage
-# passed. Once the task is open, its steps count the proofs verified.
-_STAGE = {"manifest": 0, "keys": 1, "context": 2, "risk": 2, "state_chain": 3}
-# Which line a verify_bundle failure belongs to, by its message (first match wins). A message
-# no pattern knows is charged to the proofs line, which stands for verify_bundle as a whole.
-_CLASSIFY = tuple(
-    (re.compile(pattern), key)
-    for pattern, key in (
-        (r"^the published risk arrays", "risk"),
-        (r"^the published context|^the context hash", "context"),
-        (r"^solvency proof: public signals differ", "totals"),
-        (r"state chain|^a state in the chain", "state_chain"),
-        (r"verification key|r1cs", "keys"),
-        (
-            r"Groth16 proof|^missing proof file|^missing public-signals file|"
-            r"hash recorded in the manifest|the manifest's public signals",
-            "proofs",
-        ),
-        (
-            r"custody|domain|bound to|^the manifest's registry|^the manifest names circuits|"
-            r"circuit is described|development_setup|accounts cannot fill",
-            "manifest",
-        ),
-        (r"totals|reserves|verified_only|insurance fund", "totals"),
-    )
-)
 
 
 class AuditInputError(BundleFormatError):
@@ -319,153 +297,237 @@ def _check_risk(bundle: Bundle) -> tuple[Status, str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Offline: verify_bundle, split into lines
+# Offline: the steps of bundle.verify_bundle, each on its own line
+
+#: What a step may raise: a failed check, or a manifest missing what the step reads (an
+#: IndexError among them: a proof list shorter than the batch count).
+_BUNDLE_ERRORS: tuple[type[Exception], ...] = (*_MANIFEST_ERRORS, IndexError)
+
+T = TypeVar("T")
 
 
-class _CountingReporter:
-    """Forwards to the caller's reporter, noting whether verify_bundle opened its proof task
-    and how many steps (proofs verified) it advanced."""
-
-    def __init__(self, inner: Reporter) -> None:
-        self.inner = inner
-        self.started = False
-        self.done = 0
-
-    def info(self, msg: str) -> None:
-        self.inner.info(msg)
-
-    def warn(self, msg: str) -> None:
-        self.inner.warn(msg)
-
-    @contextlib.contextmanager
-    def task(self, label: str, total: int) -> Iterator[Advance]:
-        self.started = True
-        with self.inner.task(label, total) as advance:
-
-            def step(n: int) -> None:
-                self.done += n
-                advance(n)
-
-            yield step
+def _attempt(fn: Callable[[], T]) -> tuple[T | None, str | None]:
+    """What `fn` returns and no error, or nothing and what went wrong."""
+    try:
+        return fn(), None
+    except _BUNDLE_ERRORS as exc:
+        return None, _describe(exc)
 
 
-def _classify(message: str) -> str:
-    for pattern, key in _CLASSIFY:
-        if pattern.search(message):
-            return key
-    return "proofs"
+def _input(
+    check: Callable[[], T], given: Callable[[], T], what: str, as_given: list[str]
+) -> tuple[T | None, str | None, str | None]:
+    """An input of the proofs: what `check` establishes or, when it fails, what `given` reads
+    from the manifest unchecked (then `what` joins `as_given`). Returns the value, the check's
+    error, and why there is no value."""
+    value, error = _attempt(check)
+    if error is None:
+        return value, None, None
+    value, unusable = _attempt(given)
+    if unusable is None:
+        as_given.append(what)
+    return value, error, unusable
+
+
+def _about(what: str, message: str) -> str:
+    """`message`, saying which proof it is about."""
+    return message if message.startswith(f"{what}:") else f"{what}: {message}"
 
 
 def _bundle_lines(
     bundle: Bundle, trusted: TrustAnchors | None, reporter: Reporter, lines: dict[str, Check]
 ) -> tuple[dict[str, Check], list[str]]:
-    """The lines verify_bundle decides, and its warnings. A context or risk failure it reports
-    overrides the independent line in `lines` only if that one did not already fail."""
-    counter = _CountingReporter(reporter)
-    failed: str | None = None
-    message = ""
-    warnings: list[str] = []
-    try:
-        warnings = verify_bundle(bundle, trusted, counter).warnings
-    except BundleError as exc:
-        failed, message = _classify(str(exc)), str(exc)
-    except (KeyError, TypeError, ValueError) as exc:
-        failed, message = "manifest", _describe(exc)
+    """The lines of the bundle's own checks, and the manifest check's warnings.
 
-    if failed in ("context", "risk") and lines[failed].status != FAIL:
-        lines[failed] = Check(failed, TITLES[failed], FAIL, message)
-    n = int(bundle.manifest["batches"])
-    if failed is None:
-        passed = set(BUNDLE_KEYS)
-    elif not counter.started:
-        stage = _STAGE.get(failed, len(_STAGE))
-        passed = {k for k in BUNDLE_KEYS if _STAGE.get(k, len(_STAGE)) < stage}
-    else:
-        # The header, the context and the state chain passed; the totals are checked once
-        # every batch proof verified, before the solvency proof is read and verified.
-        passed = {"manifest", "keys", "state_chain"}
-        if counter.done >= n and failed == "proofs":
-            passed.add("totals")
-    where = TITLES[failed] if failed is not None else ""
+    Each step runs whenever what it needs is there, whatever the others found. The proofs need
+    the keys, the ctxHash and the state chain, the solvency proof also the domain: the ones
+    their checks established or, where a check failed, the manifest's own as given (the state
+    chain only if it is n + 1 field elements); without one they are skipped, saying why. A
+    failure of bundle.check_context fails the independent context line in `lines` unless it or
+    the risk line already failed.
+    """
+    m = bundle.manifest
+    n = int(m["batches"])
     out: dict[str, Check] = {}
-    for key in BUNDLE_KEYS:
-        if key == failed:
-            out[key] = Check(key, TITLES[key], FAIL, message)
-        elif key in passed:
-            try:
-                out[key] = _passed(key, bundle, trusted, counter.done)
-            except (KeyError, TypeError, ValueError):  # a field only the summary reads
-                out[key] = Check(key, TITLES[key], PASS, "checked by verify_bundle")
-        elif key == "proofs":
-            out[key] = Check(
-                key,
-                TITLES[key],
-                SKIP,
-                f"{counter.done} of {n + 1} verified before verify_bundle stopped at the "
-                f"{where} check",
+    as_given: list[str] = []  # inputs the proofs are checked against although unconfirmed
+
+    header, error = _attempt(lambda: check_manifest(bundle, trusted))
+    out["manifest"] = _line("manifest", error, lambda: _manifest_detail(bundle))
+    warnings = header[1] if header is not None else []
+    keys, error = _attempt(lambda: check_keys(bundle, trusted))
+    out["keys"] = _line("keys", error, lambda: _keys_detail(bundle, trusted))
+
+    ctx, error, no_ctx = _input(
+        lambda: check_context(bundle), lambda: bundle.ctx_hash, "ctxHash", as_given
+    )
+    if error is not None and FAIL not in (lines["context"].status, lines["risk"].status):
+        lines["context"] = Check("context", TITLES["context"], FAIL, error)
+    chain: list[int] | None = None
+    no_chain: str | None = None
+    if ctx is None:
+        detail = f"not checked: no ctxHash to start from ({no_ctx})"
+        out["state_chain"] = Check("state_chain", TITLES["state_chain"], SKIP, detail)
+    else:
+        start = ctx
+        chain, error, no_chain = _input(
+            lambda: check_state_chain(bundle, start),
+            lambda: state_chain_as_given(bundle),
+            "state chain",
+            as_given,
+        )
+        out["state_chain"] = _line("state_chain", error, lambda: _chain_detail(n, as_given))
+    domain: int | None = None
+    no_domain: str | None = None
+    if header is not None:
+        domain = header[0]
+    else:
+        domain, no_domain = _attempt(lambda: int(m["domain"]))
+        if domain is not None:
+            as_given.append("domain")
+
+    solvency_ok = False
+    if keys is None or ctx is None or chain is None:
+        missing = []
+        if keys is None:
+            missing.append("no verification keys to check them with (the keys check failed)")
+        if ctx is None:
+            missing.append(f"no ctxHash to check them against ({no_ctx})")
+        elif chain is None:
+            missing.append(
+                f"no state chain to check them against: the manifest's is unusable ({no_chain})"
             )
-        else:
-            detail = f"not reached: verify_bundle stopped at the {where} check"
-            out[key] = Check(key, TITLES[key], SKIP, detail)
+        detail = f"none of the {n + 1} checked: " + "; ".join(missing)
+        out["proofs"] = Check("proofs", TITLES["proofs"], SKIP, detail)
+    else:
+        batch_vk, solvency_vk = keys
+        batches_ok = 0
+        failed: list[str] = []
+        unchecked: list[str] = []
+        with reporter.task("verifying proofs", n + 1) as advance:
+            for k in range(n):
+                _, error = _attempt(partial(verify_batch, bundle, k, batch_vk, chain, ctx))
+                if error is None:
+                    batches_ok += 1
+                else:
+                    failed.append(_about(f"batch {k}", error))
+                advance(1)
+            if domain is None:
+                unchecked.append(f"the solvency proof not checked: no domain ({no_domain})")
+            else:
+                _, error = _attempt(
+                    partial(verify_solvency, bundle, solvency_vk, chain, ctx, domain)
+                )
+                solvency_ok = error is None
+                if error is not None:
+                    failed.append(_about("solvency proof", error))
+            advance(1)
+        out["proofs"] = _proofs_line(n, batches_ok, solvency_ok, failed, unchecked, as_given)
+
+    _, error = _attempt(lambda: check_totals(bundle))
+    out["totals"] = _line("totals", error, lambda: _totals_detail(bundle, solvency_ok))
     return out, warnings
 
 
-def _passed(key: str, bundle: Bundle, trusted: TrustAnchors | None, verified: int) -> Check:
-    """A line verify_bundle got past: passed, with what that means for this bundle (or, for
-    the keys without trust anchors, skipped: nothing pinned them)."""
-    m = bundle.manifest
-    n = int(m["batches"])
-    status: Status = PASS
-    if key == "manifest":
-        custody = m.get("custody") or {}
-        dev = "development keys (INSECURE)" if m["development_setup"] else "ceremony keys"
-        detail = (
-            f"{m['accounts']} accounts in {n} batches, circuits "
-            f"{m['circuits']['batch']['circuit']}, {dev}, bound to "
-            f"{describe_domain(int(m['domain']))}, {len(custody.get('custody', []))} custody "
-            "address(es)"
-        )
-    elif key == "keys":
-        digests = ", ".join(
-            f"{kind} {_short(m['circuits'][kind]['vkey_sha256'])}" for kind in ("batch", "solvency")
-        )
-        if trusted is None:
-            status = SKIP
-            detail = (
-                f"no --trusted-keys: the bundle's own keys ({digests}) were used; they match "
-                "their recorded hashes but nothing pins them"
-            )
-        else:
-            extra = [
-                what
-                for what, pinned in (
-                    ("circuits (r1cs)", bool(trusted.r1cs_sha256)),
-                    ("margin key", trusted.margin_vkey_sha256 is not None),
-                    ("registry", trusted.registry is not None and trusted.chain_id is not None),
-                )
-                if pinned
-            ]
-            detail = f"{digests} are the pinned keys" + (
-                f"; also pinned: {', '.join(extra)}" if extra else ""
-            )
-    elif key == "state_chain":
-        detail = (
-            f"S_0 = ctxHash, {n + 1} field elements; batch k's public signals are "
-            f"[S_k, S_k+1, ctxHash] for k < {n}"
-        )
-    elif key == "proofs":
-        detail = f"{verified} verified in pure Python ({n} batch proofs and the solvency proof)"
-    else:
-        detail = (
-            "totalsHash(totals_raw) = totals_commit; the readable totals and reserves equal the "
-            f"raw ones; verified_only = {str(m['reserves']['verified_only']).lower()}"
-        )
-        if verified == n + 1:  # the solvency proof's signals were compared before it verified
-            detail += (
-                f"; the solvency proof's public signals open S_{n} with the manifest's root, "
-                "totals commitment, prices and reserves"
-            )
+def _line(key: str, error: str | None, passed: Callable[[], tuple[Status, str]]) -> Check:
+    """The line of one step: failed with its error, or what its passing establishes."""
+    if error is not None:
+        return Check(key, TITLES[key], FAIL, error)
+    try:
+        status, detail = passed()
+    except (KeyError, TypeError, ValueError):  # a field only the summary reads
+        status, detail = PASS, "checked by bundle.py"
     return Check(key, TITLES[key], status, detail)
+
+
+def _manifest_detail(bundle: Bundle) -> tuple[Status, str]:
+    m = bundle.manifest
+    custody = m.get("custody") or {}
+    dev = "development keys (INSECURE)" if m["development_setup"] else "ceremony keys"
+    return PASS, (
+        f"{m['accounts']} accounts in {int(m['batches'])} batches, circuits "
+        f"{m['circuits']['batch']['circuit']}, {dev}, bound to "
+        f"{describe_domain(int(m['domain']))}, {len(custody.get('custody', []))} custody "
+        "address(es)"
+    )
+
+
+def _keys_detail(bundle: Bundle, trusted: TrustAnchors | None) -> tuple[Status, str]:
+    """Passed with the pinned keys; skipped without trust anchors: nothing pinned them."""
+    m = bundle.manifest
+    digests = ", ".join(
+        f"{kind} {_short(m['circuits'][kind]['vkey_sha256'])}" for kind in ("batch", "solvency")
+    )
+    if trusted is None:
+        return SKIP, (
+            f"no --trusted-keys: the bundle's own keys ({digests}) were used; they match "
+            "their recorded hashes but nothing pins them"
+        )
+    extra = [
+        what
+        for what, pinned in (
+            ("circuits (r1cs)", bool(trusted.r1cs_sha256)),
+            ("margin key", trusted.margin_vkey_sha256 is not None),
+            ("registry", trusted.registry is not None and trusted.chain_id is not None),
+        )
+        if pinned
+    ]
+    return PASS, f"{digests} are the pinned keys" + (
+        f"; also pinned: {', '.join(extra)}" if extra else ""
+    )
+
+
+def _chain_detail(n: int, as_given: list[str]) -> tuple[Status, str]:
+    detail = (
+        f"S_0 = ctxHash, {n + 1} field elements; batch k's public signals are "
+        f"[S_k, S_k+1, ctxHash] for k < {n}"
+    )
+    if "ctxHash" in as_given:
+        detail += "; ctxHash as the manifest gives it, which the context check did not confirm"
+    return PASS, detail
+
+
+def _proofs_line(
+    n: int,
+    batches_ok: int,
+    solvency_ok: bool,
+    failed: list[str],
+    unchecked: list[str],
+    as_given: list[str],
+) -> Check:
+    """How many of the n batch proofs and the solvency proof verified, and why the others did
+    not: failed if one failed, skipped if some could not be checked."""
+    verified = batches_ok + int(solvency_ok)
+    status: Status = PASS
+    detail = f"{verified} verified in pure Python ({n} batch proofs and the solvency proof)"
+    if verified < n + 1:
+        status = FAIL if failed else SKIP
+        detail = (
+            f"{verified} of {n + 1} verified in pure Python ({batches_ok} of {n} batch proofs"
+            + (" and the solvency proof" if solvency_ok else "")
+            + "); "
+            + "; ".join([*failed, *unchecked])
+        )
+    if as_given:
+        names = " and ".join(as_given)
+        detail += (
+            f"; checked against the manifest's {names} as given, which the lines above do not "
+            "confirm"
+        )
+    return Check("proofs", TITLES["proofs"], status, detail)
+
+
+def _totals_detail(bundle: Bundle, solvency_ok: bool) -> tuple[Status, str]:
+    m = bundle.manifest
+    detail = (
+        "totalsHash(totals_raw) = totals_commit; the readable totals and reserves equal the "
+        f"raw ones; verified_only = {str(m['reserves']['verified_only']).lower()}"
+    )
+    if solvency_ok:  # verify_solvency compared its public signals before verifying it
+        detail += (
+            f"; the solvency proof's public signals open S_{int(m['batches'])} with the manifest's "
+            "root, totals commitment, prices and reserves"
+        )
+    return PASS, detail
 
 
 # --------------------------------------------------------------------------------------------

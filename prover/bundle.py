@@ -303,9 +303,10 @@ class BundleKeys:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_header(bundle: Bundle, trusted: TrustAnchors | None = None) -> BundleKeys:
-    """The manifest's descriptive fields, the registry binding, the custody list and the keys:
-    everything a proof check relies on, before any proof is read."""
+def check_manifest(bundle: Bundle, trusted: TrustAnchors | None = None) -> tuple[int, list[str]]:
+    """The manifest's descriptive fields, the registry binding and the custody list. Returns
+    the domain the solvency proof is bound to and the warnings: keys no anchors pin, an
+    insecure setup, a proof bound to no registry, custody signatures only the chain can check."""
     m = bundle.manifest
     warnings = []
     if trusted is None:
@@ -323,6 +324,15 @@ def check_header(bundle: Bundle, trusted: TrustAnchors | None = None) -> BundleK
             "registry will accept it as it stands"
         )
     warnings.extend(_check_custody(m, domain, bundle.epoch))
+    return domain, warnings
+
+
+def check_keys(
+    bundle: Bundle, trusted: TrustAnchors | None = None
+) -> tuple[VerificationKey, VerificationKey]:
+    """The circuits (r1cs) and the margin key the anchors pin, and the batch and solvency keys:
+    each matches its recorded hash and, with anchors, the pinned one. Returns those two keys."""
+    m = bundle.manifest
     for kind, digest in (trusted.r1cs_sha256 if trusted is not None else {}).items():
         entry = m["circuits"].get(kind) or {}
         if entry.get("r1cs_sha256") != digest:
@@ -335,6 +345,14 @@ def check_header(bundle: Bundle, trusted: TrustAnchors | None = None) -> BundleK
         raise BundleError("margin verification key does not match its recorded hash")
     batch_vk = _vkey(bundle, "batch", trusted.batch_vkey_sha256 if trusted else None)
     solv_vk = _vkey(bundle, "solvency", trusted.solvency_vkey_sha256 if trusted else None)
+    return batch_vk, solv_vk
+
+
+def check_header(bundle: Bundle, trusted: TrustAnchors | None = None) -> BundleKeys:
+    """The manifest's descriptive fields, the registry binding, the custody list and the keys:
+    everything a proof check relies on, before any proof is read."""
+    domain, warnings = check_manifest(bundle, trusted)
+    batch_vk, solv_vk = check_keys(bundle, trusted)
     return BundleKeys(domain, batch_vk, solv_vk, warnings)
 
 
@@ -352,6 +370,20 @@ def check_context(bundle: Bundle) -> int:
     if ctx != bundle.ctx_hash or int(m["context"]["epoch"]) != bundle.epoch:
         raise BundleError("the context hash does not match the published prices and epoch")
     return ctx
+
+
+def state_chain_as_given(bundle: Bundle) -> list[int]:
+    """The manifest's state chain S_0..S_n, checked only for its form: n + 1 field elements.
+    Nothing here ties it to the context or to the batches' public signals (check_state_chain
+    does)."""
+    m = bundle.manifest
+    batches = int(m["batches"])
+    chain = [int(s) for s in m["state_chain"]]
+    if len(chain) != batches + 1:
+        raise BundleError(f"the state chain has {len(chain)} states, not {batches + 1}")
+    if any(not 0 <= s < P for s in chain):
+        raise BundleError("a state in the chain is not a field element")
+    return chain
 
 
 def check_state_chain(bundle: Bundle, ctx: int) -> list[int]:
@@ -380,33 +412,42 @@ def verify_batch(bundle: Bundle, k: int, vk: VerificationKey, chain: list[int], 
         raise BundleError(f"batch {k}: the Groth16 proof does not verify")
 
 
-def check_solvency(
-    bundle: Bundle, vk: VerificationKey, chain: list[int], ctx: int, domain: int
-) -> None:
-    """The solvency proof opens the last state: its public signals are the manifest's root,
-    totals commitment, shortfall, fund, weights and reserves, and it verifies."""
+def check_totals(bundle: Bundle) -> None:
+    """The totals behind the solvency proof: totals_raw opens the totals commitment, the
+    readable totals and reserves say what the raw ones say, verified_only follows from them,
+    and the insurance fund is the context's. Reads no proof file."""
     m = bundle.manifest
     totals = [int(t) for t in m["totals_raw"]]
     commit = totals_hash(totals, int(m["params"]["tree_depth"]))
     if commit != int(m["totals_commit"]):
         raise BundleError("the published totals do not match the totals commitment")
-    verified, declared = _check_readable(m, totals, len(m["context"]["weights"]))
-    shortfall, fund = int(m["shortfall"]), int(m["insurance_fund"])
-    if fund != int(m["context"]["insurance_fund"]):
+    _check_readable(m, totals, len(m["context"]["weights"]))
+    int(m["shortfall"])  # a number, like the fund: both are public signals of the proof
+    if int(m["insurance_fund"]) != int(m["context"]["insurance_fund"]):
         raise BundleError("the insurance fund differs between the manifest and its context")
+
+
+def verify_solvency(
+    bundle: Bundle, vk: VerificationKey, chain: list[int], ctx: int, domain: int
+) -> None:
+    """The solvency proof alone: its files match the manifest, its public signals open the last
+    state with the manifest's root, totals commitment, shortfall, fund, weights and raw
+    reserves as they are written (check_totals says whether those agree), and it verifies."""
+    m = bundle.manifest
+    raw = m["reserves_raw"]
     expected = [
         chain[-1],
         ctx,
         bundle.root,
-        commit,
+        int(m["totals_commit"]),
         int(m["batches"]),
-        shortfall,
-        fund,
+        int(m["shortfall"]),
+        int(m["insurance_fund"]),
         bundle.epoch,
         domain,
         *(int(w) for w in m["context"]["weights"]),
-        *verified,
-        *declared,
+        *(int(r) for r in raw["verified"]),
+        *(int(r) for r in raw["declared"]),
         int(m["reserves"]["verified_only"]),
     ]
     proof, public = bundle.proof(m["proofs"]["solvency"])
@@ -414,6 +455,15 @@ def check_solvency(
         raise BundleError("solvency proof: public signals differ from the manifest")
     if not verify(vk, Proof.from_snarkjs(proof), public):
         raise BundleError("solvency proof: the Groth16 proof does not verify")
+
+
+def check_solvency(
+    bundle: Bundle, vk: VerificationKey, chain: list[int], ctx: int, domain: int
+) -> None:
+    """The solvency proof opens the last state: its public signals are the manifest's root,
+    totals commitment, shortfall, fund, weights and reserves, and it verifies."""
+    check_totals(bundle)
+    verify_solvency(bundle, vk, chain, ctx, domain)
 
 
 def verify_bundle(

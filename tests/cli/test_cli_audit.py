@@ -1,6 +1,6 @@
 """`zksolvency audit`: the tiny epoch audited offline and against a registry on anvil; tampered
-copies fail the check they concern while every other check is still reported; bad input
-exits 2."""
+copies fail the check they concern while every other check still runs (every batch proof among
+them); bad input exits 2."""
 
 from __future__ import annotations
 
@@ -93,14 +93,14 @@ def test_trusted_keys_pin_the_bundle_keys(tiny_epoch: Any, tmp_path: Path) -> No
     assert statuses(out)["keys"] == "pass"
     assert "are the pinned keys" in detail(out, "keys")
 
-    # Another solvency key: the keys fail, what verify_bundle checked before them passed, what
-    # it never reached is skipped, and the independent checks still ran.
+    # Another solvency key: the keys fail and the proofs, which need them, are skipped; every
+    # check that does not need the keys still runs.
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**anchors, "solvency_vkey_sha256": "00" * 32}))
     out = tmp_path / "bad-audit.json"
     result = run(tiny_epoch.dir, "--trusted-keys", bad, "--json", out)
     assert result.exit_code == 1, result.output
-    assert "audit FAILED (3 passed, 1 failed, 9 skipped): verification keys (keys)" in (
+    assert "audit FAILED (5 passed, 1 failed, 7 skipped): verification keys (keys)" in (
         result.stderr
     )
     status = statuses(out)
@@ -109,14 +109,15 @@ def test_trusted_keys_pin_the_bundle_keys(tiny_epoch: Any, tmp_path: Path) -> No
         "keys": "fail",
         "context": "pass",
         "risk": "pass",
-        "state_chain": "skip",
+        "state_chain": "pass",
         "proofs": "skip",
-        "totals": "skip",
+        "totals": "pass",
     }
     assert "is not the trusted one" in detail(out, "keys")
     assert detail(out, "proofs") == (
-        "0 of 4 verified before verify_bundle stopped at the verification keys check"
+        "none of the 4 checked: no verification keys to check them with (the keys check failed)"
     )
+    assert "public signals open" not in detail(out, "totals")  # no solvency proof verified
 
 
 def _edit_batch_signal(m: dict[str, Any], d: Path) -> None:
@@ -151,44 +152,52 @@ def _edit_risk(m: dict[str, Any], d: Path) -> None:
     row[0] = str(int(row[0]) + 10**15)  # far above the repricing: flatters long positions
 
 
+ALL_PROOFS = "4 verified in pure Python (3 batch proofs and the solvency proof)"
+AS_GIVEN = "; checked against the manifest's {} as given, which the lines above do not confirm"
+
+
 @pytest.mark.parametrize(
     ("edit", "failed", "message", "proofs"),
     [
         (
             _edit_batch_signal,
-            {"state_chain"},
+            {"state_chain", "proofs"},
             "batch 1: public signals do not continue the state chain",
-            "0 of 4 verified before verify_bundle stopped at the state chain check",
+            "3 of 4 verified in pure Python (2 of 3 batch proofs and the solvency proof); "
+            "batch 1: public signals do not continue the state chain"
+            + AS_GIVEN.format("state chain"),
         ),
         (
             _edit_state,
             {"proofs"},
             "batch 1: the Groth16 proof does not verify",
-            "batch 1: the Groth16 proof does not verify",
+            "2 of 4 verified in pure Python (1 of 3 batch proofs and the solvency proof); "
+            "batch 1: the Groth16 proof does not verify; "
+            "batch 2: the Groth16 proof does not verify",
         ),
         (
             _swap_prices,
             {"context"},
             "asset BTC: published weight disagrees with its price",
-            "0 of 4 verified before verify_bundle stopped at the context hash check",
+            ALL_PROOFS + AS_GIVEN.format("ctxHash"),
         ),
         (
             _edit_totals,
             {"totals"},
             "the published totals do not match the totals commitment",
-            "3 of 4 verified before verify_bundle stopped at the totals and reserves check",
+            ALL_PROOFS,
         ),
         (
             _edit_risk,
             {"context", "risk"},
             "less conservative than a repricing of the published market data",
-            "0 of 4 verified before verify_bundle stopped at the risk arrays check",
+            ALL_PROOFS + AS_GIVEN.format("ctxHash"),
         ),
         (
             _drop_totals,
-            {"manifest"},
+            {"totals"},
             "malformed manifest (KeyError: 'totals_raw')",
-            "3 of 4 verified before verify_bundle stopped at the manifest check",
+            ALL_PROOFS,
         ),
     ],
     ids=["batch-signal", "state", "prices", "totals", "risk-array", "no-totals"],
@@ -209,13 +218,66 @@ def test_a_tampered_epoch_fails_the_check_it_concerns(
     assert {k for k, s in status.items() if s == "fail"} == failed
     assert message in " ".join(detail(out, k) for k in failed)
     assert detail(out, "proofs") == proofs
-    # The lines verify_bundle passed before it stopped, and the independent context and risk
-    # checks, are reported as passed.
-    assert all(status[k] == "pass" for k in ("manifest", "context", "risk") if k not in failed)
+    # Every other offline check ran and passed (the keys are skipped: nothing pins them).
+    assert all(status[k] == "pass" for k in OFFLINE if k not in failed and k != "keys")
     assert json.loads(out.read_text())["ok"] is False
     for key in failed:
         assert f"FAIL  {TITLES[key]}" in result.stdout
         assert f"{TITLES[key]} ({key})" in result.stderr
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_a_bad_batch_proof_hides_no_other_proof(tiny_epoch: Any, tmp_path: Path, k: int) -> None:
+    """Batch k's proof file is another batch's (its recorded hash updated to match): batch k
+    fails, and every other batch proof and the solvency proof are still verified and counted."""
+    other = (k + 1) % 3
+
+    def swap_proof(m: dict[str, Any], d: Path) -> None:
+        entries = m["proofs"]["batches"]
+        shutil.copyfile(d / entries[other]["proof"], d / entries[k]["proof"])
+        entries[k]["proof_sha256"] = entries[other]["proof_sha256"]
+
+    epoch = copy_epoch(tiny_epoch.dir, tmp_path / "epoch", swap_proof)
+    out = tmp_path / "audit.json"
+    result = run(epoch, "--json", out)
+    assert result.exit_code == 1, result.output
+    assert "audit FAILED (5 passed, 1 failed, 7 skipped): Groth16 proofs (proofs)" in (
+        result.stderr
+    )
+    status = statuses(out)
+    assert {k for k, s in status.items() if s == "fail"} == {"proofs"}
+    assert all(status[k] == "pass" for k in OFFLINE if k not in ("proofs", "keys"))
+    assert detail(out, "proofs") == (
+        "3 of 4 verified in pure Python (2 of 3 batch proofs and the solvency proof); "
+        f"batch {k}: the Groth16 proof does not verify"
+    )
+    # The solvency proof verified, after its public signals were compared with the manifest.
+    assert "the solvency proof's public signals open S_3" in detail(out, "totals")
+    assert f"batch {k}: the Groth16 proof does not verify" in result.stdout
+
+
+def _shorten_chain(m: dict[str, Any], d: Path) -> None:
+    m["state_chain"].pop()
+
+
+def test_a_malformed_state_chain_skips_the_proofs_saying_why(
+    tiny_epoch: Any, tmp_path: Path
+) -> None:
+    """A chain one state short fails its check and cannot stand in for the checked one: the
+    proofs are skipped, saying why; the totals, which need no chain, still pass."""
+    epoch = copy_epoch(tiny_epoch.dir, tmp_path / "epoch", _shorten_chain)
+    out = tmp_path / "audit.json"
+    result = run(epoch, "--json", out)
+    assert result.exit_code == 1, result.output
+    status = statuses(out)
+    assert {k for k, s in status.items() if s == "fail"} == {"state_chain"}
+    assert status["proofs"] == "skip"
+    assert detail(out, "proofs") == (
+        "none of the 4 checked: no state chain to check them against: the manifest's is "
+        "unusable (the state chain has 3 states, not 4)"
+    )
+    assert status["totals"] == "pass"
+    assert "public signals open" not in detail(out, "totals")
 
 
 def test_bad_input_exits_2(tiny_epoch: Any, tmp_path: Path) -> None:
