@@ -49,6 +49,25 @@ def fail(msg: str, code: int) -> NoReturn:
 
 def handle_errors(f: F) -> F:
     """Map the prover's exceptions to exit codes: 2 for bad input, 1 for failed checks."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except Exception as exc:
+            mapped = _classify(exc)
+            if mapped is None:
+                raise
+            fail(mapped[1], mapped[0])
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _classify(exc: Exception) -> tuple[int, str] | None:
+    """Exit code and message for a known error; None for anything else (a bug: re-raised).
+
+    The error classes are imported here, when something failed, not when a command is
+    declared: chain.py pulls in web3, which would add most of a second to every command."""
     from zksolvency.prover.bundle import BundleError, BundleFormatError
     from zksolvency.prover.chain import ChainError
     from zksolvency.prover.epoch import EpochDirError
@@ -61,33 +80,29 @@ def handle_errors(f: F) -> F:
     from zksolvency.prover.toolchain import ToolError
     from zksolvency.prover.witness import PlanError
 
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except (
-            SnapshotError,
-            PlanError,
-            PtauError,
-            PackageFormatError,
-            BundleFormatError,
-            EpochDirError,
-            KeySetupError,
-            ExportError,
-            StoreError,
-        ) as exc:
-            fail(str(exc), EXIT_USAGE)
-        except (InclusionError, BundleError) as exc:
-            fail(f"verification FAILED: {exc}", EXIT_FAILED)
-        except (ToolError, ChainError, ToolchainMissing, ConnectionError) as exc:
-            fail(str(exc), EXIT_FAILED)
-        except OSError as exc:
-            # Name the file(s) when the error carries them; some OSErrors carry neither a file
-            # nor a strerror, and ": None" would say nothing.
-            where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-            fail(f"{where}: {exc.strerror or exc}" if where else str(exc), EXIT_USAGE)
-
-    return wrapper  # type: ignore[return-value]
+    bad_input = (
+        SnapshotError,
+        PlanError,
+        PtauError,
+        PackageFormatError,
+        BundleFormatError,
+        EpochDirError,
+        KeySetupError,
+        ExportError,
+        StoreError,
+    )
+    if isinstance(exc, bad_input):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, InclusionError | BundleError):
+        return EXIT_FAILED, f"verification FAILED: {exc}"
+    if isinstance(exc, ToolError | ChainError | ToolchainMissing | ConnectionError):
+        return EXIT_FAILED, str(exc)
+    if isinstance(exc, OSError):
+        # Name the file(s) when the error carries them; some OSErrors carry neither a file
+        # nor a strerror, and ": None" would say nothing.
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        return EXIT_USAGE, f"{where}: {exc.strerror or exc}" if where else str(exc)
+    return None
 
 
 def resolve_params(**given: int | None) -> Any:
