@@ -907,13 +907,9 @@ def deploy(
 
 
 def connect(rpc: str) -> Any:
-    from web3 import Web3
-    from web3.providers.rpc import HTTPProvider
+    from zksolvency.prover.chain import connect as connect_node
 
-    w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": 60}))
-    if not w3.is_connected():
-        raise ConnectionError(f"cannot reach an Ethereum node at {rpc}")
-    return w3
+    return connect_node(rpc, timeout=60)
 
 
 @main.command()
@@ -1152,12 +1148,12 @@ def verify_inclusion_cmd(
     if registry is not None and rpc is None:
         raise click.UsageError("--registry needs --rpc")
     pkg = load_package(package)
-    if bundle is not None:
-        load_bundle(bundle)  # a folder that is no bundle is bad input, not a failed check
+    # read here, so that a folder that is no bundle is bad input rather than a failed check
+    loaded = load_bundle(bundle) if bundle is not None else None
     anchors = TrustAnchors.load(trusted_keys) if trusted_keys else None
     report = verify_inclusion(
         pkg,
-        bundle,
+        loaded,
         rpc=rpc,
         registry=registry,
         trusted=anchors,

@@ -527,16 +527,13 @@ def verify_margin_against_chain(
     With `trusted_vkey_sha256`, the on-chain verifier must also embed that key.
     """
     from web3 import Web3
-    from web3.providers.rpc import HTTPProvider
 
-    from .chain import MarginError, RegistryRevert, registry_at, verify_margin_on_chain
+    from .chain import MarginError, RegistryRevert, connect, registry_at, verify_margin_on_chain
     from .deployment import account_margin_abi
     from .inclusion import code_embeds_vkey
 
     result = _check_proof(proof_doc, trusted_vkey_sha256, account_id, salt)
-    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
-    if not w3.is_connected():
-        raise ConnectionError(f"cannot reach an Ethereum node at {rpc_url}")
+    w3 = connect(rpc_url)
     chain_id = int(w3.eth.chain_id)
     if not Web3.is_address(verifier) or not w3.eth.get_code(Web3.to_checksum_address(verifier)):
         raise MarginVerificationError(f"no contract at {verifier} on chain {chain_id}")

@@ -540,9 +540,8 @@ def _chain_lines(
     from eth_abi.exceptions import DecodingError
     from web3 import Web3
     from web3.exceptions import Web3Exception
-    from web3.providers.rpc import HTTPProvider
 
-    from .chain import ChainError, read_epoch, registry_at
+    from .chain import ChainError, connect, read_epoch, registry_at
     from .deployment import registry_abi
 
     errors: tuple[type[Exception], ...] = (
@@ -552,13 +551,13 @@ def _chain_lines(
         OSError,  # requests' connection errors among them
         *_MANIFEST_ERRORS,
     )
-    w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": 30}))
     unreachable = None
     try:
-        if not w3.is_connected():
-            unreachable = f"cannot reach an Ethereum node at {rpc}"
-        elif not w3.eth.get_code(Web3.to_checksum_address(address)):
+        w3 = connect(rpc)
+        if not w3.eth.get_code(Web3.to_checksum_address(address)):
             unreachable = f"no contract at {address} on chain {w3.eth.chain_id}"
+    except ConnectionError as exc:  # the node does not answer: connect says so
+        unreachable = str(exc)
     except errors as exc:
         unreachable = f"cannot read {address} at {rpc} ({type(exc).__name__}: {exc})"
     if unreachable is not None:

@@ -157,7 +157,7 @@ def _vkey(bundle: Bundle, kind: str, anchor: str | None) -> VerificationKey:
     return VerificationKey.from_snarkjs(vkey_json)
 
 
-def _check_readable(
+def check_readable(
     m: dict[str, Any], totals: list[int], n_slots: int
 ) -> tuple[list[int], list[int]]:
     """The human-readable totals and reserves must say exactly what the proven numbers say.
@@ -421,7 +421,7 @@ def check_totals(bundle: Bundle) -> None:
     commit = totals_hash(totals, int(m["params"]["tree_depth"]))
     if commit != int(m["totals_commit"]):
         raise BundleError("the published totals do not match the totals commitment")
-    _check_readable(m, totals, len(m["context"]["weights"]))
+    check_readable(m, totals, len(m["context"]["weights"]))
     int(m["shortfall"])  # a number, like the fund: both are public signals of the proof
     if int(m["insurance_fund"]) != int(m["context"]["insurance_fund"]):
         raise BundleError("the insurance fund differs between the manifest and its context")

@@ -648,6 +648,14 @@ class Deployment:
         return registry_at(w3, self.account_margin_verifier, self.account_margin_abi)
 
 
+def connect(rpc: str, timeout: float = 30) -> Web3:
+    """A Web3 on the node at `rpc`; ConnectionError, naming it, if it does not answer."""
+    w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
+    if not w3.is_connected():
+        raise ConnectionError(f"cannot reach an Ethereum node at {rpc}")
+    return w3
+
+
 def registry_at(w3: Web3, address: str, abi: Sequence[Mapping[str, Any]]) -> Contract:
     """A web3 handle on a deployed contract (the registry or the margin verifier)."""
     return w3.eth.contract(address=Web3.to_checksum_address(address), abi=list(abi))

@@ -78,12 +78,18 @@ def epoch_layout(m: dict[str, Any]) -> dict[str, Any]:
 class PackageMaker:
     """Turns the epoch's private account rows into packages; holds the tree and shared parts."""
 
-    def __init__(self, bundle: Bundle, tree: Any) -> None:
+    def __init__(self, bundle: Bundle, tree: Any, spot_checks: int = 256) -> None:
+        import random
+
         from eth_utils.address import to_checksum_address
 
         m = bundle.manifest
         self.manifest = m
         self.tree = tree
+        self.n_assets = int(m["params"]["n_assets"])
+        # Rows whose leaf is hashed again: rows and leaves.bin from different runs cannot pass.
+        n = int(m["accounts"])
+        self.picks = set(random.Random(n).sample(range(n), min(n, spot_checks)))
         self.layout = epoch_layout(m)
         self.batch_size = 1 << int(m["params"]["batch_levels"])
         self.batches = m["proofs"]["batches"]
@@ -105,8 +111,13 @@ class PackageMaker:
             ),
         }
 
-    def package(self, row: dict[str, Any]) -> dict[str, Any]:
+    def package(self, row: dict[str, Any], check: bool = False) -> dict[str, Any]:
+        """The row's package; its leaf is hashed again if `check` or the row is sampled."""
         idx = int(row["index"])
+        if check or idx in self.picks:
+            leaf = leaves_of([row], self.n_assets)[0]
+            if leaf != self.tree.leaves[idx]:
+                raise InclusionError(f"private row {idx + 1} does not hash to the tree's leaf")
         k = idx // self.batch_size
         entry = self.batches[k]
         assets = self.layout["assets"]
@@ -161,14 +172,12 @@ def private_rows(epoch_dir: Path) -> Iterator[dict[str, Any]]:
                     raise ExportError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
 
 
-def rebuild_tree(epoch_dir: Path, m: dict[str, Any], spot_checks: int = 256) -> Any:
+def rebuild_tree(epoch_dir: Path, m: dict[str, Any]) -> Any:
     """The epoch's tree, which must give the published root.
 
     From private/leaves.bin (the leaves `prove` hashed) when present: only the inner nodes are
-    hashed again, and a sample of rows is re-hashed against its leaf, so that rows and leaves
-    from different runs cannot pass. Otherwise every leaf is hashed from the private rows."""
-    import random
-
+    hashed again, and `PackageMaker` re-hashes a sample of rows against their leaves as it goes.
+    Otherwise every leaf is hashed from the private rows."""
     from .field import FieldArray
     from .tree import BatchedTree
 
@@ -176,65 +185,49 @@ def rebuild_tree(epoch_dir: Path, m: dict[str, Any], spot_checks: int = 256) -> 
     saved = epoch_dir / "private" / "leaves.bin"
     if saved.is_file():
         leaves = FieldArray(saved.read_bytes())
-        n = len(leaves)
-        if n != int(m["accounts"]):
-            raise ExportError(f"{saved} holds {n} leaves for {m['accounts']} accounts")
-        picks = set(random.Random(n).sample(range(n), min(n, spot_checks)))
-        for i, row in enumerate(private_rows(epoch_dir)):
-            if i in picks and _row_leaf(row, params) != leaves[i]:
-                raise InclusionError(f"private row {i + 1} does not hash to its saved leaf")
+        if len(leaves) != int(m["accounts"]):
+            raise ExportError(f"{saved} holds {len(leaves)} leaves for {m['accounts']} accounts")
     else:
-        leaves = _hash_rows(epoch_dir, params)
+        leaves = _hash_rows(epoch_dir, params.n_assets)
     tree = BatchedTree.build(params, leaves)
     if tree.root != int(m["root"]):
         raise InclusionError("the private account data does not rebuild the published root")
     return tree
 
 
-def _row_leaf(row: dict[str, Any], params: EpochParams) -> int:
-    pad = [0] * (params.n_assets - len(row["equity"]))
-    return leaf_hash(
-        id_commitment(str(row["id"]), int(row["salt"])),
-        [*map(int, row["equity"]), *pad],
-        [*map(int, row["debt"]), *pad],
-        [qty_code(int(q)) for q in row["qty"]],
-    )
-
-
-def _hash_rows(epoch_dir: Path, params: EpochParams, chunk: int = 65_536) -> Any:
-    """Every leaf from the private rows, a chunk at a time through the batched hashes."""
+def leaves_of(rows: list[dict[str, Any]], n_assets: int) -> list[int]:
+    """The leaves of private account rows, hashed as one batch (natively when built)."""
     import numpy as np
 
     from .commitments import id_commitments, leaf_hashes_of
+
+    amounts = []
+    for r in rows:
+        pad = [0] * (n_assets - len(r["equity"]))
+        eq, debt = [*map(int, r["equity"]), *pad], [*map(int, r["debt"]), *pad]
+        amounts.append([v for pair in zip(eq, debt, strict=True) for v in pair])
+    return leaf_hashes_of(
+        id_commitments([str(r["id"]) for r in rows], [int(r["salt"]) for r in rows]),
+        np.array(amounts, dtype=np.uint64).reshape(len(rows), 2 * n_assets),
+        [[qty_code(int(q)) for q in r["qty"]] for r in rows],
+    )
+
+
+def _hash_rows(epoch_dir: Path, n_assets: int, chunk: int = 65_536) -> Any:
+    """Every leaf from the private rows, a chunk at a time."""
     from .field import FieldArray
 
-    n = params.n_assets
     parts: list[bytes] = []
-    ids: list[str] = []
-    salts: list[int] = []
-    amounts: list[list[int]] = []
-    codes: list[list[int]] = []
-
-    def flush() -> None:
-        if ids:
-            mat = np.array(amounts, dtype=np.uint64).reshape(len(ids), 2 * n)
-            hashed = leaf_hashes_of(id_commitments(ids, salts), mat, codes)
-            parts.append(FieldArray.of(hashed).tobytes())
-            for pending in (ids, salts, amounts, codes):
-                pending.clear()
-
+    rows: list[dict[str, Any]] = []
     for i, r in enumerate(private_rows(epoch_dir)):
         if int(r["index"]) != i:
             raise ExportError(f"private/accounts.jsonl: row {i + 1} has index {r['index']}")
-        pad = [0] * (n - len(r["equity"]))
-        eq, debt = [*map(int, r["equity"]), *pad], [*map(int, r["debt"]), *pad]
-        ids.append(str(r["id"]))
-        salts.append(int(r["salt"]))
-        amounts.append([v for pair in zip(eq, debt, strict=True) for v in pair])
-        codes.append([qty_code(int(q)) for q in r["qty"]])
-        if len(ids) >= chunk:
-            flush()
-    flush()
+        rows.append(r)
+        if len(rows) >= chunk:
+            parts.append(FieldArray.of(leaves_of(rows, n_assets)).tobytes())
+            rows.clear()
+    if rows:
+        parts.append(FieldArray.of(leaves_of(rows, n_assets)).tobytes())
     return FieldArray(b"".join(parts))
 
 
@@ -259,7 +252,7 @@ def export_package(epoch_dir: Path, account_id: str, out: Path | None = None) ->
         maker = PackageMaker(bundle, tree)
         for row in private_rows(epoch_dir):
             if row["id"] == account_id:
-                pkg = maker.package(row)
+                pkg = maker.package(row, check=True)
                 break
     if pkg is None:
         epoch = (bundle or load_bundle(epoch_dir)).epoch
@@ -669,7 +662,7 @@ class _Run:
 
 def verify_inclusion(
     pkg: dict[str, Any] | bytes | str,
-    bundle_dir: Path | None = None,
+    bundle_dir: Path | Bundle | None = None,
     *,
     rpc: str | None = None,
     registry: str | None = None,
@@ -746,7 +739,7 @@ def verify_inclusion(
 def _bundle_checks(
     run: _Run,
     state: dict[str, Any],
-    bundle_dir: Path,
+    bundle_dir: Path | Bundle,
     trusted: TrustAnchors | None,
     all_batches: bool,
     rep: Reporter,
@@ -754,7 +747,9 @@ def _bundle_checks(
     report = run.report
 
     def bundle_check() -> str:
-        b = state["bundle"] = load_bundle(bundle_dir)
+        b = state["bundle"] = (
+            bundle_dir if isinstance(bundle_dir, Bundle) else load_bundle(bundle_dir)
+        )
         pkg, a = state["pkg"], state["account"]
         ref = pkg.get("bundle") or {}
         if ref.get("manifest_sha256") != b.sha256:
@@ -895,10 +890,9 @@ def _onchain(
     """The registry finalized the package's epoch with its root and context, and its verifiers
     are built from the epoch's keys (the bundle's, when one was checked)."""
     from web3 import Web3
-    from web3.providers.rpc import HTTPProvider
 
     from .atomic import sha256_json
-    from .chain import EpochStatus, read_circuit_hash, read_epoch, registry_at
+    from .chain import EpochStatus, connect, read_circuit_hash, read_epoch, registry_at
     from .deployment import registry_abi
 
     pkg, a = state["pkg"], state["account"]
@@ -906,9 +900,7 @@ def _onchain(
     address = registry or named.get("address")
     if not address:
         raise InclusionError("the package names no registry: give --registry ADDR")
-    w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": 30}))
-    if not w3.is_connected():
-        raise ConnectionError(f"cannot reach an Ethereum node at {rpc}")
+    w3 = connect(rpc)
     if not Web3.is_address(address) or not w3.eth.get_code(Web3.to_checksum_address(address)):
         raise InclusionError(f"no contract at {address} on chain {w3.eth.chain_id}")
     chain_id = int(w3.eth.chain_id)

@@ -200,7 +200,7 @@ class _Verifier:
         bundle, note = self.pick(data)
         report = verify_inclusion(
             data,
-            bundle.dir if bundle is not None else None,
+            bundle,  # loaded once at start: no manifest is read per request
             rpc=self.rpc,
             registry=self.registry,
             trusted=self.trusted,
