@@ -26,6 +26,14 @@ _MARKS = {"pass": ("PASS", "green"), "fail": ("FAIL", "red"), "skip": ("SKIP", "
     help="Registry address, with --rpc (default: the registry the epoch is bound to).",
 )
 @click.option(
+    "--from-block",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="With --rpc: read the registry's events from this block on (its deployment block: "
+    "public nodes refuse a scan from genesis). Read in windows of 10,000 blocks.",
+)
+@click.option(
     "--json",
     "json_out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -37,6 +45,7 @@ def audit(
     trusted_keys: Path | None,
     rpc: str | None,
     registry: str | None,
+    from_block: int,
     json_out: Path | None,
 ) -> None:
     """Audit a published epoch: every check, each on its own line.
@@ -63,7 +72,7 @@ def audit(
         if registry is not None and rpc is None:
             raise click.UsageError("--registry needs --rpc")
         anchors = TrustAnchors.load(trusted_keys) if trusted_keys else None
-        report = audit_epoch(epoch_dir, anchors, rpc, registry, ClickReporter())
+        report = audit_epoch(epoch_dir, anchors, rpc, registry, ClickReporter(), from_block)
         if json_out is not None:
             write_json(json_out, report.to_json())
         _print(report, trusted_keys)

@@ -109,7 +109,8 @@ class FieldArray(Sequence[int]):
     def __getitem__(self, i: int | slice) -> int | list[int]:
         if isinstance(i, slice):
             start, stop, step = i.indices(len(self))
-            return [self[j] for j in range(start, stop, step)]
+            buf, frm = memoryview(self._buf), int.from_bytes
+            return [frm(buf[32 * j : 32 * j + 32], "little") for j in range(start, stop, step)]
         n = len(self)
         if not -n <= i < n:
             raise IndexError("FieldArray index out of range")

@@ -885,7 +885,10 @@ class _Rows:
                 amounts.append(_parse_scaled(text, decimals, MAX_AMOUNT, "amount"))
             except ValueError as e:
                 raise self.error(line, name, str(e)) from None
-        return Account(account_id, tuple(amounts[: self.n]), tuple(amounts[self.n :]), line)
+        # Both checks Account makes are done above (id, then each amount against MAX_AMOUNT).
+        return _trusted_account(
+            account_id, tuple(amounts[: self.n]), tuple(amounts[self.n :]), line
+        )
 
 
 def _csv_accounts(path: Path, assets: tuple[Asset, ...]) -> Iterator[Account]:

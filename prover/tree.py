@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from .commitments import empty_nodes, leaf_hash
 from .field import FieldArray
 from .params import EpochParams
@@ -133,17 +135,21 @@ class BatchedTree:
         One batched hash per level instead of one hash per batch and level: the state chain of
         an epoch needs the root after every batch."""
         zeros = empty_nodes(self.params.tree_depth)
-        nodes = list(self.levels[-1])  # the batch roots, each climbing from its batch
+        # Nodes as rows of 32 bytes: each level's pairs are put together by numpy and hashed
+        # from their bytes, with no int made per node until the roots.
+        nodes = _rows(self.levels[-1])  # the batch roots, each climbing from its batch
+        k = np.arange(len(nodes))
         for level in range(self.params.tree_depth - self.params.batch_levels):
-            rows = []
-            for k, node in enumerate(nodes):
-                idx = k >> level
-                if idx & 1:
-                    rows.append([self._upper_node(level, idx - 1), node])
-                else:
-                    rows.append([node, zeros[self.params.batch_levels + level]])
-            nodes = poseidon_many(rows)
-        return [zeros[self.params.tree_depth], *nodes]
+            idx = k >> level
+            right = (idx & 1).astype(bool)  # this node is a right child: its sibling is final
+            empty = _rows(FieldArray.of([zeros[self.params.batch_levels + level]]))
+            pairs = np.empty((len(nodes), 2, 32), dtype=np.uint8)
+            pairs[:, 0] = np.where(right[:, None], 0, nodes)
+            pairs[:, 1] = np.where(right[:, None], nodes, empty)
+            # A right child's left sibling lies inside the filled tree: the final upper node.
+            pairs[right, 0] = _rows(self.upper[level])[idx[right] - 1]
+            nodes = _rows(hash_pairs(FieldArray(pairs.tobytes())))
+        return [zeros[self.params.tree_depth], *FieldArray(nodes.tobytes())]
 
     def inclusion_path(self, leaf_index: int) -> list[int]:
         """Siblings from the leaf to the final root (bits are the leaf index, LSB first)."""
@@ -154,6 +160,11 @@ class BatchedTree:
         for level in range(self.params.tree_depth - self.params.batch_levels):
             path.append(self._upper_node(level, (k >> level) ^ 1))
         return path
+
+
+def _rows(a: FieldArray) -> np.ndarray:
+    """A FieldArray's elements as an (n, 32) uint8 view of its bytes."""
+    return np.frombuffer(a.tobytes(), dtype=np.uint8).reshape(-1, 32)
 
 
 def climb(node: int, index: int, siblings: Sequence[int]) -> int:

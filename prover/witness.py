@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar, overload
@@ -28,11 +28,12 @@ from .commitments import (
     id_commitments,
     leaf_hashes_of,
     qty_code,
-    state_hash,
+    secret_deriver,
+    total_bits,
     totals_hash,
     weight,
 )
-from .field import FieldArray, P
+from .field import FieldArray, P, pack
 from .haircuts import (
     HaircutTable,
     default_haircuts,
@@ -44,9 +45,11 @@ from .haircuts import tier_widths as table_tier_widths
 from .instruments import Derivatives
 from .margin import MarginContext, headroom_fn
 from .params import EpochParams
+from .poseidon import hash_list_many, poseidon_many
 from .risk import ScenarioGrid, pricing_inputs, risk_arrays, scenario_labels, to_fixed
 from .snapshot import (
     Account,
+    AccountTable,
     Asset,
     Snapshot,
     account_id_at,
@@ -108,11 +111,11 @@ class Reordered(Sequence[T]):
     """`base` read in the order of `order` (indices into base), without copying it."""
 
     def __init__(self, base: Sequence[T], order: Sequence[int]) -> None:
-        self._base = base
-        self._order = order
+        self.base = base
+        self.order = order
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self.order)
 
     @overload
     def __getitem__(self, i: int) -> T: ...
@@ -122,8 +125,8 @@ class Reordered(Sequence[T]):
 
     def __getitem__(self, i: int | slice) -> T | list[T]:
         if isinstance(i, slice):
-            return [self._base[j] for j in self._order[i]]
-        return self._base[self._order[i]]
+            return [self.base[j] for j in self.order[i]]
+        return self.base[self.order[i]]
 
 
 class Headrooms(Sequence[tuple[int, int]]):
@@ -183,12 +186,19 @@ def salt_for(seed: bytes, account_id: str) -> int:
     return derive_secret(seed, "salt", account_id) or 1
 
 
+def salts_for(seed: bytes, account_ids: Iterable[str]) -> list[int]:
+    """[salt_for(seed, i) for i in account_ids], with the HMAC key set up once."""
+    derive = secret_deriver(seed, "salt")
+    return [derive(i) or 1 for i in account_ids]
+
+
 def leaf_order(accounts: Sequence[Account], seed: bytes) -> np.ndarray:
     """Indices of `accounts` sorted by the keyed shuffle derive_secret(seed, "position", id),
     as four 64-bit columns (most significant first) rather than 10^7 Python ints."""
     keys = bytearray()
+    position = secret_deriver(seed, "position")
     for account_id in account_ids(accounts):
-        keys += derive_secret(seed, "position", account_id).to_bytes(32, "big")
+        keys += position(account_id).to_bytes(32, "big")
     cols = np.frombuffer(bytes(keys), dtype=">u8").reshape(-1, 4)
     order: np.ndarray = np.lexsort(cols.T[::-1])  # lexsort's last key is the primary one
     return order
@@ -244,9 +254,9 @@ class EpochPlan:
             raise IndexError(f"batch {k} is outside 0..{self.n_batches - 1}")
         params = self.context.params
         n, b = params.n_assets, params.batch_size
-        members = self.accounts[k * b : (k + 1) * b]
-        pad = b - len(members)  # padding slots: id commitment 0, zero balances and positions
-        no_position = [0] * params.n_instruments
+        equity, debt = self._member_amounts(k * b, (k + 1) * b)
+        pad = b - len(equity)  # padding slots: id commitment 0, zero balances and positions
+        zeros, no_position = ["0"] * n, ["0"] * params.n_instruments
         out: dict[str, Any] = _strs(
             {
                 "prevState": self.states[k],
@@ -260,15 +270,35 @@ class EpochPlan:
                 "nextBlind": self.blinds[k + 1],
                 "siblings": self.tree.insertion_siblings(k),
                 "idCommit": [*self.id_commits[k * b : (k + 1) * b], *[0] * pad],
-                "equity": [_slots(a.equity, n) for a in members] + [[0] * n] * pad,
-                "debt": [_slots(a.debt, n) for a in members] + [[0] * n] * pad,
-                "qty": [[qty_code(x) for x in q] for q in self.qty[k * b : (k + 1) * b]]
-                + [no_position] * pad,
                 "shortfall": [*self.shortfalls[k * b : (k + 1) * b], *[0] * pad],
             }
         )
+        out["equity"] = equity + [zeros] * pad
+        out["debt"] = debt + [zeros] * pad
+        out["qty"] = [
+            [str(qty_code(x)) for x in q] if any(q) else no_position
+            for q in self.qty[k * b : (k + 1) * b]
+        ] + [no_position] * pad
         # The context preimage is the same in every batch: converted once, shared (read-only).
         return {**out, **self._context_strs}
+
+    def _member_amounts(self, start: int, stop: int) -> tuple[list[list[str]], list[list[str]]]:
+        """Equity and debt of the accounts at tree positions start..stop, as decimal strings
+        padded to the circuit's asset slots: read from the snapshot's amounts matrix when it
+        has one, rather than building an Account per member."""
+        n = self.context.params.n_assets
+        accounts = self.accounts
+        if isinstance(accounts, Reordered) and isinstance(accounts.base, AccountTable):
+            rows = accounts.base.amount_matrix()[accounts.order[start:stop]]
+            a = accounts.base.n_assets
+            pad = ["0"] * (n - a)
+            cells = rows.astype(str).tolist()  # uint64 to decimal text, exact
+            return [r[:a] + pad for r in cells], [r[a:] + pad for r in cells]
+        members = accounts[start:stop]
+        return (
+            [list(map(str, _slots(m.equity, n))) for m in members],
+            [list(map(str, _slots(m.debt, n))) for m in members],
+        )
 
     @cached_property
     def _context_strs(self) -> dict[str, Any]:
@@ -558,7 +588,8 @@ def _hash_leaves(
     """Id commitments and leaves in tree order (`order`), and each account's quantities.
 
     Read from the amounts matrix `m` rather than built accounts, a chunk at a time, and kept
-    32 bytes an entry."""
+    32 bytes an entry. (Hashing these on a second thread while the margin pass runs was
+    measured 50 % slower: the two threads' Python steps queue for the GIL.)"""
     k_assets = len(snapshot.assets)
     qty: list[list[int]] = [no_position] * len(order)
     commit_bytes, leaf_bytes = bytearray(), bytearray()
@@ -570,7 +601,7 @@ def _hash_leaves(
         amounts = np.zeros((len(idx), 2 * n), dtype=np.uint64)  # padding slots stay zero
         amounts[:, : 2 * k_assets] = _tree_rows(m, idx)
         codes = [[qty_code(x) for x in q] for q in qty[start : start + len(idx)]]
-        commits = id_commitments(ids, [salt_for(seed, i) for i in ids])
+        commits = id_commitments(ids, salts_for(seed, ids))
         commit_bytes.extend(FieldArray.of(commits).tobytes())
         leaf_bytes.extend(FieldArray.of(leaf_hashes_of(commits, amounts, codes)).tobytes())
     return FieldArray(commit_bytes), FieldArray(leaf_bytes), qty
@@ -602,22 +633,65 @@ def plan_epoch(
             )
     context = make_context(snapshot, params, epoch, margin)
     inputs = context.inputs
-    mctx = context.margin
     n = params.n_assets
     positions = _positions(snapshot, inputs, params)
     no_position = [0] * params.n_instruments
+    if len(snapshot.accounts) > params.max_accounts:
+        raise PlanError(
+            f"{len(snapshot.accounts)} accounts exceed the tree's {params.max_accounts} leaves "
+            f"(tree depth {params.tree_depth}); use a deeper tree"
+        )
+    m = amount_matrix(snapshot.accounts)
+    order, by_file, short_at = _order_and_margin(snapshot, context, m, seed, positions, no_position)
+    accounts = Reordered(snapshot.accounts, order)
+    tree_order = np.frombuffer(order, dtype=np.int64)
+    id_commits, all_leaves, qty = _hash_leaves(
+        snapshot, m, tree_order, seed, n, positions, no_position
+    )
+    tree = BatchedTree.build(params, all_leaves)
+    salts = Salts(seed, accounts)
+
+    plan = EpochPlan(
+        context,
+        accounts,
+        salts,
+        id_commits,
+        all_leaves,
+        tree,
+        reserves,
+        [[0] * (2 * n)],  # totals_after[0]
+        [0],  # blinds[0], unused
+        [context.ctx_hash],  # states[0]
+    )
+    plan.domain = domain
+    plan.verified = verified
+    plan.qty = qty
+    plan.headrooms = Reordered(by_file, order)
+    plan.shortfalls = (
+        [short_at.get(j, 0) for j in order.tolist()]
+        if inputs.mode == SHORTFALL and short_at
+        else [0] * len(accounts)
+    )
+    return _chain_states(plan, m, tree_order, seed)
+
+
+def _order_and_margin(
+    snapshot: Snapshot,
+    context: EpochContext,
+    m: np.ndarray,
+    seed: bytes,
+    positions: dict[str, list[int]],
+    no_position: list[int],
+) -> tuple[array[int], Headrooms, dict[int, int]]:
+    """The leaf order, then one pass in file order (the operator's) over the amounts, without
+    building accounts: equity against debt at the epoch's prices, then the margin rule.
+    Returns the order, each account's headroom (file order) and the shortfalls by file index;
+    raises PlanError for an account that cannot be proven."""
+    inputs, mctx, params = context.inputs, context.margin, context.params
     # Leaf order follows a keyed shuffle, so a leaf's position says nothing about where the
     # account stood in the exchange's snapshot (sign-up order, size, ...).
     order = array("q")
     order.frombytes(leaf_order(snapshot.accounts, seed).astype(np.int64).tobytes())
-    accounts = Reordered(snapshot.accounts, order)
-    if len(accounts) > params.max_accounts:
-        raise PlanError(
-            f"{len(accounts)} accounts exceed the tree's {params.max_accounts} leaves "
-            f"(tree depth {params.tree_depth}); use a deeper tree"
-        )
-    # One pass in file order (the operator's) over the amounts, without building accounts:
-    # equity against debt at the epoch's prices, then the margin rule.
     failing: list[str] = []
     by_file = Headrooms()
     margin_failing: list[str] = []
@@ -627,7 +701,7 @@ def plan_epoch(
     mult = [a.price_e8 * 10 ** (top - a.decimals) for a in snapshot.assets]
     margin_of = headroom_fn(mctx)
     ids = iter(account_ids(snapshot.accounts)) if positions else None
-    m, k_assets = amount_matrix(snapshot.accounts), len(snapshot.assets)
+    k_assets = len(snapshot.assets)
     for start in range(0, len(snapshot.accounts), _HASH_CHUNK):
         for j, row in enumerate(m[start : start + _HASH_CHUNK].tolist(), start):
             equity, debt = row[:k_assets], row[k_assets:]
@@ -661,62 +735,43 @@ def plan_epoch(
             f"the insurance fund {format_value(inputs.insurance_fund)} USD:"
             + _listing(margin_failing)
         )
+    return order, by_file, short_at
 
-    tree_order = np.frombuffer(order, dtype=np.int64)
-    id_commits, all_leaves, qty = _hash_leaves(
-        snapshot, m, tree_order, seed, n, positions, no_position
-    )
-    tree = BatchedTree.build(params, all_leaves)
-    salts = Salts(seed, accounts)
 
-    b = params.batch_size
+def _chain_states(plan: EpochPlan, m: np.ndarray, tree_order: np.ndarray, seed: bytes) -> EpochPlan:
+    """The roots, totals, shortfalls, blinds and states after every batch; then the reserves
+    check against the final totals."""
+    context, tree = plan.context, plan.tree
+    params, n, b = context.params, context.params.n_assets, context.params.batch_size
     totals = [0] * (2 * n)
-    totals_after = [list(totals)]
-    blinds = [0]
-    states = [context.ctx_hash]
-    plan = EpochPlan(
-        context,
-        accounts,
-        salts,
-        id_commits,
-        all_leaves,
-        tree,
-        reserves,
-        totals_after,
-        blinds,
-        states,
-    )
-    plan.domain = domain
-    plan.verified = verified
-    plan.qty = qty
-    plan.headrooms = Reordered(by_file, order)
-    plan.shortfalls = (
-        [short_at.get(j, 0) for j in order.tolist()]
-        if inputs.mode == SHORTFALL and short_at
-        else [0] * len(accounts)
-    )
+    totals_after, blinds, states = plan.totals_after, plan.blinds, plan.states
+    reserves, verified = plan.declared, plan.verified
     plan.shortfall_after = [0]
     plan.roots = tree.roots_after()
     # Only the chain of states is computed here; each batch's input JSON is built when it is
     # needed (EpochPlan.batch_input), so that a large epoch never holds them all.
+    # state_k = Poseidon(ctx, k, root_k, TotalsHash(totals_k), shortfall_k, blind_k) holds no
+    # earlier state, so every totals hash, then every state, is one batched hash (as
+    # commitments.totals_hash and state_hash compute them one at a time).
     sums = _batch_sums(m, tree_order, b, n)
-    for k in range(tree.n_batches):
-        new_totals = [t + x for t, x in zip(totals, next(sums), strict=True)]
-        new_short = plan.shortfall_after[k] + sum(plan.shortfalls[k * b : (k + 1) * b])
-        blind = derive_secret(seed, "blind", k + 1)
-        state = state_hash(
-            context.ctx_hash,
-            k + 1,
-            plan.roots[k + 1],
-            totals_hash(new_totals, params.tree_depth),
-            new_short,
-            blind,
-        )
-        totals = new_totals
-        totals_after.append(list(totals))
-        plan.shortfall_after.append(new_short)
-        blinds.append(blind)
-        states.append(state)
+    bits = total_bits(params.tree_depth)
+    blind_of = secret_deriver(seed, "blind")
+    for first in range(1, tree.n_batches + 1, _HASH_CHUNK):  # a chunk at a time: bounded rows
+        last = min(tree.n_batches, first + _HASH_CHUNK - 1)
+        packed = []
+        for k in range(first, last + 1):
+            totals = [t + x for t, x in zip(totals, next(sums), strict=True)]
+            totals_after.append(totals)
+            packed.append(pack(totals, bits))
+            plan.shortfall_after.append(
+                plan.shortfall_after[k - 1] + sum(plan.shortfalls[(k - 1) * b : k * b])
+            )
+            blinds.append(blind_of(k))
+        rows = [
+            [context.ctx_hash, k, plan.roots[k], th, plan.shortfall_after[k], blinds[k]]
+            for k, th in enumerate(hash_list_many(packed), first)
+        ]
+        states.extend(poseidon_many(rows))
 
     held = [v + d for v, d in zip(verified, reserves, strict=True)]
     short = [

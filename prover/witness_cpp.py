@@ -4,7 +4,8 @@ circom `--c` emits a C++ program per circuit instance that computes the same wit
 wasm calculator, byte for byte, several times faster (docs/scaling.md). Building it costs
 a minute or more of g++ per instance and needs g++, make, nasm, GMP and nlohmann-json (Debian:
 build-essential nasm libgmp-dev nlohmann-json3-dev), so it is opt-in (`prove --witness cpp`)
-and cached under the instance's build folder like its keys.
+and cached under the instance's build folder like its keys (one folder per build, see
+build_witness_binary).
 
 Trust does not change: a witness only feeds the prover. Every proof is still verified by
 snarkjs and its public signals compared with the Python mirror's before it is kept.
@@ -19,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .atomic import read_json, sha256_file, write_json
+from .atomic import read_json, sha256_file, sha256_json, write_json
 from .keys import CircuitBuild, instance_lock, run_circom, source_fingerprint
 from .progress import NullReporter, Reporter
 from .toolchain import ToolError, run
@@ -73,45 +74,97 @@ def _gxx_version() -> str:
     return run(["g++", "--version"]).splitlines()[0]
 
 
+def versions_dir(build: CircuitBuild) -> Path:
+    """The folder holding an instance's C++ witness programs, one subfolder per build stamp:
+    build/circuits/<instance>/cpp/<stamp hash>/<instance>_cpp/<instance> (and its .dat)."""
+    return build.dir / "cpp"
+
+
+def instance_dir(binary: Path) -> Path:
+    """The instance's build folder (build/circuits/<instance>/, beside <instance>_js/) of a
+    program returned by build_witness_binary."""
+    return binary.parents[3]
+
+
+def _program(version: Path, name: str) -> Path:
+    return version / f"{name}_cpp" / name
+
+
+def _is_temporary(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
 def build_witness_binary(build: CircuitBuild, reporter: Reporter | None = None) -> Path:
     """The C++ witness program of a compiled instance, built (a few minutes) or cached.
 
     Compiled with the same circom flags as the wasm build, and checked to produce the same
-    r1cs, so the program computes the witness of exactly the circuit the keys are for."""
+    r1cs, so the program computes the witness of exactly the circuit the keys are for.
+
+    Each build lives in its own folder named by a hash of its stamp (sources, r1cs, g++
+    version, flags), published whole by one rename, and is never replaced or removed here: a
+    `prove` may run the path it was given (and the .dat file beside it) for hours, and nothing
+    tells whether one still does, since the instance lock is held only while building. So a
+    rebuild (a new g++ or new flags) leaves the older folders in place; they can be deleted by
+    hand when no prove is running, as can the cpp/build.json and cpp/<instance>_cpp/ of the
+    layout before versioned folders."""
     rep = reporter or NullReporter()
     require_tools()
     name = build.spec.name
-    out = build.dir / "cpp"
-    binary = out / f"{name}_cpp" / name
-    stamp_path = out / "build.json"
     stamp = {
         "fingerprint": source_fingerprint(build.spec),
         "r1cs_sha256": build.r1cs_sha256,
         "gxx": _gxx_version(),
         "cflags": CFLAGS,
     }
+    key = sha256_json(stamp)[:16]
+    versions = versions_dir(build)
+    out = versions / key
+    binary = _program(out, name)
+    # The instance lock (keys.py) makes one process build at a time: under it, a temporary
+    # folder can only be one a killed build left behind.
     with instance_lock(name, rep):
-        if stamp_path.is_file() and binary.is_file() and read_json(stamp_path) == stamp:
+        if _matches(out, binary, stamp):
             return binary
         rep.info(f"building the C++ witness generator of {name} (g++, a few minutes; cached)")
         t0 = time.monotonic()
-        tmp = build.dir / "cpp.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        run_circom(build.dir / f"{name}.circom", tmp, "--c")
-        if sha256_file(tmp / f"{name}.r1cs") != build.r1cs_sha256:
-            raise ToolError(
-                ["circom", "--c"], 1, f"{name}: the C++ build's r1cs differs from the keys' r1cs"
-            )
-        (tmp / f"{name}.r1cs").unlink()
-        run(["make", "-j", str(os.cpu_count() or 1), f"CFLAGS={CFLAGS}"], cwd=tmp / f"{name}_cpp")
-        for obj in (tmp / f"{name}_cpp").glob("*.o"):
-            obj.unlink()  # hundreds of MB for a large circuit; the program is all that runs
-        write_json(tmp / "build.json", stamp)
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)  # the folder appears whole, or not at all
+        versions.mkdir(parents=True, exist_ok=True)
+        for stale in [build.dir / "cpp.tmp", *filter(_is_temporary, versions.iterdir())]:
+            shutil.rmtree(stale, ignore_errors=True)  # cpp.tmp: the unversioned layout's
+        tmp = versions / f".{key}.{os.getpid()}.tmp"
+        tmp.mkdir()
+        try:
+            _build(build, tmp, stamp)
+            if out.exists():  # damaged by hand (its stamp or program gone): nothing runs it
+                shutil.rmtree(out, ignore_errors=True)
+            os.rename(tmp, out)  # the folder appears whole, or not at all
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed build's
         rep.info(f"  {name}: C++ witness generator built in {time.monotonic() - t0:.0f} s")
         return binary
+
+
+def _matches(out: Path, binary: Path, stamp: dict[str, str]) -> bool:
+    """Whether `out` is a finished build of `stamp` (its stamp is written last, and the
+    folder is renamed into place only after that)."""
+    try:
+        return binary.is_file() and read_json(out / "build.json") == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def _build(build: CircuitBuild, tmp: Path, stamp: dict[str, str]) -> None:
+    """circom --c and make in `tmp`, then its stamp, written last."""
+    name = build.spec.name
+    run_circom(build.dir / f"{name}.circom", tmp, "--c")
+    if sha256_file(tmp / f"{name}.r1cs") != build.r1cs_sha256:
+        raise ToolError(
+            ["circom", "--c"], 1, f"{name}: the C++ build's r1cs differs from the keys' r1cs"
+        )
+    (tmp / f"{name}.r1cs").unlink()
+    run(["make", "-j", str(os.cpu_count() or 1), f"CFLAGS={CFLAGS}"], cwd=tmp / f"{name}_cpp")
+    for obj in (tmp / f"{name}_cpp").glob("*.o"):
+        obj.unlink()  # hundreds of MB for a large circuit; the program is all that runs
+    write_json(tmp / "build.json", stamp)
 
 
 def compute_witness(binary: Path, input_json: Path, wtns: Path) -> float:

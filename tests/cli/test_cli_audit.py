@@ -388,6 +388,33 @@ def test_audit_against_the_registry_passes(published: Published, tmp_path: Path)
     assert f"registry {published.record['registry']} at {published.node.url}" in result.stdout
 
 
+def test_events_are_read_in_windows_from_the_given_block(
+    published: Published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Public nodes refuse wide eth_getLogs ranges: the events are read a window at a time
+    from --from-block, and a start past the events finds none of them."""
+    import zksolvency.prover.audit as audit_mod
+
+    w3 = published.node.w3
+    monkeypatch.setattr(audit_mod, "LOG_WINDOW", 2)  # several windows over anvil's few blocks
+    out = tmp_path / "audit.json"
+    result = run(published.dir, "--rpc", published.node.url, "--from-block", 1, "--json", out)
+    assert result.exit_code == 0, result.output
+    assert detail(out, "batch_events").startswith("3 events (index 0..2, blocks ")
+
+    head = int(w3.eth.block_number)  # finalize's block or later: after every batch's event
+    result = run(published.dir, "--rpc", published.node.url, "--from-block", head, "--json", out)
+    assert result.exit_code == 1, result.output
+    assert statuses(out)["batch_events"] == "fail"
+    assert detail(out, "batch_events").startswith("0 events for 3 batches")
+
+    result = run(
+        published.dir, "--rpc", published.node.url, "--from-block", head + 5, "--json", out
+    )
+    assert result.exit_code == 1, result.output
+    assert f"past the chain's head (block {head})" in detail(out, "batch_events")
+
+
 def test_audit_against_a_registry_that_never_saw_the_epoch(
     published: Published, tmp_path: Path
 ) -> None:

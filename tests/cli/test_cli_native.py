@@ -140,8 +140,8 @@ def test_cpp_witnesses_equal_wasm_and_prove_the_same_statements(
 
     def both(binary: Path, input_json: Path, wtns: Path) -> float:
         seconds = cpp_witness(binary, input_json, wtns)
-        # build/circuits/<name>/cpp/<name>_cpp/<name> beside build/circuits/<name>/<name>_js/
-        wasm = binary.parents[2] / f"{binary.name}_js" / f"{binary.name}.wasm"
+        # build/circuits/<name>/cpp/<stamp>/<name>_cpp/<name>; the wasm in <name>/<name>_js/
+        wasm = witness_cpp.instance_dir(binary) / f"{binary.name}_js" / f"{binary.name}.wasm"
         ref = wtns.with_suffix(".wasm.wtns")
         subprocess.run(
             [node_bin("snarkjs"), "wtns", "calculate", wasm, input_json, ref], check=True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from zksolvency.prover import witness
 from zksolvency.prover.commitments import (
     ID_HASH_BITS,
     SHORTFALL,
@@ -18,6 +19,7 @@ from zksolvency.prover.commitments import (
     leaf_hash,
     qty_code,
     qty_from_code,
+    secret_deriver,
     state_hash,
     totals_hash,
     value_bits,
@@ -29,7 +31,7 @@ from zksolvency.prover.paths import circuits_dir
 from zksolvency.prover.poseidon import hash_list, poseidon
 from zksolvency.prover.snapshot import Account, Asset, Snapshot
 from zksolvency.prover.tree import BatchedTree, climb, padding_leaf
-from zksolvency.prover.witness import PlanError, covered_by, plan_epoch
+from zksolvency.prover.witness import PlanError, covered_by, plan_epoch, salt_for, salts_for
 
 
 def test_generated_circuit_constants_are_current() -> None:
@@ -63,6 +65,19 @@ def test_derive_secret_is_deterministic_and_separated() -> None:
     assert derive_secret(seed, "salt", "a") == derive_secret(seed, "salt", "a")
     assert derive_secret(seed, "salt", "a") != derive_secret(seed, "blind", "a")
     assert derive_secret(seed, "salt", "a") < 2**248
+
+
+def test_secret_deriver_equals_derive_secret_call_after_call() -> None:
+    seed = b"\x07" * 32
+    parts: list[str | int] = ["a", "", "é-ü 用户", "user-000001", 0, 12345, "a\x1fb", "a"]
+    # HMAC hashes keys longer than a SHA-256 block first: both sides of that edge
+    for s in (seed, b"", b"k" * 64, b"k" * 65, bytes(range(200))):
+        for label in ("salt", "position", "blind"):
+            derive = secret_deriver(s, label)
+            # one deriver serves many parts: no call may leave state behind for the next
+            assert [derive(x) for x in parts] == [derive_secret(s, label, x) for x in parts]
+    salts = salts_for(seed, ["a", "b", "用户"])
+    assert salts == [salt_for(seed, x) for x in ["a", "b", "用户"]]
 
 
 def test_pack_is_little_end_first_and_refuses_oversized_values() -> None:
@@ -201,6 +216,7 @@ def test_plan_chains_states_from_the_context() -> None:
             plan.blinds[k + 1],
         )
         assert plan.states[k + 1] == expect
+        assert plan.blinds[k + 1] == derive_secret(b"s" * 32, "blind", k + 1)
     pub = plan.solvency_public()
     assert pub == [
         plan.states[-1],
@@ -228,6 +244,45 @@ def test_plan_chains_states_from_the_context() -> None:
         snap, EpochParams(1, 4, 2, 2, 8, 2), 3, (0, 0), b"s" * 32, verified=(2 * 10**8, 10**7)
     )
     assert enough.solvency_public()[-1] == 1 and enough.verified_only
+
+
+@pytest.mark.parametrize("chunk", [None, 64])
+def test_plan_chain_hashed_in_batches_equals_one_state_at_a_time(
+    chunk: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 700 batches: the batched hashes of the chain (and of the roots after each batch) are
+    # split over the thread pool, and every state must still be the one-at-a-time definition;
+    # with chunks of 64 the plan's chunk edges fall inside the epoch
+    if chunk is not None:
+        monkeypatch.setattr(witness, "_HASH_CHUNK", chunk)
+    rng = random.Random(5)
+    snap = _snapshot(
+        [
+            ([rng.randrange(10**9), rng.randrange(10**6)], [0, rng.randrange(10**3)])
+            for _ in range(1400)
+        ]
+    )
+    params = EpochParams(1, 11, 2, 2, 8, 2)
+    plan = plan_epoch(snap, params, 1, (10**13, 10**10), b"c" * 32)
+    assert plan.n_batches == 700
+    totals = [0] * 4
+    for k in range(plan.n_batches):
+        rows = [plan.accounts[j] for j in range(2 * k, 2 * k + 2)]
+        for a in rows:
+            for i in range(2):
+                totals[2 * i] += a.equity[i]
+                totals[2 * i + 1] += a.debt[i]
+        assert plan.totals_after[k + 1] == totals
+        assert plan.blinds[k + 1] == derive_secret(b"c" * 32, "blind", k + 1)
+        assert plan.roots[k + 1] == plan.tree.root_after(k + 1)
+        assert plan.states[k + 1] == state_hash(
+            plan.context.ctx_hash,
+            k + 1,
+            plan.roots[k + 1],
+            totals_hash(totals, params.tree_depth),
+            0,
+            plan.blinds[k + 1],
+        )
 
 
 def test_plan_refuses_reserves_short_with_the_verified_part_named() -> None:
