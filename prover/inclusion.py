@@ -502,8 +502,9 @@ CHECKS: dict[str, tuple[str, str]] = {
     ),
     "state_chain": (
         "Every batch is chained to the final commitment",
-        "Each batch proof continues the previous one's hidden state, from the published "
-        "prices to the final state: no batch was skipped, replaced or counted twice.",
+        "Each batch proof (verified here, or by the registry as it accepted it) continues the "
+        "previous one's hidden state, from the published prices to the final state: no batch "
+        "was skipped, replaced or counted twice.",
     ),
     "solvency_proof": (
         "Liabilities are covered by reserves",
@@ -521,6 +522,11 @@ CHECKS: dict[str, tuple[str, str]] = {
         "verifying every batch proof and the solvency proof itself.",
     ),
 }
+
+#: The checks a verdict of VERIFIED needs, besides every batch proof standing (ok).
+REQUIRED = frozenset(
+    {"leaf", "path", "bundle", "context", "batch_proof", "state_chain", "solvency_proof"}
+)
 
 #: What no check here can establish, said to the user every time.
 NOT_PROVEN = (
@@ -569,13 +575,18 @@ class InclusionReport:
     margin: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    unpinned: list[str] = field(default_factory=list)  # what the trust anchors left open
 
     @property
     def ok(self) -> bool:
-        """Nothing failed, and the account was tied to an attested epoch somehow."""
+        """Nothing failed; the account's leaf, its path and the bundle's proofs were checked;
+        and every batch proof stands: verified here, or by the registry whose record of this
+        bundle was read (only then does the final state, which the solvency proof opens,
+        follow from the batch that holds the account)."""
         done = {c.key for c in self.checks if c.status == PASS}
-        attested = {"batch_proof", "solvency_proof"} <= done or "onchain" in done
-        return not self.failed and {"leaf", "path"} <= done and attested
+        here, n = self.details.get("batches_verified_here"), self.details.get("epoch_batches")
+        every_batch = (here is not None and here == n) or "onchain" in done
+        return not self.failed and done >= REQUIRED and every_batch
 
     @property
     def failed(self) -> list[Check]:
@@ -594,17 +605,22 @@ class InclusionReport:
                 "exchange (or an auditor) with the message above.",
             ]
         if not self.ok:
-            return ["NOT VERIFIED: give the epoch bundle (--bundle) or the chain (--rpc)."]
+            return [
+                "NOT VERIFIED: the epoch's bundle is needed (--bundle DIR): without it your "
+                "package's assets, decimals and instruments, and the proofs, are unchecked."
+            ]
         lines = [
             f"VERIFIED: account {self.account_id} is included in epoch {self.epoch} with "
-            "exactly the balances and positions shown, and the epoch's proofs hold.",
+            "exactly the balances and positions shown, and the epoch's proofs hold"
+            + (", under keys nothing here pinned (see below)." if self.unpinned else "."),
         ]
+        lines += [f"Caution: {u}" for u in self.unpinned]
         here, n = self.details.get("batches_verified_here"), self.details.get("epoch_batches")
-        if here is not None and n is not None and here < n and self.status("onchain") != PASS:
+        if here is not None and n is not None and here < n:
             lines.append(
                 f"Of the {n} batch proofs, the one holding your account was verified here; the "
-                "other batches are linked by the state chain, and their proofs were verified by "
-                "the registry when it accepted them (check with --rpc) or run --all-batches."
+                "registry verified every one as it accepted it, and its record of this bundle "
+                "was read above."
             )
         lines.append("This means:")
         lines += [
@@ -624,6 +640,7 @@ class InclusionReport:
             "margin": {k: (str(v) if k == "headroom" else v) for k, v in self.margin.items()},
             "checks": [c.as_json() for c in self.checks],
             "warnings": list(self.warnings),
+            "unpinned": list(self.unpinned),
             "summary": self.summary(),
             "not_proven": list(NOT_PROVEN),
         }
@@ -672,10 +689,13 @@ def verify_inclusion(
 ) -> InclusionReport:
     """Run every check on a package against its bundle (offline) and/or the chain.
 
-    Offline, the batch proof covering the leaf and the solvency proof are verified in pure
-    Python, and the state chain is followed through every batch's public signals; with
-    `all_batches` every batch proof is verified too. With `rpc`, the registry (the package's,
-    unless `registry` is given) must have finalized this epoch with this root and context.
+    The bundle is required: it fixes the package's layout (assets, decimals, instruments)
+    and holds the proofs. Offline, every batch proof and the solvency proof are verified in
+    pure Python: the solvency proof opens the final state, and only the batch proofs carry the
+    account's batch to it. With `rpc`, the registry (the package's, unless `registry` is given)
+    must have finalized this epoch with this bundle, root and context; it verified every batch
+    proof as it accepted it, so only the proof of the account's batch is verified here, unless
+    `all_batches`.
     """
     rep = reporter or NullReporter()
     report = InclusionReport()
@@ -710,7 +730,7 @@ def verify_inclusion(
     run("leaf", ("package",), leaf)
     run("path", ("leaf",), path)
     if bundle_dir is not None:
-        _bundle_checks(run, state, bundle_dir, trusted, all_batches, rep)
+        _bundle_checks(run, state, bundle_dir, trusted, all_batches or rpc is None, rep)
     else:
         why = "not checked: no epoch bundle given (--bundle DIR)"
         for key in ("bundle", "context", "batch_proof", "state_chain", "solvency_proof", "margin"):
@@ -728,12 +748,38 @@ def verify_inclusion(
         run("onchain", ("path",), onchain)
     else:
         run("onchain", (), lambda: "", skip="not checked: no RPC URL given (--rpc URL)")
-    if trusted is None and (bundle_dir is not None or rpc is not None):
-        report.warnings.append(
-            "no trust anchors given (--trusted-keys): the verification keys were taken from "
-            "the bundle or matched to the registry's verifiers, but not pinned"
-        )
+    report.unpinned = _unpinned(trusted, rpc is not None)
     return report
+
+
+def _unpinned(trusted: TrustAnchors | None, onchain: bool) -> list[str]:
+    """What the trust anchors leave to the exchange's word: said with the verdict, because a
+    proof under keys the exchange made itself (it could hold their trapdoor) proves nothing."""
+    if trusted is None:
+        return [
+            "no trust anchors were given (--trusted-keys), so the verification keys are the "
+            "ones the exchange published; an exchange that made its own keys could prove "
+            "anything. Pin them with the deployment record your auditor or the exchange's "
+            "announcement gives."
+        ]
+    if not onchain:
+        return []
+    missing = [
+        what
+        for what, value in (
+            ("chain id", trusted.chain_id),
+            ("registry address", trusted.registry),
+            ("batch verifier code", trusted.batch_verifier_codehash),
+            ("solvency verifier code", trusted.solvency_verifier_codehash),
+        )
+        if value is None
+    ]
+    if not missing:
+        return []
+    return [
+        "the trust anchors pin no " + ", ".join(missing) + ": the registry read is the one the "
+        "package names, and a contract there could answer anything"
+    ]
 
 
 def _bundle_checks(
@@ -820,12 +866,12 @@ def _bundle_checks(
         n = report.details["epoch_batches"] = len(chain) - 1
         if str(chain[-1]) != str(state["pkg"]["bundle"].get("final_state")):
             raise InclusionError("the chain ends at another state than the package names")
-        if not all_batches:
+        if not all_batches:  # the registry's record stands for the others (onchain)
             others = n - 1
             report.details["batches_verified_here"] = 1
             tail = (
-                f"; the other {others} batch proof(s) were not verified here (run with "
-                "--all-batches, or check the registry with --rpc, which verified them all)"
+                f"; the other {others} batch proof(s) are the registry's to have verified "
+                "(the on-chain check), or run --all-batches"
                 if others
                 else ""
             )
@@ -964,10 +1010,19 @@ def _onchain(
         raise InclusionError("the registry's context (prices) differs from the package's")
     if rec.bundle_hash.hex() != ref.get("manifest_sha256"):
         raise InclusionError("the registry records another bundle hash than the package names")
+    latest = int(contract.functions.latestFinalizedEpoch().call())
+    if latest > a_epoch:
+        # An exchange could keep handing out an old epoch's package that includes the user
+        # while the newer ones leave them out: the newer epoch is the one to check.
+        report.warnings.append(
+            f"the registry has finalized a newer epoch ({latest}) than this package's "
+            f"({a_epoch}): ask for your package of epoch {latest}"
+        )
     report.details.update(
         {
             "chain_id": chain_id,
             "registry": address,
+            "latest_finalized_epoch": latest,
             "finalized_at": rec.finalized_at,
             "batches": rec.n_batches,
             "circuits_r1cs_sha256": circuits,

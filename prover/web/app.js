@@ -172,6 +172,8 @@
       more.append(item);
     }
     if (!r.ok) for (const line of r.summary.slice(1)) more.append(el("li", null, line));
+    // What the trust anchors left open stays beside a verified verdict, not only below it.
+    for (const u of r.unpinned || []) more.append(el("li", "unpinned", `Caution: ${u}`));
 
     $("source").textContent = `Checked: ${label}` + (r.bundle
       ? `, against epoch ${r.bundle.epoch} (manifest sha256 ${short(r.bundle.manifest_sha256)}).`

@@ -114,8 +114,8 @@ def test_verify_inclusion_needs_a_source(cli: Callable[..., Result], tmp_path: P
     pkg = tmp_path / "pkg.json"
     pkg.write_text("{}")
     for extra, message in (
-        ([], "give --bundle DIR, or --rpc URL, or both"),
-        (["--registry", "0x" + "11" * 20], "give --bundle DIR, or --rpc URL, or both"),
+        ([], "Missing option '--bundle'"),
+        (["--rpc", "http://127.0.0.1:9"], "Missing option '--bundle'"),
         (["--bundle", tmp_path, "--registry", "0x" + "11" * 20], "--registry needs --rpc"),
     ):
         result = cli("verify-inclusion", pkg, *extra)

@@ -4,7 +4,9 @@ any one field of the package is rejected by a named check, whose message says wh
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,17 +53,57 @@ def test_an_exported_package_passes_every_offline_check(
         assert other not in text
 
 
-def test_every_batch_can_be_verified(tiny_epoch: Any, bob: dict[str, Any]) -> None:
-    quick = verify_inclusion(bob, tiny_epoch.dir)
-    assert "not verified here" in next(c.detail for c in quick.checks if c.key == "state_chain")
-    caveat = quick.summary()[1]
-    assert caveat.startswith("Of the 3 batch proofs, the one holding your account was verified")
-    full = verify_inclusion(bob, tiny_epoch.dir, all_batches=True)
-    assert full.summary()[1] == "This means:"
-    assert full.ok and full.details["batches_verified_here"] == 3
+def test_offline_every_batch_proof_is_verified(tiny_epoch: Any, bob: dict[str, Any]) -> None:
+    report = verify_inclusion(bob, tiny_epoch.dir)
+    assert report.ok and report.details["batches_verified_here"] == 3
     assert "all 3 batch proofs verified" in next(
-        c.detail for c in full.checks if c.key == "state_chain"
+        c.detail for c in report.checks if c.key == "state_chain"
     )
+    # No trust anchors: the verdict says the keys are the exchange's own word, beside it.
+    assert report.summary()[0].endswith("under keys nothing here pinned (see below).")
+    assert report.summary()[1].startswith("Caution: no trust anchors were given")
+    assert report.as_json()["unpinned"] == [report.summary()[1].removeprefix("Caution: ")]
+
+
+def test_an_unverifiable_batch_after_the_users_fails_offline(
+    tiny_epoch: Any, tmp_path: Path
+) -> None:
+    """The solvency proof opens the final state; only the batch proofs carry a user's batch to
+    it. A bundle whose later batch proof does not verify (as when the final state was forged
+    and the last batch's proof left stale) must not read as verified for a user of an earlier
+    batch, although their own batch proof and the solvency proof both hold."""
+    epoch = tmp_path / "epoch"
+    shutil.copytree(tiny_epoch.dir, epoch)
+    pkg = export_package(epoch, "bob")
+    user_batch = int(pkg["batch"]["index"])
+    k = next(j for j in (2, 1, 0) if j != user_batch)
+    manifest = json.loads((epoch / "manifest.json").read_text())
+    entry = manifest["proofs"]["batches"][k]
+    other = manifest["proofs"]["batches"][next(j for j in (0, 1, 2) if j not in (k,))]
+    # a well-formed Groth16 proof, of another batch's statement
+    shutil.copyfile(epoch / other["proof"], epoch / entry["proof"])
+    entry["proof_sha256"] = hashlib.sha256((epoch / entry["proof"]).read_bytes()).hexdigest()
+    (epoch / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    pkg = export_package(epoch, "bob")  # the package names the edited bundle
+
+    report = verify_inclusion(pkg, epoch)
+    assert not report.ok
+    failed = [c.key for c in report.failed]
+    assert failed == ["state_chain"], report.checks
+    assert f"batch {k}" in report.failed[0].detail
+    assert report.status("batch_proof") == "pass"  # the user's own batch is sound
+    assert report.summary()[0].startswith("NOT VERIFIED")
+    # all_batches=False does not skip them offline: only the registry's record can stand in.
+    assert not verify_inclusion(pkg, epoch, all_batches=False).ok
+
+
+def test_without_the_bundle_nothing_is_verified(bob: dict[str, Any]) -> None:
+    """The bundle fixes the package's layout (a package could restate its decimals so that
+    the user's own figures parse to smaller committed amounts): without it no verdict."""
+    report = verify_inclusion(bob, None)
+    assert not report.ok and not report.failed
+    assert report.status("bundle") == "skip"
+    assert report.summary()[0].startswith("NOT VERIFIED: the epoch's bundle is needed")
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -142,14 +184,6 @@ def test_a_malformed_package_is_a_failed_package_check(tiny_epoch: Any) -> None:
         parse_package(b"[1, 2]", "p.json")
 
 
-def test_without_bundle_or_chain_nothing_is_verified(bob: dict[str, Any]) -> None:
-    report = verify_inclusion(bob)
-    assert not report.ok and not report.failed
-    assert report.summary() == [
-        "NOT VERIFIED: give the epoch bundle (--bundle) or the chain (--rpc)."
-    ]
-
-
 def test_the_store_holds_every_account_and_resumes(tiny_epoch: Any, tmp_path: Path) -> None:
     import shutil
     import sqlite3
@@ -217,3 +251,20 @@ def test_bench_verify_inclusion(tiny_epoch: Any, bob: dict[str, Any]) -> None:
         assert verify_inclusion(bob, tiny_epoch.dir).ok
         times.append(time.perf_counter() - t0)
     print(f"\nverify_inclusion offline: best {min(times):.3f} s, worst {max(times):.3f} s")
+
+
+def test_the_verdict_says_what_the_trust_anchors_leave_open() -> None:
+    from zksolvency.prover.bundle import TrustAnchors
+    from zksolvency.prover.inclusion import _unpinned
+
+    keys_only = TrustAnchors("aa" * 32, "bb" * 32)
+    assert _unpinned(keys_only, onchain=False) == []  # offline, the keys are all there is
+    (line,) = _unpinned(keys_only, onchain=True)
+    assert line.startswith(
+        "the trust anchors pin no chain id, registry address, batch verifier code, solvency "
+        "verifier code: the registry read is the one the package names"
+    )
+    full = TrustAnchors("aa" * 32, "bb" * 32, 1, "0x" + "11" * 20, "cc" * 32, "dd" * 32)
+    assert _unpinned(full, onchain=True) == []
+    (none,) = _unpinned(None, onchain=False)
+    assert "no trust anchors were given" in none

@@ -63,7 +63,7 @@ def test_valid_package_passes_every_check(
     assert report["bundle"] == {"epoch": 1, "manifest_sha256": tiny_epoch.sha256()}
     assert report["bundle_note"] is None
     assert report["not_proven"] == list(NOT_PROVEN)
-    assert any("no trust anchors" in w for w in report["warnings"])
+    assert report["unpinned"] and "no trust anchors were given" in report["unpinned"][0]
 
 
 def test_tampered_balance_fails_the_leaf_check(
@@ -155,7 +155,7 @@ def test_unknown_bundle_skips_the_bundle_checks(
     for key in BUNDLE_CHECKS:
         assert st[key] == "skip"
         assert "no epoch bundle given" in check(report, key)["detail"]
-    assert report["summary"][0].startswith("NOT VERIFIED: give the epoch bundle")
+    assert report["summary"][0].startswith("NOT VERIFIED: the epoch's bundle is needed")
     assert report["bundle"] is None
     note = report["bundle_note"]
     assert "ab" * 32 in note and "it has epoch 1 (" in note and "--bundle DIR" in note
