@@ -657,8 +657,12 @@ def _check_record(rec: Any, bundle: Bundle) -> tuple[Status, str]:
     if differ:
         raise _Failed("the registry records " + "; ".join(differ))
     when = datetime.fromtimestamp(rec.finalized_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    # Prices are fixed by the context, but finalize may wait for the feeds to drift to them
+    # (or for a feed to go stale): a long wait after opening is worth an auditor's look.
+    open_for = _duration(rec.finalized_at - rec.opened_at)
     return PASS, (
-        f"finalized {when}: ctxHash, root, totals commitment, bundle hash "
+        f"opened, then finalized {open_for} later ({when}): ctxHash, root, totals commitment, "
+        "bundle hash "
         f"{_short(bundle.sha256)}, {n} batches, final state, shortfall, insurance fund and "
         "verified_only equal the bundle's"
     )
@@ -701,6 +705,16 @@ def _check_events(w3: Any, contract: Any, bundle: Bundle, from_block: int) -> tu
         f"{n} events (index 0..{n - 1}, blocks {blocks[0]}..{blocks[-1]}) carry S_0..S_{n} of "
         "the manifest's state chain"
     )
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _padded(got: Sequence[tuple[int, int, int]], n: int) -> list[tuple[int, int, int] | None]:

@@ -1172,13 +1172,14 @@ def publish_epoch(
 def _check_reserves_unchanged(
     registry: Contract, holders: Sequence[str], verified: Sequence[int], status: EpochStatus
 ) -> None:
-    """finalize would revert with ReservesChanged: say so before anything is sent. The bundle's
-    hash is recorded when the epoch is opened, so a bundle proven again afterwards cannot finish
-    that epoch; better to find out before opening it."""
+    """finalize would revert with ReservesChanged (custody holds less than proven): say so
+    before anything is sent. The bundle's hash is recorded when the epoch is opened, so a bundle
+    proven again afterwards cannot finish that epoch; better to find out before opening it.
+    More than proven is fine: the registry attests the proven amount, a floor."""
     from .onchain import read_verified_reserves  # not at the top: onchain imports this module
 
     now = read_verified_reserves(registry, holders)
-    moved = [(i, v, n) for i, (v, n) in enumerate(zip(verified, now, strict=True)) if v != n]
+    moved = [(i, v, n) for i, (v, n) in enumerate(zip(verified, now, strict=True)) if v > n]
     if not moved:
         return
     what = "; ".join(f"asset {i}: proven {v}, held now {n}" for i, v, n in moved)
@@ -1188,7 +1189,7 @@ def _check_reserves_unchanged(
         if status is EpochStatus.OPEN
         else "prove again with the same arguments (only the solvency proof is redone) and publish"
     )
-    raise PublishError(f"custody balances changed since proving ({what}): {fix}")
+    raise PublishError(f"custody balances fell below the proof since proving ({what}): {fix}")
 
 
 def _add_custody(

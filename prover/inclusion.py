@@ -1010,6 +1010,15 @@ def _onchain(
         raise InclusionError("the registry's context (prices) differs from the package's")
     if rec.bundle_hash.hex() != ref.get("manifest_sha256"):
         raise InclusionError("the registry records another bundle hash than the package names")
+    if bundle is not None:
+        from .onchain import slot_scale_problems
+
+        scales = slot_scale_problems(contract, bundle.manifest["context"]["assets"])
+        if scales:
+            raise InclusionError(
+                "the registry reads reserves and prices at other decimals than the epoch's "
+                "balances: " + "; ".join(scales)
+            )
     latest = int(contract.functions.latestFinalizedEpoch().call())
     if latest > a_epoch:
         # An exchange could keep handing out an old epoch's package that includes the user

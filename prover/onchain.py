@@ -115,6 +115,7 @@ def load_asset_config(path: Path, n_slots: int) -> tuple[AssetOnchain, ...]:
         raise j.error(None, "assets", f"need 1 to {n_slots} assets (the circuit's slots)")
     out: list[AssetOnchain] = []
     seen: dict[str, int] = {}
+    tokens: dict[str, int] = {}  # token -> the asset position that holds it
     for pos, raw in enumerate(entries, 1):
         e = j.obj(raw, pos, None, "an asset", CONFIG_KEYS)
         j.require(e, pos, ("symbol", "decimals"))
@@ -143,6 +144,11 @@ def load_asset_config(path: Path, n_slots: int) -> tuple[AssetOnchain, ...]:
             token_decimals = _integer(j, e, pos, "token_decimals", 0, MAX_DECIMALS)
         else:
             raise j.error(pos, "token", f'must be "native" or a 0x address, not {token_raw!r}')
+        if token is not None:
+            # one balance read for two assets would count as reserves of both
+            if token in tokens:
+                raise j.error(pos, "token", f"{token_raw!r} is asset {tokens[token]}'s token too")
+            tokens[token] = pos
         feeds_raw = e.get("feeds", [])
         if not isinstance(feeds_raw, list):
             raise j.error(pos, "feeds", "must be a JSON array of 0x addresses")
@@ -228,6 +234,22 @@ def check_snapshot_assets(
             f"{where}: the registry's assets are {named} (symbol, decimals); the snapshot's "
             f"are {want}. Deploy a registry configured for these assets"
         )
+
+
+def slot_scale_problems(registry: Any, assets: Sequence[dict[str, Any]]) -> list[str]:
+    """Where a registry slot the chain checks (a token or feeds) is configured for other
+    decimals than the epoch's asset in it (`assets`: the manifest context's). The circuit
+    compares raw integers, so a snapshot at other decimals than the registry reads its
+    reserves and prices at would overstate reserves by powers of ten."""
+    out = []
+    for i, a in enumerate(assets):
+        token, _, decimals, feeds = registry.functions.assetConfig(i).call()[:4]
+        if (int(token, 16) != 0 or feeds) and int(decimals) != int(a["decimals"]):
+            out.append(
+                f"slot {i} is configured for {decimals} decimals, the epoch's {a['symbol']} has "
+                f"{a['decimals']}"
+            )
+    return out
 
 
 # --------------------------------------------------------------------------------------------

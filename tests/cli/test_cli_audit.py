@@ -5,6 +5,7 @@ them); bad input exits 2."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -380,6 +381,7 @@ def test_audit_against_the_registry_passes(published: Published, tmp_path: Path)
     assert report["counts"] == {"pass": 13, "fail": 0, "skip": 0}
     assert "chain id and address pinned by the trust anchors" in detail(out, "registry")
     assert "3 batches, final state" in detail(out, "epoch_record")
+    assert re.match(r"opened, then finalized \d+ s later \(20\d\d-", detail(out, "epoch_record"))
     assert detail(out, "batch_events").startswith("3 events (index 0..2, blocks ")
     assert "their code is the pinned code" in detail(out, "verifiers")
     assert "custody list of 0 address(es)" in detail(out, "reserves")

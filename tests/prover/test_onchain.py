@@ -98,6 +98,17 @@ def test_config_limits(tmp_path: Path) -> None:
     twice = {"assets": [{"symbol": "A", "decimals": 8}, {"symbol": "A", "decimals": 8}]}
     with pytest.raises(SnapshotError, match="repeats asset 1"):
         load_asset_config(_write(tmp_path, twice), 4)
+    # One token (ether among them) for two assets would count one balance twice.
+    for token, extra in (("native", {}), (FEEDS[1], {"token_decimals": 6})):
+        shared = {
+            "assets": [
+                {"symbol": "A", "decimals": 8, "token": token, **extra},
+                {"symbol": "B", "decimals": 8, "token": token, **extra},
+            ]
+        }
+        with pytest.raises(SnapshotError, match="is asset 1's token too") as info:
+            load_asset_config(_write(tmp_path, shared), 4)
+        assert (info.value.line, info.value.field) == (2, "token")
     with pytest.raises(SnapshotError):
         load_asset_config(_write(tmp_path, "{not json"), 4)
 
@@ -186,3 +197,28 @@ def test_custody_errors_name_the_entry_and_field(
         load_custody(path)
     assert (info.value.line, info.value.field) == (line, field)
     assert fragment in info.value.message
+
+
+def test_slot_scale_problems_name_the_slots_read_at_other_decimals() -> None:
+    """The circuit compares raw integers: an epoch whose asset has other decimals than its
+    registry slot is read at would have its reserves and prices misstated by powers of ten."""
+    from types import SimpleNamespace
+
+    from zksolvency.prover.onchain import slot_scale_problems
+
+    configs = [
+        ("0x" + "11" * 20, 6, 8, []),  # a token, read at 8 decimals
+        ("0x" + "00" * 20, 0, 8, ["0x" + "22" * 20]),  # feeds only
+        ("0x" + "00" * 20, 0, 3, []),  # nothing on-chain: its decimals are not read
+    ]
+    calls = SimpleNamespace(
+        assetConfig=lambda i: SimpleNamespace(call=lambda: configs[i]),
+    )
+    registry = SimpleNamespace(functions=calls)
+    same = [{"symbol": "BTC", "decimals": 8}, {"symbol": "ETH", "decimals": 8}]
+    assert slot_scale_problems(registry, [*same, {"symbol": "X", "decimals": 8}]) == []
+    moved = [{"symbol": "BTC", "decimals": 6}, {"symbol": "ETH", "decimals": 9}]
+    assert slot_scale_problems(registry, moved) == [
+        "slot 0 is configured for 8 decimals, the epoch's BTC has 6",
+        "slot 1 is configured for 8 decimals, the epoch's ETH has 9",
+    ]

@@ -66,6 +66,7 @@ library PriceCheck {
     error BadTolerance(uint256 toleranceBps);
     error ZeroMaxAge();
     error FeedWithoutCode(address feed);
+    error DuplicateFeed(address feed);
     error FeedGas(uint256 available, uint256 needed);
 
     /// @notice Reverts unless `f` is a usable configuration (checked once, at deployment).
@@ -79,6 +80,10 @@ library PriceCheck {
         if (f.maxAge == 0) revert ZeroMaxAge();
         for (uint256 i = 0; i < n; i++) {
             if (f.feeds[i].code.length == 0) revert FeedWithoutCode(f.feeds[i]);
+            // a feed listed twice is one voice counted twice: it could make a quorum alone
+            for (uint256 j = 0; j < i; j++) {
+                if (f.feeds[j] == f.feeds[i]) revert DuplicateFeed(f.feeds[i]);
+            }
         }
     }
 

@@ -45,6 +45,16 @@ library ReserveBalances {
         return amount * 10 ** (assetDecimals - tokenDecimals); // checked: reverts on overflow
     }
 
+    /// @notice The decimals an ERC-20 reports (`decimals()`), or false if it answers none.
+    function decimalsOf(address token) internal view returns (bool ok, uint256 decimals) {
+        if (gasleft() < TOKEN_GAS_NEEDED) revert TokenGas(gasleft(), TOKEN_GAS_NEEDED);
+        uint256 size;
+        bytes memory ret;
+        (ok, size, ret) = BoundedCall.staticcall(token, abi.encodeWithSelector(0x313ce567), TOKEN_GAS, 32);
+        if (!ok || size != 32) return (false, 0);
+        return (true, abi.decode(ret, (uint256)));
+    }
+
     /// @notice What `holders` hold of `token` together, in the asset's units.
     /// @dev Holders must be strictly increasing, so that no balance is counted twice.
     function total(address token, uint256 tokenDecimals, uint256 assetDecimals, address[] memory holders)

@@ -17,8 +17,8 @@ import {ReserveBalances} from "./ReserveBalances.sol";
 ///
 ///         The registry does not take the exchange's word for the two inputs it can check
 ///         itself. Reserves on this chain are read at finalize from the custody addresses the
-///         exchange proved it controls for the epoch ({addCustody}), and must equal the proven
-///         ones; reserves elsewhere are recorded apart, as declared. Prices are checked against
+///         exchange proved it controls for the epoch ({addCustody}), and must cover the proven
+///         ones (which are what is attested); reserves elsewhere are recorded apart, as declared. Prices are checked against
 ///         on-chain feeds (PriceCheck); if they disagree, finalize refuses to attest, without
 ///         reverting, so the refusal and its reasons stay on the chain.
 /// @dev Verifiers are snarkjs Groth16 contracts. They return false instead of reverting and
@@ -200,6 +200,8 @@ contract SolvencyRegistry {
     error WrongAssetCount(uint256 expected, uint256 got);
     error BadAssetDecimals(uint256 asset, uint256 decimals);
     error BadTokenDecimals(uint256 asset, uint256 decimals);
+    error TokenDecimalsDiffer(uint256 asset, address token, uint256 configured);
+    error TokenInTwoAssets(address token, uint256 first, uint256 second);
     error WrongWeightCount(uint256 expected, uint256 got);
     error WrongSignatureCount(uint256 holders, uint256 signatures);
     error CustodyNotIncreasing(uint256 index);
@@ -345,8 +347,9 @@ contract SolvencyRegistry {
     ///         agree again, or abandoned. It does not revert, so that the refusal and its
     ///         reasons stay on the chain, where anyone can read them;
     ///      3. the reserves held now by the epoch's custody addresses ({onchainReserves}) must
-    ///         equal `claim.verified`, else {ReservesChanged}: funds moved since the proof was
-    ///         made, and a proof of reserves that are gone is not attested;
+    ///         be at least `claim.verified`, else {ReservesChanged}: funds left since the proof
+    ///         was made, and a proof of reserves that are gone is not attested. More is fine
+    ///         (deposits, or dust anyone sends to block finalize): the proven floor is stored;
     ///      4. the proof is verified with the signals [finalState, ctxHash, root, totalsCommit,
     ///         nBatches, shortfall, insuranceFund, epoch, domain, weights..., verified...,
     ///         declared..., verifiedOnly]. The circuit proves shortfall <= insuranceFund (0 in
@@ -488,8 +491,17 @@ contract SolvencyRegistry {
         if (c.assetDecimals > MAX_ASSET_DECIMALS) revert BadAssetDecimals(i, c.assetDecimals);
         if (c.token != address(0)) {
             if (c.tokenDecimals > ReserveBalances.MAX_DECIMALS) revert BadTokenDecimals(i, c.tokenDecimals);
-            // An address without code answers every call with nothing: no token lives there.
-            if (c.token != ReserveBalances.NATIVE && c.token.code.length == 0) revert NoCode(c.token);
+            // One balance read for two assets would count it as reserves of both.
+            for (uint256 j = 0; j < i; ++j) {
+                if (_assets[j].token == c.token) revert TokenInTwoAssets(c.token, j, i);
+            }
+            if (c.token != ReserveBalances.NATIVE) {
+                // An address without code answers every call with nothing: no token lives there.
+                if (c.token.code.length == 0) revert NoCode(c.token);
+                // A wrong scale would misstate every verified reserve by powers of ten.
+                (bool ok, uint256 dec) = ReserveBalances.decimalsOf(c.token);
+                if (!ok || dec != c.tokenDecimals) revert TokenDecimalsDiffer(i, c.token, c.tokenDecimals);
+            }
         }
         _assets.push(c);
     }
@@ -547,10 +559,12 @@ contract SolvencyRegistry {
         if (!ok) emit AttestationRefused(epoch);
     }
 
-    /// @dev Step 3 of finalize: the proven verified reserves are those held now.
+    /// @dev Step 3 of finalize: the proven verified reserves are held now. More is fine: the
+    ///      attestation states the proven amount, a floor, so deposits (or anyone's dust) that
+    ///      arrive before finalize cannot stop it.
     function _checkReserves(uint256[] calldata claimed, uint256[] memory onchain) private pure {
         for (uint256 i = 0; i < onchain.length; ++i) {
-            if (claimed[i] != onchain[i]) revert ReservesChanged(i, claimed[i], onchain[i]);
+            if (claimed[i] > onchain[i]) revert ReservesChanged(i, claimed[i], onchain[i]);
         }
     }
 

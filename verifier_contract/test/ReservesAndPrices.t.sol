@@ -12,7 +12,7 @@ import {MockBatchVerifier, MockSolvencyVerifierN} from "./utils/MockVerifier.sol
 import {MockWallet} from "./CustodySignatures.t.sol";
 
 /// The registry checks what it can see itself: verified reserves are read at finalize from
-/// custody addresses that signed for the epoch, and must equal the proven ones; claimed prices
+/// custody addresses that signed for the epoch, and must hold at least the proven ones; claimed prices
 /// pass the feeds' circuit breaker, or finalize refuses to attest without reverting, the epoch
 /// left open. Four assets: a 6-decimal token counted with 8 decimals, a 24-decimal token counted
 /// with 18, ether counted with 9 (each priced by three feeds), and an asset on no chain the
@@ -401,20 +401,22 @@ contract ReservesAndPricesTest {
         require(registry.getReserves(1)[0] == 250_000_100, "stored");
     }
 
-    /// Reserves that arrive after proving are not the proven ones either, down to the floor of
-    /// the conversion: the custody's 24-decimal balance is 999,999 token units past a whole unit
-    /// of the asset's 18 decimals, so one more token unit is one more asset unit, and 999,999
-    /// after it are floored away.
-    function test_ReservesThatArriveBeforeFinalizeAreRefused() public {
+    /// Reserves that arrive after proving, or anyone's dust sent to a custody address, do not
+    /// stop finalize: the attestation states the proven amount, which is still held (a floor).
+    /// Before, exact equality let anyone front-run finalize with one token unit.
+    function test_ReservesThatArriveBeforeFinalizeStillFinalizeTheProvenAmount() public {
         _ready(1);
         SolvencyRegistry.Claim memory c = _claim();
-        odd.mint(holder1, 1);
-        _expectFinalizeRevert(
-            1, c, abi.encodeWithSelector(SolvencyRegistry.ReservesChanged.selector, 1, c.verified[1], c.verified[1] + 1)
-        );
-        odd.mint(holder1, 999_999);
-        c.verified[1] += 1;
-        require(_finalize(1, c), "refused");
+        uint256[] memory proven = c.verified;
+        odd.mint(holder1, 1e6); // one more asset unit of ODD
+        vm.deal(holder2, holder2.balance + 1); // a wei of dust
+        usdc.mint(holder1, 1); // and a token unit
+        require(_finalize(1, c), "finalized");
+        uint256[] memory stored = registry.getReserves(1);
+        for (uint256 i = 0; i < N; ++i) {
+            require(stored[i] == proven[i], "the proven amounts are stored");
+        }
+        require(_held()[1] == proven[1] + 1, "more is held than attested");
     }
 
     /// An asset not on this chain has verified reserve 0: all of it is declared.
@@ -674,6 +676,34 @@ contract ReservesAndPricesTest {
         a = _assets();
         a[1].tokenDecimals = 37;
         _deploy(a, abi.encodeWithSelector(SolvencyRegistry.BadTokenDecimals.selector, 1, 37));
+
+        // One token for two assets would count one balance as reserves of both.
+        a = _assets();
+        a[1].token = address(usdc);
+        a[1].tokenDecimals = 6;
+        _deploy(a, abi.encodeWithSelector(SolvencyRegistry.TokenInTwoAssets.selector, address(usdc), 0, 1));
+        a = _assets();
+        a[3] = Fixtures.asset(ReserveBalances.NATIVE, 18, 8, new address[](0));
+        _deploy(
+            a, abi.encodeWithSelector(SolvencyRegistry.TokenInTwoAssets.selector, ReserveBalances.NATIVE, 2, 3)
+        );
+        // The token's own decimals must be the configured ones: USDC taken as 0 decimals would
+        // read 1 USDC as a million.
+        a = _assets();
+        a[0].tokenDecimals = 0;
+        _deploy(
+            a, abi.encodeWithSelector(SolvencyRegistry.TokenDecimalsDiffer.selector, 0, address(usdc), 0)
+        );
+        a = _assets();
+        a[0].token = address(batchVerifier); // code, but no decimals()
+        _deploy(
+            a,
+            abi.encodeWithSelector(SolvencyRegistry.TokenDecimalsDiffer.selector, 0, address(batchVerifier), 6)
+        );
+        // A feed listed twice is one voice counted twice: with a quorum of 2 it alone would do.
+        a = _assets();
+        a[1].feeds[2] = a[1].feeds[0];
+        _deploy(a, abi.encodeWithSelector(PriceCheck.DuplicateFeed.selector, a[1].feeds[0]));
 
         // Off-chain assets ignore tokenDecimals; ether needs no code; feeds are optional.
         a = _assets();
