@@ -1692,7 +1692,11 @@ def bom_in_middle(draw: st.DrawFn) -> Case:
         b.names.snapshot: ("id", "non-printable"),
         b.names.assets: ("symbol", "bad symbol"),
         b.names.reserves: ("symbol", "unknown asset"),
-        b.names.instruments: ("id", "bad instrument id"),
+        # the length is checked first: a 32-character id is one too long with its BOM
+        b.names.instruments: (
+            "id",
+            "longer than 32" if len(row[0]) > 32 else "bad instrument id",
+        ),
         b.names.market: ("underlying", "no instrument has the underlying"),
         b.names.positions: ("id", "unknown account id"),
         b.names.haircuts: ("symbol", "unknown asset"),
