@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,9 @@ def audit(
         if registry is not None and rpc is None:
             raise click.UsageError("--registry needs --rpc")
         anchors = TrustAnchors.load(trusted_keys) if trusted_keys else None
-        report = audit_epoch(epoch_dir, anchors, rpc, registry, ClickReporter(), from_block)
+        report = audit_epoch(
+            epoch_dir, anchors, rpc, registry, ClickReporter(), from_block, os.cpu_count() or 1
+        )
         if json_out is not None:
             write_json(json_out, report.to_json())
         _print(report, trusted_keys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -842,7 +843,7 @@ def verify_bundle_cmd(bundle: Path, trusted_keys: Path | None) -> None:
     from zksolvency.prover.bundle import TrustAnchors, load_bundle, verify_bundle
 
     anchors = TrustAnchors.load(trusted_keys) if trusted_keys else None
-    report = verify_bundle(load_bundle(bundle), anchors, ClickReporter())
+    report = verify_bundle(load_bundle(bundle), anchors, ClickReporter(), os.cpu_count() or 1)
     for w in report.warnings:
         click.secho(f"warning: {w}", fg="yellow", err=True)
     click.secho(
@@ -1165,6 +1166,7 @@ def verify_inclusion_cmd(
         trusted=anchors,
         all_batches=all_batches,
         reporter=ClickReporter(),
+        workers=os.cpu_count() or 1,
     )
     if json_out is not None:
         write_json(json_out, report.as_json())

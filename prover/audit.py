@@ -30,6 +30,7 @@ from .bundle import (
     BundleError,
     BundleFormatError,
     TrustAnchors,
+    batch_failures,
     check_context,
     check_keys,
     check_manifest,
@@ -38,7 +39,6 @@ from .bundle import (
     load_bundle,
     recompute_context,
     state_chain_as_given,
-    verify_batch,
     verify_solvency,
 )
 from .commitments import UNBOUND_DOMAIN, describe_domain
@@ -156,10 +156,12 @@ def audit_epoch(
     registry: str | None = None,
     reporter: Reporter | None = None,
     from_block: int = 0,
+    workers: int = 1,
 ) -> AuditReport:
     """Run every check on the epoch in `epoch_dir`; compare with the registry when `rpc` is
     given (at `registry`, by default the one the bundle is bound to). The registry's events
     are read from `from_block` on (its deployment block spares a node a scan from genesis).
+    `workers` > 1 verifies the batch proofs in that many processes (bundle.batch_failures).
 
     Raises BundleFormatError (AuditInputError among them) for bad input: no such directory, an
     unreadable or foreign manifest, `rpc` with no registry to read. Discrepancies never raise:
@@ -185,7 +187,7 @@ def audit_epoch(
         "context": _run("context", lambda: _check_context(bundle)),
         "risk": _run("risk", lambda: _check_risk(bundle)),
     }
-    bundle_lines, warnings = _bundle_lines(bundle, trusted, rep, lines)
+    bundle_lines, warnings = _bundle_lines(bundle, trusted, rep, lines, workers)
     lines.update(bundle_lines)
     report.warnings.extend(warnings)
     if rpc is None or address is None:
@@ -308,6 +310,13 @@ _BUNDLE_ERRORS: tuple[type[Exception], ...] = (*_MANIFEST_ERRORS, IndexError)
 T = TypeVar("T")
 
 
+def _described(exc: Exception) -> str:
+    """What went wrong, for an error of the bundle's; anything else is a bug: raised."""
+    if isinstance(exc, _BUNDLE_ERRORS):
+        return _describe(exc)
+    raise exc
+
+
 def _attempt(fn: Callable[[], T]) -> tuple[T | None, str | None]:
     """What `fn` returns and no error, or nothing and what went wrong."""
     try:
@@ -337,7 +346,11 @@ def _about(what: str, message: str) -> str:
 
 
 def _bundle_lines(
-    bundle: Bundle, trusted: TrustAnchors | None, reporter: Reporter, lines: dict[str, Check]
+    bundle: Bundle,
+    trusted: TrustAnchors | None,
+    reporter: Reporter,
+    lines: dict[str, Check],
+    workers: int = 1,
 ) -> tuple[dict[str, Check], list[str]]:
     """The lines of the bundle's own checks, and the manifest check's warnings.
 
@@ -406,13 +419,12 @@ def _bundle_lines(
         failed: list[str] = []
         unchecked: list[str] = []
         with reporter.task("verifying proofs", n + 1) as advance:
+            failures = batch_failures(bundle, range(n), batch_vk, chain, ctx, advance, workers)
             for k in range(n):
-                _, error = _attempt(partial(verify_batch, bundle, k, batch_vk, chain, ctx))
-                if error is None:
-                    batches_ok += 1
+                if k in failures:
+                    failed.append(_about(f"batch {k}", _described(failures[k])))
                 else:
-                    failed.append(_about(f"batch {k}", error))
-                advance(1)
+                    batches_ok += 1
             if domain is None:
                 unchecked.append(f"the solvency proof not checked: no domain ({no_domain})")
             else:

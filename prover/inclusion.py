@@ -28,6 +28,7 @@ from .bundle import (
     BundleError,
     BundleKeys,
     TrustAnchors,
+    batch_failures,
     check_context,
     check_header,
     check_solvency,
@@ -686,6 +687,7 @@ def verify_inclusion(
     trusted: TrustAnchors | None = None,
     all_batches: bool = False,
     reporter: Reporter | None = None,
+    workers: int = 1,
 ) -> InclusionReport:
     """Run every check on a package against its bundle (offline) and/or the chain.
 
@@ -695,7 +697,7 @@ def verify_inclusion(
     account's batch to it. With `rpc`, the registry (the package's, unless `registry` is given)
     must have finalized this epoch with this bundle, root and context; it verified every batch
     proof as it accepted it, so only the proof of the account's batch is verified here, unless
-    `all_batches`.
+    `all_batches`. `workers` > 1 verifies them in that many processes (bundle.batch_failures).
     """
     rep = reporter or NullReporter()
     report = InclusionReport()
@@ -730,7 +732,7 @@ def verify_inclusion(
     run("leaf", ("package",), leaf)
     run("path", ("leaf",), path)
     if bundle_dir is not None:
-        _bundle_checks(run, state, bundle_dir, trusted, all_batches or rpc is None, rep)
+        _bundle_checks(run, state, bundle_dir, trusted, all_batches or rpc is None, rep, workers)
     else:
         why = "not checked: no epoch bundle given (--bundle DIR)"
         for key in ("bundle", "context", "batch_proof", "state_chain", "solvency_proof", "margin"):
@@ -789,6 +791,7 @@ def _bundle_checks(
     trusted: TrustAnchors | None,
     all_batches: bool,
     rep: Reporter,
+    workers: int = 1,
 ) -> None:
     report = run.report
 
@@ -877,11 +880,13 @@ def _bundle_checks(
             )
             return f"{n} batches link the prices to the final state{tail}"
         k_user = state["account"].leaf_index >> state["account"].params.batch_levels
-        with rep.task("verifying batch proofs", n) as advance:
-            for k in range(n):
-                if k != k_user:
-                    verify_batch(b, k, state["keys"].batch, chain, state["ctx"])
-                advance(1)
+        rest = [k for k in range(n) if k != k_user]  # the user's was verified already
+        with rep.task("verifying batch proofs", len(rest)) as advance:
+            failures = batch_failures(
+                b, rest, state["keys"].batch, chain, state["ctx"], advance, workers
+            )
+        if failures:
+            raise failures[min(failures)]
         report.details["batches_verified_here"] = n
         return f"{n} batches link the prices to the final state; all {n} batch proofs verified"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,7 @@ class _Verifier:
             rpc=self.rpc,
             registry=self.registry,
             trusted=self.trusted,
+            workers=os.cpu_count() or 1,  # `serve` is a command: its main module is guarded
         )
         out: dict[str, Any] = report.as_json()
         if "headroom" in report.margin:

@@ -293,3 +293,42 @@ def test_a_malleated_proof_file_is_refused_by_its_recorded_hash(bundle_copy: Pat
         verify_bundle(load_bundle(bundle_copy)).proofs_verified == len(m["proofs"]["batches"]) + 1
     )
     assert load_bundle(bundle_copy).sha256 != before
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "worker-processes"])
+def test_batch_proofs_fail_by_index_in_process_or_in_workers(
+    bundle_copy: Path, parallel: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many batches are verified in spawned worker processes: the outcome, and which batch it
+    names, are those of the in-process loop (the first failing batch is the one raised)."""
+    import hashlib
+
+    from zksolvency.prover import bundle as bundle_mod
+    from zksolvency.prover.bundle import batch_failures, check_context, check_header
+    from zksolvency.prover.bundle import check_state_chain as chain_of
+
+    monkeypatch.setattr(bundle_mod, "PARALLEL_FROM", 1 if parallel else 10**9)
+    b = load_bundle(bundle_copy)
+    keys, ctx = check_header(b, None), check_context(b)
+    chain = chain_of(b, ctx)
+    steps: list[int] = []
+    assert batch_failures(b, range(3), keys.batch, chain, ctx, steps.append, workers=2) == {}
+    assert steps == [1, 1, 1]
+    assert verify_bundle(b, workers=2).proofs_verified == 4
+
+    # batches 1 and 2 carry batch 0's proof: well-formed, of another statement
+    def swap(m: dict[str, Any]) -> None:
+        entries = m["proofs"]["batches"]
+        for k in (1, 2):
+            shutil.copyfile(bundle_copy / entries[0]["proof"], bundle_copy / entries[k]["proof"])
+            data = (bundle_copy / entries[k]["proof"]).read_bytes()
+            entries[k]["proof_sha256"] = hashlib.sha256(data).hexdigest()
+
+    _edit(bundle_copy, swap)
+    b = load_bundle(bundle_copy)
+    failures = batch_failures(b, range(3), keys.batch, chain, ctx, workers=2)
+    assert sorted(failures) == [1, 2]
+    assert all(isinstance(e, BundleError) for e in failures.values())
+    assert str(failures[1]) == "batch 1: the Groth16 proof does not verify"
+    with pytest.raises(BundleError, match=r"^batch 1: the Groth16 proof does not verify$"):
+        verify_bundle(b, workers=2)
